@@ -1,0 +1,80 @@
+# tidemalloc build.
+#
+#   make            the libraries (three flavours, see below)
+#   make test       build and run every test; ends with "N passed, N failed"
+#   make demo       a real program with and without tidemalloc, side by side
+#   make bench      tidemalloc against glibc, jemalloc, tcmalloc, mimalloc
+#
+# Flavours (one object directory each):
+#   build/libtidemalloc.so, build/libtidemalloc.a
+#       the drop-in: standard names (malloc, free, ...) and tide_* names
+#   build/libtidemalloc-prefixed.a
+#       tide_* names only, to run beside glibc's malloc or under sanitizers
+#   build/libtidemalloc-debug.a, build/libtidemalloc-debug.so
+#       like prefixed (the .so: drop-in) with TIDE_DEBUG=1: the heap checker
+#       runs from inside the allocator and every internal assertion is live
+
+CC ?= gcc
+ifeq ($(origin CC),default)
+CC := gcc
+endif
+AR ?= ar
+BUILD := build
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+BASE_CFLAGS := -std=gnu11 -g -fPIC -fvisibility=hidden -ftls-model=initial-exec \
+	-fno-strict-aliasing -fno-builtin-malloc -fno-builtin-free -fno-builtin-calloc \
+	-fno-builtin-realloc -pthread -Iinclude $(WARN)
+OPT ?= -O2
+CFLAGS ?=
+ALL_CFLAGS := $(BASE_CFLAGS) $(OPT) $(CFLAGS)
+
+SRCS := $(wildcard src/*.c)
+HDRS := $(wildcard src/*.h) include/tidemalloc.h
+
+STD_OBJS := $(SRCS:src/%.c=$(BUILD)/std/%.o)
+PFX_OBJS := $(SRCS:src/%.c=$(BUILD)/prefixed/%.o)
+DBG_OBJS := $(SRCS:src/%.c=$(BUILD)/debug/%.o)
+DBGSTD_OBJS := $(SRCS:src/%.c=$(BUILD)/debugstd/%.o)
+
+LIBS := $(BUILD)/libtidemalloc.so $(BUILD)/libtidemalloc.a \
+	$(BUILD)/libtidemalloc-prefixed.a $(BUILD)/libtidemalloc-debug.a \
+	$(BUILD)/libtidemalloc-debug.so
+
+.PHONY: all lib clean test demo bench format
+all: lib
+lib: $(LIBS)
+
+$(BUILD)/std/%.o: src/%.c $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -DTIDE_STD_NAMES=1 -DTIDE_DEBUG=0 -c $< -o $@
+$(BUILD)/prefixed/%.o: src/%.c $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -DTIDE_STD_NAMES=0 -DTIDE_DEBUG=0 -c $< -o $@
+$(BUILD)/debug/%.o: src/%.c $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -DTIDE_STD_NAMES=0 -DTIDE_DEBUG=1 -c $< -o $@
+$(BUILD)/debugstd/%.o: src/%.c $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -DTIDE_STD_NAMES=1 -DTIDE_DEBUG=1 -c $< -o $@
+
+$(BUILD)/libtidemalloc.so: $(STD_OBJS)
+	$(CC) -shared -pthread -Wl,-z,now -Wl,-soname,libtidemalloc.so -o $@ $^
+$(BUILD)/libtidemalloc.a: $(STD_OBJS)
+	rm -f $@; $(AR) rcs $@ $^
+$(BUILD)/libtidemalloc-prefixed.a: $(PFX_OBJS)
+	rm -f $@; $(AR) rcs $@ $^
+$(BUILD)/libtidemalloc-debug.a: $(DBG_OBJS)
+	rm -f $@; $(AR) rcs $@ $^
+$(BUILD)/libtidemalloc-debug.so: $(DBGSTD_OBJS)
+	$(CC) -shared -pthread -Wl,-z,now -Wl,-soname,libtidemalloc-debug.so -o $@ $^
+
+# Tests, benchmarks and the demo keep their rules beside their code.
+include tests/tests.mk
+include bench/bench.mk
+
+demo: lib
+	@bash tools/demo.sh
+
+clean:
+	rm -rf $(BUILD)

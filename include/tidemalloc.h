@@ -1,0 +1,112 @@
+/*
+ * tidemalloc — a ptmalloc-style allocator that gives memory back.
+ *
+ * Public API.  Every function here exists in every build of the library
+ * under its tide_ name.  The drop-in build (libtidemalloc.so / .a) also
+ * exports the standard names (malloc, free, ..., mallopt, mallinfo2,
+ * malloc_trim, malloc_stats, malloc_info); the prefixed build
+ * (libtidemalloc-prefixed.a, libtidemalloc-debug.a) exports only the
+ * tide_ names, so it can live beside another malloc in one process.
+ */
+#ifndef TIDEMALLOC_H
+#define TIDEMALLOC_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- the malloc family (same contracts as the standard functions) ---- */
+void *tide_malloc(size_t size);
+void tide_free(void *ptr);
+void *tide_calloc(size_t nmemb, size_t size);
+void *tide_realloc(void *ptr, size_t size);
+void *tide_reallocarray(void *ptr, size_t nmemb, size_t size);
+void *tide_memalign(size_t alignment, size_t size);
+int tide_posix_memalign(void **memptr, size_t alignment, size_t size);
+void *tide_aligned_alloc(size_t alignment, size_t size);
+void *tide_valloc(size_t size);
+void *tide_pvalloc(size_t size);
+size_t tide_malloc_usable_size(void *ptr);
+void tide_free_sized(void *ptr, size_t size);
+void tide_free_aligned_sized(void *ptr, size_t alignment, size_t size);
+
+/* ---- glibc extensions ---- */
+
+/* mallopt parameters: glibc's numbers, so programs built against
+ * <malloc.h> pass the same values. */
+#define TIDE_M_MXFAST 1
+#define TIDE_M_TRIM_THRESHOLD (-1)
+#define TIDE_M_TOP_PAD (-2)
+#define TIDE_M_MMAP_THRESHOLD (-3)
+#define TIDE_M_MMAP_MAX (-4)
+#define TIDE_M_CHECK_ACTION (-5)
+#define TIDE_M_PERTURB (-6)
+#define TIDE_M_ARENA_TEST (-7)
+#define TIDE_M_ARENA_MAX (-8)
+/* tidemalloc's own parameters (values glibc does not use). */
+#define TIDE_M_PURGE_DECAY_MS (-101) /* ms before freed pages go back; -1 = never */
+#define TIDE_M_PURGE_THREAD (-102)   /* 1: background purge thread allowed */
+#define TIDE_M_TCACHE_COUNT (-103)   /* entries per thread-cache bin */
+#define TIDE_M_TCACHE_MAX (-104)     /* largest request served by the thread cache */
+
+int tide_mallopt(int param, int value);
+
+/* Same layout as glibc's struct mallinfo2. */
+struct tide_mallinfo2 {
+  size_t arena;    /* bytes obtained from the OS with brk/heaps (non-mmapped) */
+  size_t ordblks;  /* free chunks (not fast) */
+  size_t smblks;   /* free fast-bin chunks */
+  size_t hblks;    /* mmapped chunks */
+  size_t hblkhd;   /* bytes in mmapped chunks */
+  size_t usmblks;  /* always 0, as in glibc */
+  size_t fsmblks;  /* bytes in free fast-bin chunks */
+  size_t uordblks; /* bytes in use (non-mmapped) */
+  size_t fordblks; /* bytes free (non-mmapped) */
+  size_t keepcost; /* releasable bytes at the top of the main arena */
+};
+struct tide_mallinfo2 tide_mallinfo2(void);
+
+/* Same layout as glibc's (deprecated) struct mallinfo: ints that saturate. */
+struct tide_mallinfo {
+  int arena, ordblks, smblks, hblks, hblkhd, usmblks, fsmblks, uordblks, fordblks, keepcost;
+};
+struct tide_mallinfo tide_mallinfo(void);
+
+int tide_malloc_trim(size_t pad);
+void tide_malloc_stats(void);
+int tide_malloc_info(int options, FILE *fp);
+
+/* ---- tidemalloc's own extensions ---- */
+
+/* Process-wide counters since start-up (exact under the arena locks;
+ * thread caches add theirs when they refill or flush). */
+struct tide_stats {
+  size_t malloc_calls;     /* malloc, calloc, realloc(NULL,..), memalign family */
+  size_t free_calls;       /* free of a non-NULL pointer, realloc(p, 0) */
+  size_t realloc_calls;
+  size_t bytes_requested;  /* sum of requested sizes */
+  size_t in_use_bytes;     /* chunk bytes currently handed out (incl. mmapped) */
+  size_t peak_in_use_bytes;
+  size_t os_bytes;         /* bytes currently obtained from the OS (brk + heaps + mmapped) */
+  size_t peak_os_bytes;
+  size_t mmapped_chunks;   /* live mmapped chunks */
+  size_t arenas;           /* arenas created */
+  size_t purged_bytes;     /* bytes handed back to the OS with madvise/munmap/sbrk since start */
+};
+void tide_stats_get(struct tide_stats *out);
+
+/* Walk every arena and verify every invariant of the heap (see
+ * src/check.c).  Returns 0 when the heap is sound; on the first broken
+ * invariant prints "tidemalloc: heap_check(): <what>" and aborts. */
+int tide_heap_check(void);
+
+/* Write a picture of the heap (arenas, bins, chunks) to fd. */
+void tide_heap_dump(int fd);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* TIDEMALLOC_H */
