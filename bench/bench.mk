@@ -1,3 +1,29 @@
 # Benchmarks: see bench/run.sh.  (Included from the Makefile.)
-bench: lib
-	@bash bench/run.sh
+#
+#   make bench            full suite (< 30 min on 2 cores)
+#   make bench QUICK=1    reduced suite (< 3 min)
+#   make bench-build      only build the workloads into build/bench/bin
+#
+# Workloads are plain C11 + pthreads linked against libc only; the allocator
+# under test is chosen at run time with LD_PRELOAD.  -fno-builtin-malloc
+# keeps the compiler from removing malloc/free pairs.
+
+BENCH_BIN := $(BUILD)/bench/bin
+BENCH_WORKLOADS := churn symbolic larson xmalloc falseshare realloc large rotation fastpath
+BENCH_PROGS := $(BENCH_WORKLOADS:%=$(BENCH_BIN)/%) $(BENCH_BIN)/runner
+BENCH_CFLAGS := -std=gnu11 -O2 -g -pthread -Wall -Wextra -Werror -fno-builtin-malloc \
+	-fno-builtin-free -fno-builtin-calloc -fno-builtin-realloc
+
+.PHONY: bench bench-build
+bench: lib bench-build
+	@QUICK="$(QUICK)" bash bench/run.sh
+
+bench-build: $(BENCH_PROGS)
+
+$(BENCH_BIN)/runner: bench/runner.c
+	@mkdir -p $(@D)
+	$(CC) $(BENCH_CFLAGS) $< -o $@
+
+$(BENCH_BIN)/%: bench/workloads/%.c bench/workloads/common.h
+	@mkdir -p $(@D)
+	$(CC) $(BENCH_CFLAGS) $< -o $@
