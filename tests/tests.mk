@@ -1,3 +1,53 @@
-# Tests: see tests/run.sh.  (Owned by the tests; included from the Makefile.)
-test: lib
-	@bash tests/run.sh
+# Tests: built here, run by tests/run.sh.  (Owned by the tests; included
+# from the Makefile.)
+#
+# Every tests/<dir>/<name>.c is one test binary, built in flavours named by
+# a suffix (run.sh decides which flavours run, and with what arguments):
+#
+#   $(BUILD)/tests/<dir>/<name>        tide_* names, libtidemalloc-debug.a
+#   $(BUILD)/tests/<dir>/<name>-std    -DTIDE_TEST_STD, the drop-in
+#                                      libtidemalloc.a (standard names)
+#   $(BUILD)/tests/<dir>/<name>-fast   tide_* names, libtidemalloc-prefixed.a
+#   $(BUILD)/tests/<dir>/<name>-plain  no tidemalloc at all: a program for
+#                                      run.sh to start under LD_PRELOAD
+#
+# Test code is compiled with -fno-builtin so the compiler cannot fold a
+# malloc/free pair or an impossible malloc away.
+
+TEST_CFLAGS := -std=gnu11 -g -O2 -Wall -Wextra -Werror -Wshadow -Wno-unused-function \
+	-Wno-use-after-free -Wno-free-nonheap-object -Wno-alloc-size-larger-than \
+	-fno-builtin -pthread -Iinclude -Itests
+TEST_DIRS := unit api stress wrong
+TEST_SRCS := $(filter-out tests/wrong/victim.c,$(wildcard $(TEST_DIRS:%=tests/%/*.c)))
+TEST_HDRS := tests/harness.h include/tidemalloc.h $(wildcard $(TEST_DIRS:%=tests/%/*.h))
+TEST_OUT := $(BUILD)/tests
+# Where the libraries under test are (another directory lets the tests run
+# against a stand-in library without rebuilding src/).
+TEST_LIBDIR ?= $(BUILD)
+
+TEST_BINS := $(TEST_SRCS:tests/%.c=$(TEST_OUT)/%) \
+	$(patsubst tests/%.c,$(TEST_OUT)/%-std,$(wildcard tests/api/*.c)) \
+	$(TEST_OUT)/stress/random_ops-fast $(TEST_OUT)/stress/threads-std \
+	$(TEST_OUT)/wrong/victim-plain $(TEST_OUT)/wrong/misuse-fast $(TEST_OUT)/stress/oom-std
+
+.PHONY: test test-build
+test: lib test-build
+	@BUILD=$(BUILD) LIBDIR=$(TEST_LIBDIR) bash tests/run.sh
+
+test-build: $(TEST_BINS)
+
+$(TEST_OUT)/%-std: tests/%.c $(TEST_HDRS) $(TEST_LIBDIR)/libtidemalloc.a
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -DTIDE_TEST_STD=1 -o $@ $< $(TEST_LIBDIR)/libtidemalloc.a
+
+$(TEST_OUT)/%-fast: tests/%.c $(TEST_HDRS) $(TEST_LIBDIR)/libtidemalloc-prefixed.a
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -DTIDE_TEST_FAST=1 -o $@ $< $(TEST_LIBDIR)/libtidemalloc-prefixed.a
+
+$(TEST_OUT)/%-plain: tests/%.c $(TEST_HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -DTIDE_TEST_PLAIN=1 -o $@ $<
+
+$(TEST_OUT)/%: tests/%.c $(TEST_HDRS) $(TEST_LIBDIR)/libtidemalloc-debug.a
+	@mkdir -p $(@D)
+	$(CC) $(TEST_CFLAGS) -o $@ $< $(TEST_LIBDIR)/libtidemalloc-debug.a

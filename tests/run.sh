@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# Runs every test (binaries built by tests/tests.mk, and the preload
+# scripts), one after another, each under a time limit.
+#
+# Each test prints "  ok ..."/"  FAIL ..." lines and closes with
+# "# <name>: N checks, N failed".  Here: the full output goes to
+# $BUILD/tests/logs/<name>.log; the terminal gets every FAIL line, one
+# summary line per test, and at the very end exactly one line
+# "N passed, N failed".  A test that dies or times out before its summary
+# counts its ok lines as passed and its FAIL lines plus one as failed.
+#
+# Environment:
+#   BUILD        the build directory (default build)
+#   LIBDIR       where the libraries are (default $BUILD)
+#   TIDE_SEED    seed for the randomized tests (default: from the clock)
+#   TIDE_ONLY    run only the tests whose name contains this string
+set -u
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+LIBDIR=${LIBDIR:-$BUILD}
+T=$BUILD/tests
+LOGS=$T/logs
+mkdir -p "$LOGS"
+SEED=${TIDE_SEED:-$(date +%s)}
+ONLY=${TIDE_ONLY:-}
+
+passed=0
+failed=0
+suite_start=$(date +%s)
+
+# run NAME TIMEOUT_SECONDS COMMAND...
+run() {
+  local name=$1 limit=$2
+  shift 2
+  if [ -n "$ONLY" ] && [[ $name != *"$ONLY"* ]]; then
+    return
+  fi
+  local log=$LOGS/${name//\//_}.log
+  local start=$(date +%s)
+  timeout -k 5 "$limit" "$@" >"$log" 2>&1 </dev/null
+  local rc=$?
+  local secs=$(($(date +%s) - start))
+  local summary checks fails note=""
+  summary=$(grep -E '^# .+: [0-9]+ checks, [0-9]+ failed$' "$log" | tail -n 1)
+  if [ -n "$summary" ]; then
+    checks=$(sed -E 's/.*: ([0-9]+) checks, ([0-9]+) failed$/\1/' <<<"$summary")
+    fails=$(sed -E 's/.*: ([0-9]+) checks, ([0-9]+) failed$/\2/' <<<"$summary")
+    if [ "$rc" -ne 0 ] && [ "$fails" -eq 0 ]; then
+      fails=1
+      checks=$((checks + 1))
+      note="  (exit status $rc with no failed check)"
+    fi
+  else
+    local oks
+    oks=$(grep -c '^  ok ' "$log")
+    fails=$(($(grep -c '^  FAIL ' "$log") + 1))
+    checks=$((oks + fails))
+    if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+      note="  (timed out after ${limit}s)"
+    elif [ "$rc" -gt 128 ]; then
+      note="  (killed by signal $((rc - 128)) before its summary)"
+    else
+      note="  (exit status $rc before its summary)"
+    fi
+  fi
+  grep -E '^  FAIL ' "$log" | head -n 40
+  if [ "$fails" -ne 0 ]; then
+    tail -n 5 "$log" | grep -vE '^(  ok |  FAIL |# )' | sed 's/^/  | /'
+  fi
+  printf '%-32s %5d checks %4d failed %4ds%s\n' "$name" "$checks" "$fails" "$secs" "$note"
+  passed=$((passed + checks - fails))
+  failed=$((failed + fails))
+}
+
+echo "tests: seed $SEED (set TIDE_SEED to repeat), logs in $LOGS"
+
+# unit: the chunk format and the heap checker, seen from the debug build
+for t in "$T"/unit/*; do
+  [ -x "$t" ] || continue
+  run "unit/$(basename "$t")" 120 "$t"
+done
+
+# api: each source twice, tide_* on the debug build and the standard names
+# on the drop-in
+for src in tests/api/*.c; do
+  n=$(basename "$src" .c)
+  run "api/$n" 120 "$T/api/$n"
+  run "api/$n-std" 120 "$T/api/$n-std"
+done
+
+# misuse: every case must abort with the tidemalloc message
+run "wrong/misuse" 120 "$T/wrong/misuse" "$LIBDIR" "$T/wrong/victim-plain"
+run "wrong/misuse-fast" 120 "$T/wrong/misuse-fast"
+
+# stress
+run "stress/random_ops-fast" 120 "$T/stress/random_ops-fast" "$SEED" 3000000 25
+run "stress/random_ops-debug" 120 "$T/stress/random_ops" "$((SEED + 1))" 300000 20
+run "stress/threads" 120 "$T/stress/threads" "$SEED"
+run "stress/threads-std" 120 "$T/stress/threads-std" "$SEED"
+run "stress/brk" 120 "$T/stress/brk"
+run "stress/oom" 120 "$T/stress/oom"
+run "stress/oom-std" 120 "$T/stress/oom-std"
+run "stress/fork" 120 "$T/stress/fork"
+
+# real programs under LD_PRELOAD
+run "preload/programs" 240 bash tests/preload/programs.sh "$LIBDIR"
+
+echo "# suite: $(($(date +%s) - suite_start))s"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,327 @@
+/*
+ * Misuse must abort with "tidemalloc: <function>(): <what>".
+ *
+ * Each case runs in a forked child (th_run_child); the parent checks that
+ * the child died of SIGABRT and that its stderr holds "tidemalloc: " and
+ * the function at hand.  The binary is built in two flavours: on the
+ * debug build (this one, misuse) the heap checker runs inside the
+ * allocator and may be the one that notices, so "heap_check(): " is taken
+ * as well; on the prefixed build (misuse-fast) the entry point's own
+ * checks must name themselves.
+ *
+ * Then the standard names: tests/wrong/victim.c, a plain program, is run
+ * under LD_PRELOAD with the drop-in .so and the debug .so.
+ *
+ * usage: misuse LIBDIR VICTIM
+ */
+#include <malloc.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+
+#include "harness.h"
+#include "tidemalloc.h"
+
+#ifdef TIDE_TEST_FAST
+#define FLAVOUR "fast"
+static const int lenient = 0;
+#else
+#define FLAVOUR "debug"
+static const int lenient = 1;
+#endif
+
+static char static_area[8192] __attribute__((aligned(64)));
+static volatile size_t sink;
+
+static void no_core(void) {
+  struct rlimit rl = {0, 0};
+  setrlimit(RLIMIT_CORE, &rl);
+}
+
+/* ---- the cases: each misuses the allocator once and should not return ---- */
+
+static void double_free_sized(size_t n, int guard) {
+  char *p = tide_malloc(n);
+  char *g = guard ? tide_malloc(32) : NULL;
+  memset(p, 0x33, n);
+  tide_free(p);
+  tide_free(p);
+  tide_free(g);
+}
+static void c_double_free_24(void *a) { (void)a; double_free_sized(24, 1); }
+static void c_double_free_600(void *a) { (void)a; double_free_sized(600, 1); }
+static void c_double_free_600_top(void *a) { (void)a; double_free_sized(600, 0); }
+static void c_double_free_5000(void *a) { (void)a; double_free_sized(5000, 1); }
+static void c_double_free_5000_top(void *a) { (void)a; double_free_sized(5000, 0); }
+static void c_double_free_1m(void *a) { (void)a; double_free_sized(1 << 20, 1); }
+
+/* free(a); free(b); free(a): the freed chunk is no longer at the head of
+ * its list (glibc 2.36 catches this one through its tcache key) */
+static void c_double_free_interleaved(void *arg) {
+  (void)arg;
+  char *a = tide_malloc(24), *b = tide_malloc(24), *g = tide_malloc(24);
+  tide_free(a);
+  tide_free(b);
+  tide_free(a);
+  tide_free(g);
+}
+
+static void c_double_free_interleaved_600(void *arg) {
+  (void)arg;
+  char *a = tide_malloc(600), *g1 = tide_malloc(32), *b = tide_malloc(600);
+  char *g2 = tide_malloc(32);
+  tide_free(a);
+  tide_free(b);
+  tide_free(a);
+  tide_free(g1);
+  tide_free(g2);
+}
+
+static void c_free_stack(void *arg) {
+  (void)arg;
+  char buf[512] __attribute__((aligned(16)));
+  memset(buf, 0, sizeof buf);
+  tide_free(buf + 64);
+  sink = (size_t)buf[0];
+}
+
+/* a stack buffer dressed as a chunk: plausible size, plausible next chunk */
+static void c_free_stack_fake_chunk(void *arg) {
+  (void)arg;
+  size_t buf[64] __attribute__((aligned(16)));
+  memset(buf, 0, sizeof buf);
+  buf[1] = 0x40 | 1; /* size 64, P */
+  buf[9] = 0x40 | 1; /* the "next" chunk: size 64, P */
+  buf[17] = 0x40 | 1;
+  tide_free(&buf[2]);
+  sink = buf[0];
+}
+
+static void c_free_static(void *arg) {
+  (void)arg;
+  tide_free(static_area + 128);
+}
+
+static void c_free_static_fake_chunk(void *arg) {
+  (void)arg;
+  size_t *w = (size_t *)static_area;
+  w[1] = 0x100 | 1;
+  w[33] = 0x100 | 1;
+  tide_free(&w[2]);
+}
+
+static void c_free_middle(void *arg) {
+  (void)arg;
+  char *p = tide_malloc(600);
+  char *g = tide_malloc(32);
+  memset(p, 0xAA, 600);
+  tide_free(p + 64);
+  tide_free(g);
+}
+
+static void c_free_middle_small(void *arg) {
+  (void)arg;
+  char *p = tide_malloc(100);
+  char *g = tide_malloc(32);
+  memset(p, 0, 100);
+  tide_free(p + 48);
+  tide_free(g);
+}
+
+static void c_free_misaligned(void *arg) {
+  (void)arg;
+  char *p = tide_malloc(600);
+  char *g = tide_malloc(32);
+  tide_free(p + 8);
+  tide_free(g);
+}
+
+static void c_free_middle_mmapped(void *arg) {
+  (void)arg;
+  char *p = tide_malloc(1 << 20);
+  memset(p, 0x41, 1 << 20);
+  tide_free(p + 4096);
+}
+
+/* write the 8 bytes after the usable area: the next chunk's size field */
+static void overflow_then_free(size_t n, int free_next) {
+  char *a = tide_malloc(n);
+  char *b = tide_malloc(n);
+  char *g = tide_malloc(32);
+  size_t u = tide_malloc_usable_size(a);
+  memset(a, 'A', u + 8);
+  if (free_next)
+    tide_free(b);
+  else
+    tide_free(a);
+  tide_free(b);
+  tide_free(g);
+}
+static void c_overflow_24(void *a) { (void)a; overflow_then_free(24, 0); }
+static void c_overflow_600(void *a) { (void)a; overflow_then_free(600, 0); }
+static void c_overflow_600_next(void *a) { (void)a; overflow_then_free(600, 1); }
+static void c_overflow_5000(void *a) { (void)a; overflow_then_free(5000, 0); }
+
+static void c_realloc_freed(void *arg) {
+  (void)arg;
+  char *a = tide_malloc(600);
+  char *g = tide_malloc(32);
+  tide_free(a);
+  a = tide_realloc(a, 2000);
+  tide_free(g);
+}
+
+static void c_realloc_freed_large(void *arg) {
+  (void)arg;
+  char *a = tide_malloc(5000);
+  char *g = tide_malloc(32);
+  tide_free(a);
+  a = tide_realloc(a, 100);
+  tide_free(g);
+}
+
+static void c_realloc_stack(void *arg) {
+  (void)arg;
+  char buf[256] __attribute__((aligned(16)));
+  memset(buf, 0, sizeof buf);
+  char *p = tide_realloc(buf + 32, 1000);
+  sink = (size_t)p;
+}
+
+/* glibc's chunks look just like ours: tidemalloc must still refuse them */
+static void c_free_glibc_small(void *arg) {
+  (void)arg;
+  char *p = malloc(200);
+  tide_free(p);
+}
+
+static void c_free_glibc_mmapped(void *arg) {
+  (void)arg;
+  char *p = malloc(4 << 20);
+  tide_free(p);
+}
+
+/* a use-after-free write into a freed chunk's list links, then malloc */
+static void c_corrupt_links(void *arg) {
+  (void)arg;
+  char *a = tide_malloc(600);
+  char *g = tide_malloc(32);
+  tide_free(a);
+  memset(a, 0x41, 32);
+  char *b = tide_malloc(600);
+  char *c = tide_malloc(600);
+  sink = (size_t)b + (size_t)c;
+  tide_free(g);
+}
+
+struct wcase {
+  const char *name;
+  void (*fn)(void *);
+  const char *func; /* the function the message must name */
+};
+
+static const struct wcase cases[] = {
+    {"double free, 24 B (fast)", c_double_free_24, "free"},
+    {"double free, 600 B (small, binned)", c_double_free_600, "free"},
+    {"double free, 600 B (merged into top)", c_double_free_600_top, "free"},
+    {"double free, 5000 B (large, binned)", c_double_free_5000, "free"},
+    {"double free, 5000 B (merged into top)", c_double_free_5000_top, "free"},
+    {"double free, 1 MiB (mmapped)", c_double_free_1m, "free"},
+    {"double free, 24 B, another free between", c_double_free_interleaved, "free"},
+    {"double free, 600 B, another free between", c_double_free_interleaved_600, "free"},
+    {"free of a stack pointer", c_free_stack, "free"},
+    {"free of a stack buffer dressed as a chunk", c_free_stack_fake_chunk, "free"},
+    {"free of a static array", c_free_static, "free"},
+    {"free of a static array dressed as a chunk", c_free_static_fake_chunk, "free"},
+    {"free of a pointer into the middle of a 600 B block", c_free_middle, "free"},
+    {"free of a pointer into the middle of a 100 B block", c_free_middle_small, "free"},
+    {"free of a misaligned pointer (p + 8)", c_free_misaligned, "free"},
+    {"free of a pointer into an mmapped block", c_free_middle_mmapped, "free"},
+    {"overflow into the next size field, 24 B, free", c_overflow_24, "free"},
+    {"overflow into the next size field, 600 B, free", c_overflow_600, "free"},
+    {"overflow into the next size field, 600 B, free the next", c_overflow_600_next, "free"},
+    {"overflow into the next size field, 5000 B, free", c_overflow_5000, "free"},
+    {"realloc of a freed 600 B pointer", c_realloc_freed, "realloc"},
+    {"realloc of a freed 5000 B pointer", c_realloc_freed_large, "realloc"},
+    {"realloc of a stack pointer", c_realloc_stack, "realloc"},
+    {"free of a glibc malloc(200) pointer", c_free_glibc_small, "free"},
+    {"free of a glibc mmapped pointer", c_free_glibc_mmapped, "free"},
+    {"freed chunk's links overwritten, then malloc", c_corrupt_links, "malloc"},
+};
+
+static void run_case(const struct wcase *w) {
+  struct th_child c;
+  char want[64], alt[64] = "tidemalloc: heap_check(): ";
+  snprintf(want, sizeof want, "tidemalloc: %s(): ", w->func);
+  if (th_run_child(&c, w->fn, NULL, 20) != 0) {
+    CHECK(0, "%s: could not fork", w->name);
+    return;
+  }
+  int named = strstr(c.err, want) != NULL || (lenient && strstr(c.err, alt) != NULL);
+  CHECK(th_child_aborted(&c) && named, "%s: %s, \"%s\"", w->name, th_status_str(c.status),
+        th_first_line(&c));
+}
+
+/* ---- the drop-in, through LD_PRELOAD ---- */
+
+struct preload_arg {
+  const char *victim, *lib, *what;
+};
+
+static void exec_victim(void *arg) {
+  const struct preload_arg *a = arg;
+  char env[4200];
+  snprintf(env, sizeof env, "LD_PRELOAD=%s", a->lib);
+  char *envp[] = {env, NULL};
+  char *argv[] = {(char *)a->victim, (char *)a->what, NULL};
+  execve(a->victim, argv, envp);
+  _exit(99);
+}
+
+static void run_preload(const char *victim, const char *lib, const char *what,
+                        const char *func) {
+  struct preload_arg a = {victim, lib, what};
+  struct th_child c;
+  char want[64];
+  snprintf(want, sizeof want, "tidemalloc: %s(): ", func);
+  th_run_child(&c, exec_victim, &a, 20);
+  const char *base = strrchr(lib, '/') ? strrchr(lib, '/') + 1 : lib;
+  if (strcmp(what, "ok") == 0) {
+    CHECK(th_child_exited0(&c), "LD_PRELOAD=%s victim ok: runs normally (%s)", base,
+          th_status_str(c.status));
+    return;
+  }
+  CHECK(th_child_aborted(&c) && strstr(c.err, want) != NULL,
+        "LD_PRELOAD=%s victim %s: %s, \"%s\"", base, what, th_status_str(c.status),
+        th_first_line(&c));
+}
+
+int main(int argc, char **argv) {
+  no_core();
+  printf("# wrong/misuse (%s)\n", FLAVOUR);
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    run_case(&cases[i]);
+
+  if (argc >= 3) {
+    const char *libdir = argv[1], *victim = argv[2];
+    static const char *libs[] = {"libtidemalloc.so", "libtidemalloc-debug.so"};
+    static const char *whats[][2] = {{"ok", ""},
+                                     {"double-free", "free"},
+                                     {"double-free-large", "free"},
+                                     {"free-stack", "free"},
+                                     {"free-static", "free"},
+                                     {"overflow", "free"},
+                                     {"realloc-freed", "realloc"}};
+    for (size_t l = 0; l < 2; l++) {
+      char lib[4096];
+      char *abs = realpath(libdir, NULL);
+      snprintf(lib, sizeof lib, "%s/%s", abs ? abs : libdir, libs[l]);
+      free(abs);
+      for (size_t w = 0; w < sizeof whats / sizeof whats[0]; w++)
+        run_preload(victim, lib, whats[w][0], whats[w][1]);
+    }
+  }
+  /* the parent's own heap was not touched by any of it */
+  CHECK(tide_heap_check() == 0, "the parent's heap is sound");
+  TEST_MAIN_END("wrong/misuse-" FLAVOUR);
+}
