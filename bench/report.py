@@ -1,0 +1,417 @@
+#!/usr/bin/env python3
+"""Turn build/bench/{raw.tsv,fastpath.tsv,out/} into results.md, summary.txt
+and the gnuplot inputs (chart.gp + *.dat) for results.svg.
+
+Usage: report.py OUTDIR
+
+raw.tsv has one line per run: workload, allocator, run number, the runner's
+line (status= wall= user= sys= maxrss_kb=) and the workload's "result" line
+(key=value pairs).  Nothing here measures anything; it only summarises.
+"""
+import math
+import os
+import re
+import statistics
+import sys
+
+OUT = sys.argv[1] if len(sys.argv) > 1 else "build/bench"
+ALLOC_ORDER = ["tidemalloc", "glibc", "jemalloc", "tcmalloc", "mimalloc"]
+WORKLOAD_ORDER = ["churn", "symbolic", "larson-1t", "larson-2t", "xmalloc", "cache-thrash",
+                  "cache-scratch", "realloc", "large", "rotation"]
+DESCRIPTION = {
+    "churn": "small-object churn, 1 thread, 8 B-1 KiB, random replacement in a pool",
+    "symbolic": "cfrac/espresso-like: bignum temporaries + a growing table of tiny list cells",
+    "larson-1t": "larson-like server, 1 thread (tables handed to a new thread each generation)",
+    "larson-2t": "larson-like server, 2 threads freeing each other's blocks after hand-over",
+    "xmalloc": "producer/consumer: one thread allocates 16-512 B, another frees",
+    "cache-thrash": "active false sharing: 2 threads, 8 B objects written in a loop",
+    "cache-scratch": "passive false sharing: objects from the main thread freed by workers",
+    "realloc": "vectors doubling/shrinking to 4 MiB, strings growing by small appends",
+    "large": "64 KiB-32 MiB blocks around the mmap threshold, 24 live",
+    "rotation": "daily-rotation service: 2 loaders, janitor frees the previous day, 1 s settle",
+}
+
+
+def kv(text):
+    return dict(m.groups() for m in re.finditer(r"(\w+)=(\S+)", text or ""))
+
+
+def fnum(x):
+    try:
+        return float(x)
+    except (TypeError, ValueError):
+        return None
+
+
+def med(xs):
+    return statistics.median(xs) if xs else None
+
+
+def geomean(xs):
+    xs = [x for x in xs if x and x > 0]
+    return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else None
+
+
+def fmt(x, digits=2):
+    if x is None:
+        return "-"
+    if abs(x) >= 100:
+        return f"{x:.0f}"
+    if abs(x) >= 10:
+        return f"{x:.1f}"
+    return f"{x:.{digits}f}"
+
+
+# ---- read the runs -------------------------------------------------------------------
+runs = {}  # (workload, alloc) -> list of dicts
+allocs_seen, workloads_seen = [], []
+with open(os.path.join(OUT, "raw.tsv")) as f:
+    for line in f:
+        parts = line.rstrip("\n").split("\t")
+        if len(parts) < 4:
+            continue
+        w, a, rep, m = parts[:4]
+        res = parts[4] if len(parts) > 4 else ""
+        r = kv(m)
+        r.update({"res": kv(res), "rep": rep})
+        if r.get("status") == "ok" and not res:
+            r["status"] = "no-result"
+        runs.setdefault((w, a), []).append(r)
+        if a not in allocs_seen:
+            allocs_seen.append(a)
+        if w not in workloads_seen:
+            workloads_seen.append(w)
+
+allocs = [a for a in ALLOC_ORDER if a in allocs_seen] + [a for a in allocs_seen if a not in ALLOC_ORDER]
+workloads = [w for w in WORKLOAD_ORDER if w in workloads_seen] + \
+            [w for w in workloads_seen if w not in WORKLOAD_ORDER]
+
+
+def time_of(w, r):
+    """The time a workload is judged by: wall time, except for rotation,
+    where the settle sleeps are taken out (the workload's own work_secs)."""
+    if w == "rotation":
+        return fnum(r["res"].get("work_secs"))
+    return fnum(r.get("wall"))
+
+
+stats = {}  # (w, a) -> summary dict
+for (w, a), rs in runs.items():
+    ok = [r for r in rs if r.get("status") == "ok"]
+    bad = [r.get("status", "?") for r in rs if r.get("status") != "ok"]
+    s = {"n": len(rs), "ok": len(ok), "fail": bad}
+    if ok:
+        t = [time_of(w, r) for r in ok]
+        cpu = [fnum(r["user"]) + fnum(r["sys"]) for r in ok]
+        rss = [fnum(r["maxrss_kb"]) / 1024.0 for r in ok]
+        s.update(time=med(t), tmin=min(t), tmax=max(t), cpu=med(cpu), rss=med(rss), rmin=min(rss),
+                 rmax=max(rss), wall=med([fnum(r["wall"]) for r in ok]))
+        for key in ("mops_per_s", "steady_ratio", "max_ratio", "final_rss_mib", "max_rss_mib"):
+            vals = [fnum(r["res"].get(key)) for r in ok if r["res"].get(key) is not None]
+            if vals:
+                s[key] = med(vals)
+    stats[(w, a)] = s
+
+
+def usable(w, a):
+    s = stats.get((w, a))
+    return s is not None and s["ok"] == s["n"] and s["ok"] > 0
+
+
+best = {}
+for w in workloads:
+    good = [a for a in allocs if usable(w, a)]
+    best[w] = {k: (min(stats[(w, a)][k] for a in good) if good else None) for k in ("time", "cpu", "rss")}
+
+
+def ratio(w, a, k):
+    if not usable(w, a) or not best[w][k]:
+        return None
+    return stats[(w, a)][k] / best[w][k]
+
+
+# ---- the summary table ---------------------------------------------------------------
+machine = ""
+mpath = os.path.join(OUT, "machine.txt")
+if os.path.exists(mpath):
+    machine = open(mpath).read().strip()
+method = re.search(r"^method: (\S+)", machine, re.M)
+method = method.group(1) if method else "none"
+
+md = []
+md.append("# tidemalloc benchmark results\n")
+md.append("Produced by `make bench` (bench/run.sh). Each cell is the median of the runs; "
+          "ratios are to the best allocator on that workload (1.00 = best, lower is better). "
+          "Time is wall time (rotation: wall time minus the 1 s settle sleeps). "
+          "Peak RSS is the process's maximum resident set (getrusage of the child).\n")
+md.append("```\n" + machine + "\n```\n")
+
+md.append("## Summary: time ratio / peak-RSS ratio to the best\n")
+hdr = "| workload | " + " | ".join(allocs) + " |"
+md.append(hdr)
+md.append("|---" * (len(allocs) + 1) + "|")
+summary_lines = []
+for w in workloads:
+    cells = []
+    for a in allocs:
+        s = stats.get((w, a))
+        if s is None:
+            cells.append("-")
+        elif not usable(w, a):
+            cells.append("FAILED " + ",".join(sorted(set(s["fail"]))))
+        else:
+            tr, rr = ratio(w, a, "time"), ratio(w, a, "rss")
+            t = f"**{tr:.2f}**" if tr is not None and tr < 1.005 else f"{tr:.2f}"
+            r = f"**{rr:.2f}**" if rr is not None and rr < 1.005 else f"{rr:.2f}"
+            cells.append(f"{t} / {r}")
+    md.append(f"| {w} | " + " | ".join(cells) + " |")
+gm_t = {a: geomean([ratio(w, a, "time") for w in workloads]) for a in allocs}
+gm_r = {a: geomean([ratio(w, a, "rss") for w in workloads]) for a in allocs}
+nfail = {a: sum(1 for w in workloads if (w, a) in stats and not usable(w, a)) for a in allocs}
+md.append("| **geomean time ratio** | " + " | ".join(fmt(gm_t[a]) for a in allocs) + " |")
+md.append("| **geomean peak-RSS ratio** | " + " | ".join(fmt(gm_r[a]) for a in allocs) + " |")
+if any(nfail.values()):
+    md.append("| workloads failed | " + " | ".join(str(nfail[a]) for a in allocs) + " |")
+md.append("\nGeometric means are over the workloads an allocator completed (failures are left out "
+          "and counted in the last row, if any).\n")
+
+# Where tidemalloc is furthest behind the best peer.
+behind = []
+if "tidemalloc" in allocs:
+    peers = [a for a in allocs if a != "tidemalloc"]
+    for w in workloads:
+        if not usable(w, "tidemalloc"):
+            if (w, "tidemalloc") in stats:
+                behind.append((float("inf"), w, "time", "FAILED"))
+            continue
+        for k, label in (("time", "time"), ("rss", "peak RSS")):
+            pv = [(stats[(w, a)][k], a) for a in peers if usable(w, a)]
+            if not pv:
+                continue
+            bv, ba = min(pv)
+            if bv:
+                behind.append((stats[(w, "tidemalloc")][k] / bv, w, label, ba))
+    behind.sort(reverse=True)
+    worst, seen = [], set()
+    for x in behind:
+        if x[1] not in seen:
+            worst.append(x)
+            seen.add(x[1])
+        if len(worst) == 3:
+            break
+    md.append("### Where tidemalloc is furthest behind the best peer\n")
+    for r_, w, label, ba in worst:
+        if r_ == float("inf"):
+            md.append(f"- **{w}**: tidemalloc failed ({','.join(stats[(w, 'tidemalloc')]['fail'])})")
+        else:
+            md.append(f"- **{w}**: {label} {r_:.2f}x the best peer ({ba})")
+    md.append("")
+
+# ---- per-workload tables ---------------------------------------------------------------
+md.append("## Per workload\n")
+for w in workloads:
+    md.append(f"### {w}\n")
+    md.append(DESCRIPTION.get(w, "") + "\n")
+    tl = "time s (no settle)" if w == "rotation" else "wall s"
+    md.append(f"| allocator | runs ok | {tl} median | min-max | x best | CPU s | x best | "
+              "peak RSS MiB | min-max | x best |")
+    md.append("|---|---|---|---|---|---|---|---|---|---|")
+    for a in allocs:
+        s = stats.get((w, a))
+        if s is None:
+            continue
+        if not s["ok"]:
+            md.append(f"| {a} | 0/{s['n']} ({','.join(s['fail'])}) | - | - | - | - | - | - | - | - |")
+            continue
+        md.append(f"| {a} | {s['ok']}/{s['n']}{' (' + ','.join(s['fail']) + ')' if s['fail'] else ''} | "
+                  f"{fmt(s['time'], 3)} | {fmt(s['tmin'], 3)}-{fmt(s['tmax'], 3)} | {fmt(ratio(w, a, 'time'))} | "
+                  f"{fmt(s['cpu'], 3)} | {fmt(ratio(w, a, 'cpu'))} | "
+                  f"{fmt(s['rss'], 1)} | {fmt(s['rmin'], 1)}-{fmt(s['rmax'], 1)} | {fmt(ratio(w, a, 'rss'))} |")
+    md.append("")
+
+# ---- threads ----------------------------------------------------------------------------
+if any(w in workloads for w in ("larson-1t", "larson-2t", "xmalloc")):
+    md.append("## Thread throughput (million operations per second, median)\n")
+    md.append("larson: malloc+free replacements per second over all threads; scaling = 2-thread / "
+              "1-thread figure (2.0 is perfect on 2 cores). xmalloc: cross-thread frees per second "
+              "(one producer, one consumer).\n")
+    md.append("| allocator | larson 1 thread | larson 2 threads | scaling | xmalloc cross-thread frees |")
+    md.append("|---|---|---|---|---|")
+    for a in allocs:
+        def mops(w):
+            s = stats.get((w, a))
+            return s.get("mops_per_s") if s and usable(w, a) else None
+        l1, l2, x = mops("larson-1t"), mops("larson-2t"), mops("xmalloc")
+        sc = l2 / l1 if l1 and l2 else None
+        md.append(f"| {a} | {fmt(l1)} | {fmt(l2)} | {fmt(sc)} | {fmt(x)} |")
+    md.append("")
+
+# ---- fast path ----------------------------------------------------------------------------
+fp = {}
+fpath = os.path.join(OUT, "fastpath.tsv")
+if os.path.exists(fpath):
+    for line in open(fpath):
+        p = line.split()
+        if len(p) == 3:
+            fp[(p[0], int(p[1]))] = fnum(p[2])
+sizes = sorted({s for (_, s) in fp})
+if fp:
+    md.append("## Fast path: instructions per malloc+free pair (1 thread)\n")
+    md.append(f"Measured with {method}: two runs of 100000 and 300000 pairs of the same size, the "
+              "difference divided by 200000, so start-up and exit cancel. Includes about 7 "
+              "instructions of the loop and the PLT calls.\n")
+    md.append("| allocator | " + " | ".join(f"{s} B" for s in sizes) + " |")
+    md.append("|---" * (len(sizes) + 1) + "|")
+    for a in allocs:
+        if any((a, s) in fp for s in sizes):
+            md.append(f"| {a} | " + " | ".join(fmt(fp.get((a, s)), 1) if fp.get((a, s)) is not None
+                                                else "FAILED" for s in sizes) + " |")
+    md.append("")
+
+# ---- rotation ------------------------------------------------------------------------------
+day_ratio = {}  # alloc -> {day: [ratios]}
+if "rotation" in workloads:
+    for a in allocs:
+        for r in runs.get(("rotation", a), []):
+            if r.get("status") != "ok":
+                continue
+            path = os.path.join(OUT, "out", f"rotation.{a}.{r['rep']}.txt")
+            if not os.path.exists(path):
+                continue
+            for line in open(path):
+                if line.startswith("day "):
+                    d = kv(line)
+                    day_ratio.setdefault(a, {}).setdefault(int(d["n"]), []).append(
+                        (fnum(d["ratio"]), fnum(d["live_mib"]), fnum(d["rss_mib"])))
+    days = sorted({d for a in day_ratio for d in day_ratio[a]})
+    md.append("## Daily rotation: RSS against live bytes\n")
+    md.append("RSS from /proc/self/statm 1 s after each day boundary (the janitor has freed the "
+              "previous day), divided by the bytes the program holds (one day of records + cache). "
+              "Steady = mean over days 1.., final = RSS 1 s after everything is freed. "
+              "Targets for tidemalloc (issue 5): steady <= 1.3, final <= 16 MiB, time no worse than glibc.\n")
+    md.append("| allocator | " + " | ".join(f"day {d}" for d in days) +
+              " | steady | max | final RSS MiB | peak RSS MiB | time s |")
+    md.append("|---" * (len(days) + 6) + "|")
+    for a in allocs:
+        s = stats.get(("rotation", a))
+        if not s or not s["ok"]:
+            if s:
+                md.append(f"| {a} | FAILED ({','.join(s['fail'])}) |" + " |" * (len(days) + 4))
+            continue
+        cells = []
+        for d in days:
+            v = day_ratio.get(a, {}).get(d)
+            cells.append(f"{med([x[0] for x in v]):.2f} ({med([x[2] for x in v]):.0f}/{med([x[1] for x in v]):.0f})"
+                         if v else "-")
+        md.append(f"| {a} | " + " | ".join(cells) +
+                  f" | {fmt(s.get('steady_ratio'))} | {fmt(s.get('max_ratio'))} | {fmt(s.get('final_rss_mib'), 1)} | "
+                  f"{fmt(s['rss'], 0)} | {fmt(s['time'], 3)} |")
+    md.append("\nCells: ratio (RSS MiB / live MiB).\n")
+    if usable("rotation", "tidemalloc"):
+        s = stats[("rotation", "tidemalloc")]
+        g = stats.get(("rotation", "glibc"))
+        checks = [("steady RSS <= 1.3 x live", s.get("steady_ratio") is not None and s["steady_ratio"] <= 1.3),
+                  ("RSS after free <= 16 MiB", s.get("final_rss_mib") is not None and s["final_rss_mib"] <= 16)]
+        if g and usable("rotation", "glibc"):
+            checks.append(("time no worse than glibc", s["time"] <= g["time"]))
+        md.append("Issue 5 targets: " + "; ".join(f"{n}: {'met' if ok else 'NOT met'}" for n, ok in checks) + "\n")
+
+md.append("## Chart\n\n![results](results.svg)\n")
+open(os.path.join(OUT, "results.md"), "w").write("\n".join(md) + "\n")
+
+# ---- plain-text summary for the terminal ------------------------------------------------------
+col = max(12, max(len(a) for a in allocs) + 2)
+lines = ["time ratio / peak-RSS ratio to the best (median of runs; 1.00 = best)",
+         f"{'workload':<15}" + "".join(f"{a:>{col + 2}}" for a in allocs)]
+for w in workloads:
+    row = f"{w:<15}"
+    for a in allocs:
+        if (w, a) not in stats:
+            c = "-"
+        elif not usable(w, a):
+            c = "FAILED"
+        else:
+            c = f"{ratio(w, a, 'time'):.2f} / {ratio(w, a, 'rss'):.2f}"
+        row += f"{c:>{col + 2}}"
+    lines.append(row)
+lines.append(f"{'geomean time':<15}" + "".join(f"{fmt(gm_t[a]):>{col + 2}}" for a in allocs))
+lines.append(f"{'geomean RSS':<15}" + "".join(f"{fmt(gm_r[a]):>{col + 2}}" for a in allocs))
+open(os.path.join(OUT, "summary.txt"), "w").write("\n".join(lines) + "\n")
+
+# ---- chart inputs ------------------------------------------------------------------------------
+COLORS = {"tidemalloc": "#d62728", "glibc": "#7f7f7f", "jemalloc": "#1f77b4", "tcmalloc": "#2ca02c",
+          "mimalloc": "#9467bd"}
+
+
+def write_dat(name, key):
+    with open(os.path.join(OUT, name), "w") as f:
+        f.write("workload " + " ".join(allocs) + "\n")
+        for w in workloads:
+            vals = [ratio(w, a, key) for a in allocs]
+            f.write(w + " " + " ".join(f"{v:.3f}" if v is not None else "0" for v in vals) + "\n")
+
+
+write_dat("time.dat", "time")
+write_dat("rss.dat", "rss")
+with open(os.path.join(OUT, "fastpath.dat"), "w") as f:
+    f.write("size " + " ".join(allocs) + "\n")
+    for s in sizes:
+        f.write(f"{s}B " + " ".join(f"{fp[(a, s)]:.1f}" if fp.get((a, s)) else "0" for a in allocs) + "\n")
+days = sorted({d for a in day_ratio for d in day_ratio[a]})
+with open(os.path.join(OUT, "rotation.dat"), "w") as f:
+    f.write("day " + " ".join(allocs) + "\n")
+    for d in days:
+        vals = [med([x[0] for x in day_ratio.get(a, {}).get(d, [])]) for a in allocs]
+        f.write(f"{d} " + " ".join(f"{v:.3f}" if v is not None else "NaN" for v in vals) + "\n")
+    # the point after everything is freed cannot be a ratio (live = 0): shown in the table
+
+n = len(allocs)
+gp = []
+gp.append('set terminal svg size 1400,1000 dynamic enhanced font "sans,12" background "white"')
+gp.append('set output "results.svg"')
+gp.append('set datafile missing "NaN"')
+gp.append("set multiplot layout 2,2 title \"tidemalloc vs glibc, jemalloc, tcmalloc, mimalloc "
+          "(lower is better)\" font \",16\"")
+gp.append("set style data histogram")
+gp.append("set style histogram clustered gap 1")
+gp.append("set style fill solid 0.9 border -1")
+gp.append("set boxwidth 0.9")
+gp.append("set grid ytics")
+gp.append("set key top left horizontal")
+gp.append("set xtics rotate by -35 nomirror")
+gp.append("set yrange [0:*]")
+
+
+def plot_cols(datafile):
+    parts = []
+    for i, a in enumerate(allocs):
+        src = f"'{datafile}'" if i == 0 else "''"
+        parts.append(f"{src} using {i + 2}:xtic(1) title '{a}' lc rgb '{COLORS.get(a, '#000000')}'")
+    return "plot " + ", ".join(parts)
+
+
+gp.append('set title "Time / best time, per workload (1.0 = fastest)"')
+gp.append("set arrow 1 from graph 0, first 1 to graph 1, first 1 nohead dt 2 lw 1.5 front")
+gp.append(plot_cols("time.dat"))
+gp.append('set title "Peak RSS / lowest peak RSS, per workload (1.0 = smallest)"')
+gp.append(plot_cols("rss.dat"))
+gp.append("unset arrow 1")
+gp.append('set title "Fast path: instructions per malloc+free pair, 1 thread"')
+gp.append("set xtics norotate")
+gp.append(plot_cols("fastpath.dat") if sizes else "plot NaN notitle")
+gp.append('set title "Daily rotation: RSS / live bytes 1 s after each day boundary (target <= 1.3)"')
+gp.append("set style data linespoints")
+gp.append("set xlabel 'day'")
+gp.append("set xtics 1")
+gp.append("set key top left horizontal")
+gp.append("set arrow 2 from graph 0, first 1.3 to graph 1, first 1.3 nohead dt 2 lw 1.5 lc rgb 'black'")
+if days:
+    parts = []
+    for i, a in enumerate(allocs):
+        src = "'rotation.dat'" if i == 0 else "''"
+        parts.append(f"{src} using 1:{i + 2} title '{a}' lw 2 pt 7 lc rgb '{COLORS.get(a, '#000000')}'")
+    gp.append("plot " + ", ".join(parts))
+else:
+    gp.append("plot NaN notitle")
+gp.append("unset multiplot")
+open(os.path.join(OUT, "chart.gp"), "w").write("\n".join(gp) + "\n")

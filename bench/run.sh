@@ -1,0 +1,212 @@
+#!/usr/bin/env bash
+# bench/run.sh — tidemalloc against glibc, jemalloc, tcmalloc and mimalloc.
+#
+# Called by `make bench` (after `make lib bench-build`).  Environment:
+#   QUICK=1          reduced sizes (whole run < 3 min); default: full (< 30 min)
+#   BENCH_REPS=N     runs per workload and allocator (default 3)
+#   BENCH_ONLY="a b" run only these workloads (names as in the table below)
+#   BENCH_ALLOCS="x y" run only these allocators
+#   BENCH_NO_INSTALL=1  never call apt-get
+#
+# Every workload runs once per allocator in turn (A B C D E, A B C D E, ...)
+# under build/bench/bin/runner, which measures wall time, user+sys CPU and
+# peak RSS (wait4) and kills a run that exceeds its timeout, so a crash or a
+# hang is recorded as a failure rather than stopping the suite.
+#
+# Output in build/bench/: raw.tsv (one line per run), out/ (each run's
+# stdout), fastpath.tsv, machine.txt, results.md, results.svg.
+set -u
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+OUT=$ROOT/build/bench
+BIN=$OUT/bin
+RUNNER=$BIN/runner
+QUICK=${QUICK:-}
+REPS=${BENCH_REPS:-3}
+mkdir -p "$OUT/out"
+
+say() { printf '%s\n' "$*"; }
+die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
+
+for p in runner churn symbolic larson xmalloc falseshare realloc large rotation fastpath; do
+  [ -x "$BIN/$p" ] || die "$BIN/$p missing: run 'make bench-build' (or 'make bench')"
+done
+
+# ---- tools and peer allocators -------------------------------------------------
+
+# Find a shared library by soname through the dynamic linker cache.
+find_lib() { ldconfig -p 2>/dev/null | awk -v n="$1" '$1 == n { print $NF; exit }'; }
+
+APT_UPDATED=
+apt_install() { # apt_install PACKAGE: best effort; returns apt-get's status
+  [ -n "${BENCH_NO_INSTALL:-}" ] && return 1
+  command -v apt-get >/dev/null 2>&1 || return 1
+  local sudo=
+  if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null || return 1
+    sudo="sudo -n"
+  fi
+  if [ -z "$APT_UPDATED" ]; then
+    say "bench: apt-get update"
+    $sudo apt-get update -qq >/dev/null 2>&1
+    APT_UPDATED=1
+  fi
+  say "bench: apt-get install $1"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$1" >/dev/null 2>&1
+}
+
+# name  soname                    Debian package
+PEERS="jemalloc libjemalloc.so.2 libjemalloc2
+tcmalloc libtcmalloc_minimal.so.4 libtcmalloc-minimal4
+mimalloc libmimalloc.so.2 libmimalloc2.0"
+
+ALLOCS=()
+declare -A LIB
+TIDE=$ROOT/build/libtidemalloc.so
+if [ -f "$TIDE" ] && nm -D --defined-only "$TIDE" 2>/dev/null | grep -qw malloc; then
+  ALLOCS+=(tidemalloc)
+  LIB[tidemalloc]=$TIDE
+else
+  say "bench: SKIP tidemalloc: $TIDE missing or exports no malloc (build it with 'make lib')"
+fi
+ALLOCS+=(glibc)
+LIB[glibc]=
+while read -r name soname pkg; do
+  path=$(find_lib "$soname")
+  if [ -z "$path" ]; then
+    apt_install "$pkg"
+    path=$(find_lib "$soname")
+  fi
+  if [ -n "$path" ]; then
+    ALLOCS+=("$name")
+    LIB[$name]=$path
+  else
+    say "bench: SKIP $name: $soname not found and package $pkg could not be installed"
+  fi
+done <<<"$PEERS"
+
+if [ -n "${BENCH_ALLOCS:-}" ]; then
+  keep=()
+  for a in "${ALLOCS[@]}"; do [[ " $BENCH_ALLOCS " == *" $a "* ]] && keep+=("$a"); done
+  ALLOCS=("${keep[@]}")
+fi
+
+command -v python3 >/dev/null 2>&1 || apt_install python3
+command -v python3 >/dev/null 2>&1 || die "python3 is needed for the report"
+command -v gnuplot >/dev/null 2>&1 || apt_install gnuplot-nox
+command -v gnuplot >/dev/null 2>&1 || say "bench: no gnuplot: results.svg will not be drawn"
+
+# ---- the machine ------------------------------------------------------------------
+{
+  echo "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "cpu: $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo) x $(nproc) (usable by this process)"
+  echo "memory: $(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
+  echo "kernel: $(uname -sr)"
+  echo "glibc: $(ldd --version 2>/dev/null | head -1 | awk '{ print $NF }')"
+  for pkg in libjemalloc2 libtcmalloc-minimal4 libmimalloc2.0; do
+    v=$(dpkg-query -W -f '${Version}' "$pkg" 2>/dev/null) && echo "$pkg: $v"
+  done
+  echo "tidemalloc: $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)"
+  echo "mode: $([ -n "$QUICK" ] && echo 'QUICK=1 (reduced sizes)' || echo full), $REPS runs per workload and allocator"
+  echo "allocators: ${ALLOCS[*]}"
+} >"$OUT/machine.txt"
+
+# ---- workloads ----------------------------------------------------------------------
+# name | program and arguments (full) | (quick) | timeout in s (full) | (quick)
+WORKLOADS="churn|churn iters=40000000 slots=10000|churn iters=6000000 slots=10000|120|40
+symbolic|symbolic steps=8000000|symbolic steps=1500000|120|40
+larson-1t|larson threads=1 ops=20000000|larson threads=1 ops=3000000|120|40
+larson-2t|larson threads=2 ops=20000000|larson threads=2 ops=3000000|120|40
+xmalloc|xmalloc blocks=20000000 pairs=1|xmalloc blocks=3000000 pairs=1|120|40
+cache-thrash|falseshare mode=0 threads=2 iters=50000 writes=2000|falseshare mode=0 threads=2 iters=10000 writes=1000|120|40
+cache-scratch|falseshare mode=1 threads=2 iters=50000 writes=2000|falseshare mode=1 threads=2 iters=10000 writes=1000|120|40
+realloc|realloc rounds=800000|realloc rounds=120000|120|40
+large|large steps=2000|large steps=400|120|40
+rotation|rotation days=6 day_mib=256 settle_ms=1000|rotation days=2 day_mib=96 settle_ms=1000|180|60"
+
+RAW=$OUT/raw.tsv
+: >"$RAW"
+say "bench: allocators: ${ALLOCS[*]}; $REPS runs each; $([ -n "$QUICK" ] && echo quick || echo full) sizes"
+T0=$(date +%s)
+while IFS='|' read -r name full quick tfull tquick; do
+  if [ -n "${BENCH_ONLY:-}" ] && [[ " $BENCH_ONLY " != *" $name "* ]]; then continue; fi
+  if [ -n "$QUICK" ]; then cmd=$quick; tmo=$tquick; else cmd=$full; tmo=$tfull; fi
+  read -r prog args <<<"$cmd"
+  for rep in $(seq 1 "$REPS"); do
+    line=$(printf '%-14s run %d:' "$name" "$rep")
+    for a in "${ALLOCS[@]}"; do
+      o=$OUT/out/$name.$a.$rep.txt
+      # shellcheck disable=SC2086  # $args is a word list on purpose
+      m=$("$RUNNER" -p "${LIB[$a]}" -t "$tmo" -o "$o" -- "$BIN/$prog" $args 2>"$o.err")
+      res=$(grep -m1 '^result ' "$o" 2>/dev/null | sed 's/^result //')
+      printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$a" "$rep" "$m" "$res" >>"$RAW"
+      st=${m%% *}
+      st=${st#status=}
+      w=$(sed -n 's/.*wall=\([0-9.]*\).*/\1/p' <<<"$m")
+      if [ "$st" = ok ]; then line+=$(printf ' %s %.2fs' "$a" "$w"); else line+=" $a FAILED($st)"; fi
+    done
+    say "$line"
+  done
+done <<<"$WORKLOADS"
+
+# ---- fast path: instructions per malloc+free pair ------------------------------------
+FP=$OUT/fastpath.tsv
+: >"$FP"
+METHOD=
+if perf stat -x, -e instructions:u true 2>&1 | grep -q '^[0-9]'; then
+  METHOD=perf
+elif command -v valgrind >/dev/null 2>&1 || apt_install valgrind; then
+  METHOD=callgrind
+fi
+
+count_instr() { # count_instr LIB SIZE ITERS -> instructions of the whole run
+  local lib=$1 size=$2 iters=$3
+  if [ "$METHOD" = perf ]; then
+    perf stat -x, -e instructions:u -- env ${lib:+LD_PRELOAD=$lib} "$BIN/fastpath" size="$size" iters="$iters" 2>&1 >/dev/null |
+      awk -F, '/instructions/ { print $1; exit }'
+  else
+    env ${lib:+LD_PRELOAD=$lib} timeout 120 valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+      "$BIN/fastpath" size="$size" iters="$iters" 2>&1 >/dev/null |
+      awk '/Collected :/ { print $NF; exit }'
+  fi
+}
+
+if [ -n "${BENCH_ONLY:-}" ] && [[ " $BENCH_ONLY " != *" fastpath "* ]]; then
+  METHOD=skipped
+fi
+echo "method: ${METHOD:-none}" >>"$OUT/machine.txt"
+if [ "$METHOD" = perf ] || [ "$METHOD" = callgrind ]; then
+  say "bench: fast path, instructions per malloc+free pair ($METHOD; runs of 100000 and 300000 pairs)"
+  N1=100000
+  N2=300000
+  for a in "${ALLOCS[@]}"; do
+    line=$(printf '%-14s' "$a")
+    for size in 16 64 256 1024 8192; do
+      c1=$(count_instr "${LIB[$a]}" "$size" "$N1")
+      c2=$(count_instr "${LIB[$a]}" "$size" "$N2")
+      if [[ "$c1" =~ ^[0-9]+$ && "$c2" =~ ^[0-9]+$ ]]; then
+        per=$(awk -v a="$c1" -v b="$c2" -v n="$((N2 - N1))" 'BEGIN { printf "%.1f", (b - a) / n }')
+      else
+        per=FAILED
+      fi
+      printf '%s\t%s\t%s\n' "$a" "$size" "$per" >>"$FP"
+      line+=" ${size}B:$per"
+    done
+    say "$line"
+  done
+elif [ "$METHOD" != skipped ]; then
+  say "bench: SKIP fast path: neither perf (instructions counter) nor valgrind is usable"
+fi
+
+T1=$(date +%s)
+echo "duration: $((T1 - T0)) s" >>"$OUT/machine.txt"
+
+# ---- report ---------------------------------------------------------------------------
+python3 "$ROOT/bench/report.py" "$OUT" || die "report failed"
+if command -v gnuplot >/dev/null 2>&1 && [ -f "$OUT/chart.gp" ]; then
+  (cd "$OUT" && gnuplot chart.gp) || say "bench: gnuplot failed; no chart"
+fi
+say ""
+cat "$OUT/summary.txt" 2>/dev/null
+say ""
+say "bench: done in $((T1 - T0)) s: $OUT/results.md$([ -f "$OUT/results.svg" ] && echo " and $OUT/results.svg")"
