@@ -345,7 +345,7 @@ COLORS = {"tidemalloc": "#d62728", "glibc": "#7f7f7f", "jemalloc": "#1f77b4", "t
 
 def write_dat(name, key):
     with open(os.path.join(OUT, name), "w") as f:
-        f.write("workload " + " ".join(allocs) + "\n")
+        f.write("# workload " + " ".join(allocs) + "\n")
         for w in workloads:
             vals = [ratio(w, a, key) for a in allocs]
             f.write(w + " " + " ".join(f"{v:.3f}" if v is not None else "0" for v in vals) + "\n")
@@ -354,12 +354,12 @@ def write_dat(name, key):
 write_dat("time.dat", "time")
 write_dat("rss.dat", "rss")
 with open(os.path.join(OUT, "fastpath.dat"), "w") as f:
-    f.write("size " + " ".join(allocs) + "\n")
+    f.write("# size " + " ".join(allocs) + "\n")
     for s in sizes:
         f.write(f"{s}B " + " ".join(f"{fp[(a, s)]:.1f}" if fp.get((a, s)) else "0" for a in allocs) + "\n")
 days = sorted({d for a in day_ratio for d in day_ratio[a]})
 with open(os.path.join(OUT, "rotation.dat"), "w") as f:
-    f.write("day " + " ".join(allocs) + "\n")
+    f.write("# day " + " ".join(allocs) + "\n")
     for d in days:
         vals = [med([x[0] for x in day_ratio.get(a, {}).get(d, [])]) for a in allocs]
         f.write(f"{d} " + " ".join(f"{v:.3f}" if v is not None else "NaN" for v in vals) + "\n")
@@ -367,18 +367,18 @@ with open(os.path.join(OUT, "rotation.dat"), "w") as f:
 
 n = len(allocs)
 gp = []
-gp.append('set terminal svg size 1400,1000 dynamic enhanced font "sans,12" background "white"')
+gp.append('set terminal svg size 1400,1300 dynamic enhanced font "sans,12" background "white"')
 gp.append('set output "results.svg"')
 gp.append('set datafile missing "NaN"')
-gp.append("set multiplot layout 2,2 title \"tidemalloc vs glibc, jemalloc, tcmalloc, mimalloc "
+gp.append("set multiplot title \"tidemalloc vs glibc, jemalloc, tcmalloc, mimalloc "
           "(lower is better)\" font \",16\"")
 gp.append("set style data histogram")
 gp.append("set style histogram clustered gap 1")
 gp.append("set style fill solid 0.9 border -1")
 gp.append("set boxwidth 0.9")
 gp.append("set grid ytics")
-gp.append("set key top left horizontal")
-gp.append("set xtics rotate by -35 nomirror")
+gp.append("set key outside top center horizontal")
+gp.append("set xtics nomirror")
 gp.append("set yrange [0:*]")
 
 
@@ -390,20 +390,28 @@ def plot_cols(datafile):
     return "plot " + ", ".join(parts)
 
 
+gp.append("set size 1, 0.32")
+gp.append("set origin 0, 0.64")
 gp.append('set title "Time / best time, per workload (1.0 = fastest)"')
 gp.append("set arrow 1 from graph 0, first 1 to graph 1, first 1 nohead dt 2 lw 1.5 front")
+gp.append(f"set xrange [-0.6:{len(workloads) - 0.4}]")
 gp.append(plot_cols("time.dat"))
+gp.append("set origin 0, 0.32")
 gp.append('set title "Peak RSS / lowest peak RSS, per workload (1.0 = smallest)"')
 gp.append(plot_cols("rss.dat"))
 gp.append("unset arrow 1")
+gp.append("set size 0.5, 0.32")
+gp.append("set origin 0, 0")
 gp.append('set title "Fast path: instructions per malloc+free pair, 1 thread"')
-gp.append("set xtics norotate")
-gp.append(plot_cols("fastpath.dat") if sizes else "plot NaN notitle")
+
+gp.append(f"set xrange [-0.6:{max(len(sizes), 1) - 0.4}]")
+gp.append(plot_cols("fastpath.dat") if sizes else "set label 1 'not measured' at graph 0.5, 0.5 center\nplot [0:1] [0:1] -1 notitle\nunset label 1")
+gp.append("set origin 0.5, 0")
 gp.append('set title "Daily rotation: RSS / live bytes 1 s after each day boundary (target <= 1.3)"')
 gp.append("set style data linespoints")
 gp.append("set xlabel 'day'")
 gp.append("set xtics 1")
-gp.append("set key top left horizontal")
+gp.append("set xrange [*:*]")
 gp.append("set arrow 2 from graph 0, first 1.3 to graph 1, first 1.3 nohead dt 2 lw 1.5 lc rgb 'black'")
 if days:
     parts = []
@@ -412,6 +420,6 @@ if days:
         parts.append(f"{src} using 1:{i + 2} title '{a}' lw 2 pt 7 lc rgb '{COLORS.get(a, '#000000')}'")
     gp.append("plot " + ", ".join(parts))
 else:
-    gp.append("plot NaN notitle")
+    gp.append("set label 1 'not measured' at graph 0.5, 0.5 center\nplot [0:1] [0:1] -1 notitle\nunset label 1")
 gp.append("unset multiplot")
 open(os.path.join(OUT, "chart.gp"), "w").write("\n".join(gp) + "\n")
