@@ -1,0 +1,445 @@
+/*
+ * Entry points: the tide_* functions, the standard names (in the drop-in
+ * build), and initialisation.
+ *
+ * malloc and free are small inline fast paths over the thread cache,
+ * with one unlikely branch each to a non-inlined slow path that takes
+ * an arena lock.
+ */
+#include "arena.h"
+#include "arenas.h"
+#include "heap.h"
+#include "mmapped.h"
+#include "os.h"
+#include "purge.h"
+#include "stats.h"
+#include "tcache.h"
+
+#include <stdlib.h>
+
+bool tide_initialized;
+uintptr_t tide_free_key;
+__thread const char *tide_current_fn;
+
+/* ---------------------------------------------------------------- init */
+
+void arenas_prefork(void);
+void arenas_postfork_parent(void);
+void arenas_postfork_child(void);
+
+static void prefork(void) {
+  arenas_prefork();
+  mmapped_prefork();
+}
+static void postfork_parent(void) {
+  mmapped_postfork_parent();
+  arenas_postfork_parent();
+}
+static void postfork_child(void) {
+  mmapped_postfork_child();
+  arenas_postfork_child();
+}
+
+/* Reached from the first call of any entry point; never allocates. */
+void tide_init_slow(void) {
+  static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
+  pthread_mutex_lock(&init_lock);
+  if (!tide_initialized) {
+    os_init();
+    opt_init();
+    tide_free_key = (uintptr_t)os_random64();
+    arenas_init();
+    tcache_init_key();
+    pthread_atfork(prefork, postfork_parent, postfork_child);
+    __atomic_store_n(&tide_initialized, true, __ATOMIC_RELEASE);
+  }
+  pthread_mutex_unlock(&init_lock);
+}
+
+/* ------------------------------------------------------ pointer checks */
+
+/* Cheap always-on checks of a pointer handed to us: alignment and a sane
+ * size.  Which region it lies in is checked by the caller. */
+static struct chunk *checked_chunk(void *mem, const char *fn) {
+  if (unlikely(!aligned_ok(mem)))
+    tide_fatal(fn, "invalid pointer (misaligned)");
+  struct chunk *p = mem2chunk(mem);
+  size_t size = chunk_size(p);
+  if (unlikely(size < MINSIZE || (uintptr_t)p > (uintptr_t)-size))
+    tide_fatal(fn, "invalid size");
+  return p;
+}
+
+static struct arena *owning_arena(struct chunk *p, const char *fn) {
+  struct arena *a = arenas_of_chunk(p, p->size);
+  if (unlikely(!a))
+    tide_fatal(fn, "invalid pointer (not allocated by tidemalloc)");
+  return a;
+}
+
+/* A chunk that carries the cached-chunk key may be free already: look in
+ * this thread's cache and in its arena's fast bin. */
+static void reject_if_cached(struct chunk *p, struct arena *a, const char *fn) {
+  if (likely((uintptr_t)p->bk != tide_free_key))
+    return;
+  struct tcache *tc = tcache_tls;
+  size_t idx = tcache_index(chunk_size(p));
+  if (tc && idx < tc->nbins && tcache_contains(tc, chunk2mem(p), idx))
+    tide_fatal(fn, "pointer already freed (in thread cache)");
+  (void)a;
+}
+
+static inline bool region_plausible(struct chunk *p, size_t size_field) {
+  if (size_field & IN_HEAP)
+    return heap_registered(p);
+  return (char *)p >= main_arena.brk_lo && (char *)p < main_arena.brk_hi;
+}
+
+static void perturb_alloc(void *mem, size_t n) {
+  if (unlikely(opt.perturb))
+    memset(mem, opt.perturb ^ 0xff, n);
+}
+
+/* ------------------------------------------------------------ allocate */
+
+/* The arena path: a chunk of nb bytes for a request of n, or NULL with
+ * errno set.  *clean_from as in arena_malloc. */
+static struct chunk *alloc_chunk(size_t n, size_t nb, char **clean_from, bool use_tcache) {
+  tide_current_fn = "malloc";
+  struct arena *a = arenas_lock_mine();
+  struct tcache *tc = tcache_get_or_create(a);
+  struct chunk *c;
+  size_t idx = tcache_index(nb);
+  if (use_tcache && tc && idx < tc->nbins) {
+    c = tcache_refill(tc, a, idx);
+    if (clean_from && c)
+      *clean_from = (char *)c + chunk_size(c);
+  } else {
+    c = arena_malloc(a, nb, clean_from);
+  }
+  a->count.malloc_calls++;
+  a->count.bytes_requested += n;
+  if (TIDE_DEBUG)
+    check_arena(a);
+  pthread_mutex_unlock(&a->lock);
+  if (unlikely(!c)) {
+    struct arena *b = arenas_lock_other(a);
+    if (b) {
+      c = arena_malloc(b, nb, clean_from);
+      pthread_mutex_unlock(&b->lock);
+    }
+  }
+  if (unlikely(!c))
+    errno = ENOMEM;
+  return c;
+}
+
+static TIDE_NOINLINE void *malloc_slow(size_t n) {
+  tide_ensure_init();
+  size_t nb;
+  if (unlikely(!request2size(n, &nb))) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  struct chunk *c = alloc_chunk(n, nb, NULL, true);
+  if (!c)
+    return NULL;
+  perturb_alloc(chunk2mem(c), n);
+  return chunk2mem(c);
+}
+
+TIDE_EXPORT void *tide_malloc(size_t n) {
+  struct tcache *tc = tcache_tls;
+  size_t idx = tcache_request_index(n);
+  if (likely(tc != NULL && idx < tc->nbins)) {
+    void *mem = tcache_pop(tc, idx);
+    if (likely(mem != NULL)) {
+      tc->mallocs++;
+      tc->bytes_requested += n;
+      return mem;
+    }
+  }
+  return malloc_slow(n);
+}
+
+TIDE_EXPORT void *tide_calloc(size_t nmemb, size_t size) {
+  size_t n, nb;
+  if (unlikely(__builtin_mul_overflow(nmemb, size, &n))) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  struct tcache *tc = tcache_tls;
+  size_t idx = tcache_request_index(n);
+  if (tc && idx < tc->nbins) {
+    void *mem = tcache_pop(tc, idx);
+    if (mem) {
+      tc->mallocs++;
+      tc->bytes_requested += n;
+      return memset(mem, 0, chunk_usable(mem2chunk(mem)));
+    }
+  }
+  tide_ensure_init();
+  if (unlikely(!request2size(n, &nb))) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  char *clean_from = NULL;
+  struct chunk *c = alloc_chunk(n, nb, &clean_from, false);
+  if (!c)
+    return NULL;
+  char *mem = chunk2mem(c);
+  if (chunk_is_mmapped(c)) /* a fresh mapping is zero */
+    return mem;
+  char *end = mem + chunk_usable(c);
+  if (clean_from < end)
+    end = clean_from < mem ? mem : clean_from;
+  memset(mem, 0, (size_t)(end - mem));
+  return mem;
+}
+
+/* --------------------------------------------------------------- free */
+
+static TIDE_NOINLINE void free_slow(void *mem) {
+  tide_ensure_init();
+  tide_current_fn = "free";
+  struct chunk *p = checked_chunk(mem, "free");
+  if (chunk_is_mmapped(p)) {
+    mmapped_free(p);
+    return;
+  }
+  struct arena *a = owning_arena(p, "free");
+  struct tcache *tc = tcache_tls;
+  size_t idx = tcache_index(chunk_size(p));
+  if (tc && idx < tc->nbins) {
+    tcache_free_slow(tc, mem, idx);
+    return;
+  }
+  pthread_mutex_lock(&a->lock);
+  if (opt.perturb)
+    memset(mem, opt.perturb, chunk_size(p) - CHUNK_HDR);
+  arena_free(a, p);
+  a->count.free_calls++;
+  if (TIDE_DEBUG)
+    check_arena(a);
+  pthread_mutex_unlock(&a->lock);
+}
+
+TIDE_EXPORT void tide_free(void *mem) {
+  if (unlikely(mem == NULL))
+    return;
+  struct chunk *p = mem2chunk(mem);
+  size_t sf = p->size;
+  struct tcache *tc = tcache_tls;
+  size_t idx = tcache_index(sf);
+  if (likely(tc != NULL && idx < tc->nbins && !(sf & IS_MMAPPED) && aligned_ok(mem) && region_plausible(p, sf)) &&
+      likely(tcache_push(tc, mem, idx))) {
+    tc->frees++;
+    return;
+  }
+  free_slow(mem);
+}
+
+TIDE_EXPORT void tide_free_sized(void *mem, size_t size) {
+  if (mem && unlikely(size > chunk_usable(checked_chunk(mem, "free_sized"))))
+    tide_fatal("free_sized", "size larger than the block");
+  tide_free(mem);
+}
+
+TIDE_EXPORT void tide_free_aligned_sized(void *mem, size_t alignment, size_t size) {
+  if (mem && unlikely(((uintptr_t)mem & (alignment - 1)) != 0))
+    tide_fatal("free_aligned_sized", "pointer does not have the stated alignment");
+  if (mem && unlikely(size > chunk_usable(checked_chunk(mem, "free_aligned_sized"))))
+    tide_fatal("free_aligned_sized", "size larger than the block");
+  tide_free(mem);
+}
+
+/* ------------------------------------------------------------ realloc */
+
+TIDE_EXPORT void *tide_realloc(void *mem, size_t n) {
+  if (mem == NULL)
+    return tide_malloc(n);
+  if (n == 0) { /* glibc: frees and returns NULL */
+    tide_free(mem);
+    return NULL;
+  }
+  tide_ensure_init();
+  tide_current_fn = "realloc";
+  struct chunk *p = checked_chunk(mem, "realloc");
+  size_t nb;
+  if (unlikely(!request2size(n, &nb))) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  size_t old_usable = chunk_usable(p);
+  if (chunk_is_mmapped(p)) {
+    struct chunk *q = mmapped_resize(p, nb);
+    if (q)
+      return chunk2mem(q);
+    if (old_usable >= n)
+      return mem;
+  } else {
+    struct arena *a = owning_arena(p, "realloc");
+    reject_if_cached(p, a, "realloc");
+    pthread_mutex_lock(&a->lock);
+    bool done = arena_resize_in_place(a, p, nb);
+    a->count.realloc_calls++;
+    pthread_mutex_unlock(&a->lock);
+    if (done)
+      return mem;
+  }
+  void *nmem = tide_malloc(n);
+  if (!nmem)
+    return NULL;
+  memcpy(nmem, mem, old_usable < n ? old_usable : n);
+  tide_free(mem);
+  return nmem;
+}
+
+TIDE_EXPORT void *tide_reallocarray(void *mem, size_t nmemb, size_t size) {
+  size_t n;
+  if (__builtin_mul_overflow(nmemb, size, &n)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return tide_realloc(mem, n);
+}
+
+/* ----------------------------------------------------------- memalign */
+
+static void *memalign_common(size_t align, size_t n) {
+  if (align <= CHUNK_ALIGN)
+    return tide_malloc(n);
+  tide_ensure_init();
+  size_t nb;
+  if (unlikely(!request2size(n, &nb) || nb > MAX_REQUEST - align - MINSIZE)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  if (align < MINSIZE)
+    align = MINSIZE;
+  tide_current_fn = "memalign";
+  struct arena *a = arenas_lock_mine();
+  struct chunk *c = arena_memalign(a, align, nb);
+  a->count.malloc_calls++;
+  a->count.bytes_requested += n;
+  pthread_mutex_unlock(&a->lock);
+  if (!c) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  perturb_alloc(chunk2mem(c), n);
+  return chunk2mem(c);
+}
+
+static bool power_of_two(size_t x) { return x && !(x & (x - 1)); }
+
+/* glibc's memalign rounds an alignment that is not a power of two up. */
+TIDE_EXPORT void *tide_memalign(size_t align, size_t n) {
+  if (align > SIZE_MAX / 2 + 1) {
+    errno = EINVAL;
+    return NULL;
+  }
+  if (!power_of_two(align)) {
+    size_t a = 1;
+    while (a < align)
+      a <<= 1;
+    align = a;
+  }
+  return memalign_common(align, n);
+}
+
+/* C17 and glibc 2.38: an alignment that is not a power of two fails. */
+TIDE_EXPORT void *tide_aligned_alloc(size_t align, size_t n) {
+  if (!power_of_two(align)) {
+    errno = EINVAL;
+    return NULL;
+  }
+  return memalign_common(align, n);
+}
+
+TIDE_EXPORT int tide_posix_memalign(void **out, size_t align, size_t n) {
+  if (align % sizeof(void *) != 0 || !power_of_two(align / sizeof(void *)))
+    return EINVAL;
+  int saved = errno;
+  void *mem = memalign_common(align, n);
+  errno = saved;
+  if (!mem)
+    return ENOMEM;
+  *out = mem;
+  return 0;
+}
+
+TIDE_EXPORT void *tide_valloc(size_t n) {
+  tide_ensure_init();
+  return memalign_common(os_page, n);
+}
+
+TIDE_EXPORT void *tide_pvalloc(size_t n) {
+  tide_ensure_init();
+  if (n > SIZE_MAX - os_page) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return memalign_common(os_page, os_page_up(n ? n : 1));
+}
+
+TIDE_EXPORT size_t tide_malloc_usable_size(void *mem) {
+  if (!mem)
+    return 0;
+  struct chunk *p = checked_chunk(mem, "malloc_usable_size");
+  if (chunk_is_mmapped(p))
+    return chunk_usable(p);
+  return chunk_inuse(p) ? chunk_usable(p) : 0;
+}
+
+/* ------------------------------------------------------ glibc extensions */
+
+TIDE_EXPORT int tide_mallopt(int param, int value) { return opt_mallopt(param, value); }
+
+TIDE_EXPORT struct tide_mallinfo2 tide_mallinfo2(void) { return stats_mallinfo2(); }
+
+static int clamp_int(size_t v) { return v > INT32_MAX ? INT32_MAX : (int)v; }
+
+TIDE_EXPORT struct tide_mallinfo tide_mallinfo(void) {
+  struct tide_mallinfo2 m = stats_mallinfo2();
+  struct tide_mallinfo r = {clamp_int(m.arena),   clamp_int(m.ordblks),  clamp_int(m.smblks),  clamp_int(m.hblks),
+                            clamp_int(m.hblkhd),  clamp_int(m.usmblks),  clamp_int(m.fsmblks), clamp_int(m.uordblks),
+                            clamp_int(m.fordblks), clamp_int(m.keepcost)};
+  return r;
+}
+
+TIDE_EXPORT int tide_malloc_trim(size_t pad) {
+  tide_ensure_init();
+  tide_current_fn = "malloc_trim";
+  return purge_trim_all(pad) ? 1 : 0;
+}
+
+TIDE_EXPORT void tide_malloc_stats(void) { stats_print(); }
+TIDE_EXPORT int tide_malloc_info(int options, FILE *fp) { return stats_info_xml(options, fp); }
+TIDE_EXPORT void tide_stats_get(struct tide_stats *out) { stats_get(out); }
+TIDE_EXPORT void tide_heap_dump(int fd) { stats_dump(fd); }
+
+/* ------------------------------------------------------ standard names */
+
+#if TIDE_STD_NAMES
+#define TIDE_ALIAS(std, ours) extern __typeof(ours) std __attribute__((alias(#ours), visibility("default")))
+TIDE_ALIAS(malloc, tide_malloc);
+TIDE_ALIAS(free, tide_free);
+TIDE_ALIAS(calloc, tide_calloc);
+TIDE_ALIAS(realloc, tide_realloc);
+TIDE_ALIAS(reallocarray, tide_reallocarray);
+TIDE_ALIAS(memalign, tide_memalign);
+TIDE_ALIAS(aligned_alloc, tide_aligned_alloc);
+TIDE_ALIAS(posix_memalign, tide_posix_memalign);
+TIDE_ALIAS(valloc, tide_valloc);
+TIDE_ALIAS(pvalloc, tide_pvalloc);
+TIDE_ALIAS(malloc_usable_size, tide_malloc_usable_size);
+TIDE_ALIAS(free_sized, tide_free_sized);
+TIDE_ALIAS(free_aligned_sized, tide_free_aligned_sized);
+TIDE_ALIAS(mallopt, tide_mallopt);
+TIDE_ALIAS(mallinfo, tide_mallinfo);
+TIDE_ALIAS(mallinfo2, tide_mallinfo2);
+TIDE_ALIAS(malloc_trim, tide_malloc_trim);
+TIDE_ALIAS(malloc_stats, tide_malloc_stats);
+TIDE_ALIAS(malloc_info, tide_malloc_info);
+#endif

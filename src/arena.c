@@ -1,0 +1,575 @@
+/*
+ * One arena's malloc and free flows: fast bins, small bins, the unsorted
+ * sweep, best fit in large bins, the binmap scan, the top chunk, growth;
+ * free with coalescing; consolidation; in-place resize; memalign.
+ * Every function is called with the arena's lock held.
+ */
+#include "arena.h"
+
+#include "heap.h"
+#include "mmapped.h"
+#include "os.h"
+#include "purge.h"
+
+void arena_init(struct arena *a) {
+  bin_init(a);
+  a->top = NULL;
+  a->top_dirty_end = NULL;
+  a->last_remainder = NULL;
+  a->have_fastchunks = false;
+}
+
+/* ---------------------------------------------------------------- regions */
+
+static struct brk_segment *brk_segment_of(struct arena *a, const void *p) {
+  for (int i = a->nsegs - 1; i >= 0; i--)
+    if ((const char *)p >= a->seg[i].start && (const char *)p < a->seg[i].end)
+      return &a->seg[i];
+  return NULL;
+}
+
+void arena_region_bounds(struct arena *a, struct chunk *p, char **first, char **end) {
+  if (chunk_in_heap(p)) {
+    struct heap_info *h = heap_of(p);
+    *first = (char *)heap_first_chunk(h);
+    *end = h->fence ? (char *)h->fence : heap_end(h);
+    return;
+  }
+  struct brk_segment *s = brk_segment_of(a, p);
+  if (!s) {
+    *first = *end = NULL;
+    return;
+  }
+  *first = s->start;
+  *end = s->fence ? (char *)s->fence : s->end;
+}
+
+bool arena_owns(struct arena *a, struct chunk *p, size_t size) {
+  char *first, *end;
+  if (chunk_in_heap(p) && heap_of(p)->arena != a)
+    return false;
+  arena_region_bounds(a, p, &first, &end);
+  return first && (char *)p >= first && size <= (size_t)(end - (char *)p);
+}
+
+/* -------------------------------------------------------------- coalesce */
+
+/*
+ * Make p (size bytes, currently marked in use) free: merge it with free
+ * neighbours and the top, then put it in the unsorted bin.  Returns the
+ * size of the free chunk that results.
+ */
+static size_t free_coalesce(struct arena *a, struct chunk *p, size_t size) {
+  size_t abit = p->size & IN_HEAP;
+  struct chunk *next = chunk_at(p, size);
+  size_t nsize = chunk_size(next);
+
+  if (!prev_inuse(p)) {
+    size_t psize = p->prev_size;
+    struct chunk *prev = (struct chunk *)((char *)p - psize);
+    if (unlikely(chunk_size(prev) != psize))
+      tide_fatal(tide_current_fn, "corrupted size vs. prev_size while consolidating");
+    bin_unlink(a, prev);
+    p = prev;
+    size += psize;
+  }
+  if (next == a->top) {
+    size += nsize;
+    chunk_set_head(p, size | PREV_INUSE | abit);
+    a->top = p;
+    if (a->top_dirty_end < (char *)next + CHUNK_HDR)
+      a->top_dirty_end = (char *)next + CHUNK_HDR;
+    return size;
+  }
+  if (!prev_inuse(chunk_at(next, nsize))) {
+    bin_unlink(a, next);
+    size += nsize;
+  } else {
+    next->size &= ~PREV_INUSE;
+  }
+  chunk_set_head(p, size | PREV_INUSE | abit);
+  chunk_set_foot(p, size);
+  bin_insert_unsorted(a, p, size);
+  return size;
+}
+
+void arena_consolidate(struct arena *a) {
+  a->have_fastchunks = false;
+  for (int i = 0; i < NFASTBINS; i++) {
+    struct chunk *p = a->fastbins[i];
+    a->fastbins[i] = NULL;
+    while (p) {
+      if (unlikely(!aligned_ok(p)))
+        tide_fatal("malloc_consolidate", "unaligned fastbin chunk detected");
+      size_t size = chunk_size(p);
+      if (unlikely(size < MINSIZE || fastbin_index(size) != i))
+        tide_fatal("malloc_consolidate", "invalid chunk size");
+      struct chunk *next = link_reveal(&p->fd, p->fd);
+      free_coalesce(a, p, size);
+      p = next;
+    }
+  }
+}
+
+/* ------------------------------------------------------------ splitting */
+
+/* v (unlinked, free) has at least nb bytes: hand out nb of them. */
+static struct chunk *take_chunk(struct arena *a, struct chunk *v, size_t nb, bool remember_remainder) {
+  size_t size = chunk_size(v), abit = v->size & IN_HEAP;
+  if (size - nb >= MINSIZE) {
+    struct chunk *rem = chunk_at(v, nb);
+    chunk_set_head(v, nb | PREV_INUSE | abit);
+    chunk_set_head(rem, (size - nb) | PREV_INUSE | abit);
+    chunk_set_foot(rem, size - nb);
+    bin_insert_unsorted(a, rem, size - nb);
+    if (remember_remainder)
+      a->last_remainder = rem;
+  } else {
+    chunk_set_inuse(v);
+  }
+  return v;
+}
+
+static struct chunk *take_from_top(struct arena *a, size_t nb, char **clean_from) {
+  struct chunk *v = a->top;
+  size_t size = chunk_size(v), abit = v->size & IN_HEAP;
+  struct chunk *rem = chunk_at(v, nb);
+  chunk_set_head(v, nb | PREV_INUSE | abit);
+  chunk_set_head(rem, (size - nb) | PREV_INUSE | abit);
+  a->top = rem;
+  char *clean = a->top_dirty_end > (char *)chunk2mem(v) ? a->top_dirty_end : (char *)chunk2mem(v);
+  if (clean_from)
+    *clean_from = clean;
+  if (a->top_dirty_end < (char *)rem + CHUNK_HDR)
+    a->top_dirty_end = (char *)rem + CHUNK_HDR;
+  return v;
+}
+
+/* ---------------------------------------------------------------- growth */
+
+/* Close the region that ends with top chunk t: two in-use fence chunks
+ * at its end, the rest of t freed into the bins. */
+static void close_top(struct arena *a, struct chunk *t) {
+  size_t tsz = chunk_size(t), abit = t->size & IN_HEAP;
+  char *end = (char *)t + tsz;
+  struct chunk *f2 = (struct chunk *)(end - FENCE_SIZE);
+  struct chunk *f1 = tsz >= MINSIZE + 2 * FENCE_SIZE ? (struct chunk *)(end - 2 * FENCE_SIZE) : t;
+  chunk_set_head(f2, FENCE_SIZE | PREV_INUSE | abit);
+  chunk_set_head(f1, (size_t)((char *)f2 - (char *)f1) | PREV_INUSE | abit);
+  if (abit) {
+    heap_of(t)->fence = f1;
+  } else {
+    struct brk_segment *s = brk_segment_of(a, t);
+    if (s)
+      s->fence = f1;
+  }
+  if (f1 != t) {
+    chunk_set_head(t, (size_t)((char *)f1 - (char *)t) | PREV_INUSE | abit);
+    free_coalesce(a, t, chunk_size(t));
+  }
+}
+
+static void note_system_mem(struct arena *a, size_t added) {
+  a->system_mem += added;
+  if (a->system_mem > a->max_system_mem)
+    a->max_system_mem = a->system_mem;
+}
+
+/* Main arena: extend the break.  True when top now has nb + MINSIZE. */
+static bool grow_brk(struct arena *a, size_t nb) {
+  struct chunk *top = a->top;
+  bool top_in_brk = top && !chunk_in_heap(top);
+  size_t tsz = top_in_brk ? chunk_size(top) : 0;
+  char *top_end = top_in_brk ? (char *)top + tsz : NULL;
+  size_t want = nb + opt.top_pad + MINSIZE;
+  if (want < nb)
+    return false;
+  char *cur = os_sbrk(0);
+  if (!cur)
+    return false;
+  size_t size = (top_in_brk && cur == top_end)
+                    ? os_page_up(want - tsz)
+                    : os_page_up((uintptr_t)cur + want + CHUNK_ALIGN + 2 * FENCE_SIZE) - (uintptr_t)cur;
+  if (size > PTRDIFF_MAX || size < want - tsz)
+    return false;
+  char *old = os_sbrk((intptr_t)size);
+  if (!old)
+    return false;
+
+  if (top_in_brk && old == top_end) {
+    chunk_set_head(top, (tsz + size) | PREV_INUSE);
+    a->seg[a->nsegs - 1].end = old + size;
+    note_system_mem(a, size);
+  } else {
+    /* Not contiguous with our top (first call, or someone else moved the
+     * break): a new segment. */
+    char *start = (char *)(((uintptr_t)old + CHUNK_ALIGN_MASK) & ~(uintptr_t)CHUNK_ALIGN_MASK);
+    size_t usable = (size_t)(old + size - start) & ~CHUNK_ALIGN_MASK;
+    if (a->nsegs == MAX_BRK_SEGMENTS || usable < nb + MINSIZE) {
+      if (os_sbrk(0) == old + size)
+        os_sbrk(-(intptr_t)size);
+      return false;
+    }
+    a->seg[a->nsegs++] = (struct brk_segment){start, start + usable, NULL};
+    if (!a->brk_lo)
+      a->brk_lo = start;
+    struct chunk *nt = (struct chunk *)start;
+    chunk_set_head(nt, usable | PREV_INUSE);
+    a->top = nt;
+    a->top_dirty_end = start + CHUNK_HDR;
+    note_system_mem(a, usable);
+    if (top)
+      close_top(a, top);
+  }
+  char *hi = a->seg[a->nsegs - 1].end;
+  if (hi > a->brk_hi)
+    a->brk_hi = hi;
+  return true;
+}
+
+/* Heap-backed arenas: grow the current heap, else start a new one. */
+static bool grow_heaps(struct arena *a, size_t nb) {
+  struct chunk *top = a->top;
+  if (top && chunk_in_heap(top)) {
+    struct heap_info *h = heap_of(top);
+    size_t tsz = chunk_size(top), old = h->size;
+    size_t want = nb + MINSIZE + opt.top_pad;
+    if (heap_grow(h, want - tsz) || heap_grow(h, nb + MINSIZE - tsz)) {
+      chunk_set_head(top, (tsz + h->size - old) | PREV_INUSE | IN_HEAP);
+      note_system_mem(a, h->size - old);
+      return true;
+    }
+  }
+  size_t hdr = sizeof(struct heap_info);
+  struct heap_info *h = heap_new(hdr + nb + MINSIZE + opt.top_pad, a);
+  if (!h)
+    h = heap_new(hdr + nb + MINSIZE, a);
+  if (!h)
+    return false;
+  h->prev = a->heap;
+  a->heap = h;
+  struct chunk *nt = heap_first_chunk(h);
+  chunk_set_head(nt, (size_t)(heap_end(h) - (char *)nt) | PREV_INUSE | IN_HEAP);
+  a->top = nt;
+  a->top_dirty_end = (char *)nt + CHUNK_HDR;
+  note_system_mem(a, h->size);
+  if (top)
+    close_top(a, top);
+  return true;
+}
+
+static struct chunk *grow_and_take(struct arena *a, size_t nb, char **clean_from) {
+  bool mmap_ok = mmapped_can_map();
+  if (nb >= opt.mmap_threshold && mmap_ok) {
+    struct chunk *c = mmapped_alloc(nb);
+    if (c)
+      return c;
+  }
+  bool grew = false;
+  if (a->is_main && !a->brk_failed) {
+    grew = grow_brk(a, nb);
+    if (!grew)
+      a->brk_failed = true;
+  }
+  if (!grew)
+    grew = grow_heaps(a, nb);
+  if (grew) {
+    TIDE_ASSERT(chunk_size(a->top) >= nb + MINSIZE);
+    return take_from_top(a, nb, clean_from);
+  }
+  /* Last resort, as glibc: a mapping of its own even below the threshold. */
+  if (nb < opt.mmap_threshold && mmap_ok)
+    return mmapped_alloc(nb);
+  return NULL;
+}
+
+/* ---------------------------------------------------------------- malloc */
+
+/* The unsorted sweep: exact fits are returned, the rest sorted into bins. */
+static struct chunk *sweep_unsorted(struct arena *a, size_t nb) {
+  struct chunk *u = bin_at(a, UNSORTED_BIN);
+  struct chunk *v;
+  int swept = 0;
+  while ((v = u->bk) != u) {
+    struct chunk *bck = v->bk;
+    size_t size = chunk_size(v);
+    struct chunk *next = chunk_at(v, size);
+    if (unlikely(size < MINSIZE || size > a->system_mem))
+      tide_fatal(tide_current_fn, "invalid size (unsorted)");
+    if (unlikely(chunk_size(next) < CHUNK_HDR || chunk_size(next) > a->system_mem))
+      tide_fatal(tide_current_fn, "invalid next size (unsorted)");
+    if (unlikely(next->prev_size != size))
+      tide_fatal(tide_current_fn, "mismatching next->prev_size (unsorted)");
+    if (unlikely(bck->fd != v || v->fd != u))
+      tide_fatal(tide_current_fn, "unsorted double linked list corrupted");
+    if (unlikely(prev_inuse(next)))
+      tide_fatal(tide_current_fn, "invalid next->prev_inuse (unsorted)");
+
+    /* A run of small requests keeps cutting the last remainder, so they
+     * sit next to each other. */
+    if (in_smallbin_range(nb) && bck == u && v == a->last_remainder && size > nb + MINSIZE) {
+      size_t abit = v->size & IN_HEAP, rsize = size - nb;
+      struct chunk *rem = chunk_at(v, nb);
+      u->fd = u->bk = rem;
+      rem->fd = rem->bk = u;
+      if (!in_smallbin_range(rsize))
+        rem->fd_nextsize = rem->bk_nextsize = NULL;
+      chunk_set_head(v, nb | PREV_INUSE | abit);
+      chunk_set_head(rem, rsize | PREV_INUSE | abit);
+      chunk_set_foot(rem, rsize);
+      a->last_remainder = rem;
+      return v;
+    }
+    u->bk = bck;
+    bck->fd = u;
+    if (size == nb) {
+      chunk_set_inuse(v);
+      return v;
+    }
+    bin_insert_sorted(a, v, size);
+    if (++swept >= UNSORTED_SWEEP_LIMIT)
+      break;
+  }
+  return NULL;
+}
+
+/* The smallest non-empty bin at or above i, via the binmap. */
+static struct chunk *take_from_larger_bin(struct arena *a, int i, size_t nb) {
+  while (i <= LAST_BIN) {
+    uint64_t word = a->binmap[i >> 6] & (~(uint64_t)0 << (i & 63));
+    if (!word) {
+      i = ((i >> 6) + 1) << 6;
+      continue;
+    }
+    i = (i & ~63) + __builtin_ctzll(word);
+    struct chunk *b = bin_at(a, i), *v = b->bk;
+    if (v == b) { /* stale bit */
+      binmap_clear(a, i);
+      i++;
+      continue;
+    }
+    bin_unlink(a, v);
+    TIDE_ASSERT(chunk_size(v) >= nb);
+    return take_chunk(a, v, nb, in_smallbin_range(nb));
+  }
+  return NULL;
+}
+
+static struct chunk *malloc_locked(struct arena *a, size_t nb, char **clean_from) {
+  /* 1. Fast bins: exact size, LIFO. */
+  if (nb <= opt.max_fast) {
+    int i = fastbin_index(nb);
+    struct chunk *v = a->fastbins[i];
+    if (v) {
+      if (unlikely(!aligned_ok(v)))
+        tide_fatal(tide_current_fn, "unaligned fastbin chunk detected");
+      if (unlikely(fastbin_index(chunk_size(v)) != i))
+        tide_fatal(tide_current_fn, "memory corruption (fast)");
+      a->fastbins[i] = link_reveal(&v->fd, v->fd);
+      v->bk = NULL; /* no stale double-free key */
+      return v;
+    }
+  }
+  /* 2. Small bins: exact size, oldest first. */
+  int idx;
+  if (in_smallbin_range(nb)) {
+    idx = smallbin_index(nb);
+    struct chunk *b = bin_at(a, idx), *v = b->bk;
+    if (v != b) {
+      struct chunk *bck = v->bk;
+      if (unlikely(bck->fd != v))
+        tide_fatal(tide_current_fn, "smallbin double linked list corrupted");
+      chunk_set_inuse(v);
+      b->bk = bck;
+      bck->fd = b;
+      return v;
+    }
+  } else {
+    /* A large request first merges the fast-bin fragments. */
+    idx = largebin_index(nb);
+    if (a->have_fastchunks)
+      arena_consolidate(a);
+  }
+  for (;;) {
+    /* 3. The unsorted bin: exact fit or last remainder, else sort. */
+    struct chunk *v = sweep_unsorted(a, nb);
+    if (v)
+      return v;
+    /* 4. Large request: best fit in its own bin. */
+    if (!in_smallbin_range(nb)) {
+      v = bin_take_best_fit(a, idx, nb);
+      if (v)
+        return take_chunk(a, v, nb, false);
+    }
+    /* 5. The smallest chunk of any larger bin. */
+    v = take_from_larger_bin(a, in_smallbin_range(nb) ? idx : idx + 1, nb);
+    if (v)
+      return v;
+    /* 6. The top chunk. */
+    if (a->top && chunk_size(a->top) >= nb + MINSIZE)
+      return take_from_top(a, nb, clean_from);
+    /* 7. Fast-bin fragments may merge into something big enough. */
+    if (a->have_fastchunks) {
+      arena_consolidate(a);
+      continue;
+    }
+    /* 8. Ask the OS. */
+    return grow_and_take(a, nb, clean_from);
+  }
+}
+
+struct chunk *arena_malloc(struct arena *a, size_t nb, char **clean_from) {
+  char *ignored;
+  if (!clean_from)
+    clean_from = &ignored;
+  *clean_from = NULL;
+  struct chunk *c = malloc_locked(a, nb, clean_from);
+  if (c && !chunk_is_mmapped(c)) {
+    a->count.in_use_bytes += chunk_size(c);
+    if (a->count.in_use_bytes > a->count.peak_in_use_bytes)
+      a->count.peak_in_use_bytes = a->count.in_use_bytes;
+  }
+  if (c && !*clean_from)
+    *clean_from = (char *)c + chunk_size(c);
+  if (TIDE_DEBUG && c && !chunk_is_mmapped(c))
+    TIDE_ASSERT(arena_owns(a, c, chunk_size(c)));
+  return c;
+}
+
+/* ------------------------------------------------------------------ free */
+
+static void fastbin_push(struct arena *a, struct chunk *p, size_t size) {
+  struct chunk *next = chunk_at(p, size);
+  if (unlikely(chunk_size(next) < CHUNK_HDR || chunk_size(next) >= a->system_mem))
+    tide_fatal(tide_current_fn, "invalid next size (fast)");
+  int i = fastbin_index(size);
+  struct chunk *old = a->fastbins[i];
+  if (unlikely(old == p))
+    tide_fatal(tide_current_fn, "double free or corruption (fasttop)");
+  if (unlikely((uintptr_t)p->bk == tide_free_key)) {
+    /* Probably already here: look before deciding. */
+    for (struct chunk *q = old; q; q = link_reveal(&q->fd, q->fd)) {
+      if (q == p)
+        tide_fatal(tide_current_fn, "double free detected (fastbin)");
+      if (!aligned_ok(q))
+        break;
+    }
+  }
+  p->fd = link_protect(&p->fd, old);
+  p->bk = (struct chunk *)tide_free_key;
+  a->fastbins[i] = p;
+  a->have_fastchunks = true;
+}
+
+void arena_free(struct arena *a, struct chunk *p) {
+  size_t size = chunk_size(p);
+  if (unlikely(!arena_owns(a, p, size)))
+    tide_fatal(tide_current_fn, "invalid pointer (outside its arena)");
+  a->count.in_use_bytes -= size;
+  if (size <= opt.max_fast) {
+    fastbin_push(a, p, size);
+    return;
+  }
+  struct chunk *next = chunk_at(p, size);
+  if (unlikely(p == a->top))
+    tide_fatal(tide_current_fn, "double free or corruption (top)");
+  if (unlikely(!prev_inuse(next)))
+    tide_fatal(tide_current_fn, "double free or corruption (!prev)");
+  if (unlikely(chunk_size(next) < CHUNK_HDR || chunk_size(next) > a->system_mem))
+    tide_fatal(tide_current_fn, "invalid next size (normal)");
+  size = free_coalesce(a, p, size);
+  if (size >= FASTBIN_CONSOLIDATION_THRESHOLD) {
+    if (a->have_fastchunks)
+      arena_consolidate(a);
+    if (chunk_size(a->top) >= opt.trim_threshold)
+      purge_trim_top(a, opt.top_pad);
+  }
+}
+
+/* --------------------------------------------------------------- realloc */
+
+/* Cut p (in use) down to nb, freeing the tail. */
+static void shrink_in_place(struct arena *a, struct chunk *p, size_t nb) {
+  size_t size = chunk_size(p);
+  if (size - nb < MINSIZE)
+    return;
+  size_t abit = p->size & IN_HEAP;
+  struct chunk *rem = chunk_at(p, nb);
+  chunk_set_head(p, nb | (p->size & PREV_INUSE) | abit);
+  chunk_set_head(rem, (size - nb) | PREV_INUSE | abit); /* next's P still says "in use" */
+  a->count.in_use_bytes -= size - nb;
+  free_coalesce(a, rem, size - nb);
+}
+
+bool arena_resize_in_place(struct arena *a, struct chunk *p, size_t nb) {
+  size_t size = chunk_size(p);
+  if (unlikely(!arena_owns(a, p, size)))
+    tide_fatal(tide_current_fn, "invalid pointer (outside its arena)");
+  struct chunk *next = chunk_at(p, size);
+  size_t nsize = chunk_size(next);
+  if (unlikely(nsize < CHUNK_HDR || nsize > a->system_mem))
+    tide_fatal(tide_current_fn, "invalid next size");
+  if (unlikely(!prev_inuse(next)))
+    tide_fatal(tide_current_fn, "invalid old size (chunk is free)");
+  if (size >= nb) {
+    shrink_in_place(a, p, nb);
+    return true;
+  }
+  size_t abit = p->size & IN_HEAP, pbit = p->size & PREV_INUSE;
+  if (next == a->top) {
+    if (size + nsize < nb + MINSIZE)
+      return false;
+    struct chunk *rem = chunk_at(p, nb);
+    chunk_set_head(p, nb | pbit | abit);
+    chunk_set_head(rem, (size + nsize - nb) | PREV_INUSE | abit);
+    a->top = rem;
+    if (a->top_dirty_end < (char *)rem + CHUNK_HDR)
+      a->top_dirty_end = (char *)rem + CHUNK_HDR;
+    a->count.in_use_bytes += nb - size;
+  } else {
+    if (chunk_inuse(next) || size + nsize < nb)
+      return false;
+    bin_unlink(a, next);
+    chunk_set_head(p, (size + nsize) | pbit | abit);
+    chunk_set_inuse(p);
+    a->count.in_use_bytes += nsize;
+    shrink_in_place(a, p, nb);
+  }
+  if (a->count.in_use_bytes > a->count.peak_in_use_bytes)
+    a->count.peak_in_use_bytes = a->count.in_use_bytes;
+  return true;
+}
+
+/* -------------------------------------------------------------- memalign */
+
+struct chunk *arena_memalign(struct arena *a, size_t align, size_t nb) {
+  size_t want = nb + align + MINSIZE;
+  if (want < nb)
+    return NULL;
+  struct chunk *p = arena_malloc(a, want, NULL);
+  if (!p)
+    return NULL;
+  uintptr_t mem = (uintptr_t)chunk2mem(p);
+  uintptr_t amem = (mem + align - 1) & ~(uintptr_t)(align - 1);
+  if (amem != mem) {
+    if (!chunk_is_mmapped(p) && amem - mem < MINSIZE)
+      amem += align;
+    struct chunk *q = mem2chunk((void *)amem);
+    size_t lead = amem - mem, qsize = chunk_size(p) - lead;
+    if (chunk_is_mmapped(p)) {
+      q->prev_size = p->prev_size + lead;
+      chunk_set_head(q, qsize | IS_MMAPPED);
+      mmapped_rekey(p, q);
+      return q;
+    }
+    size_t abit = p->size & IN_HEAP;
+    chunk_set_head(q, qsize | PREV_INUSE | abit);
+    chunk_set_head(p, lead | (p->size & PREV_INUSE) | abit);
+    a->count.in_use_bytes -= lead;
+    free_coalesce(a, p, lead);
+    p = q;
+  }
+  if (!chunk_is_mmapped(p))
+    shrink_in_place(a, p, nb);
+  return p;
+}

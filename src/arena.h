@@ -1,0 +1,32 @@
+/*
+ * One arena's malloc and free flows (src/arena.c).  Every function here
+ * is called with the arena's lock held.
+ */
+#ifndef TIDE_ARENA_H
+#define TIDE_ARENA_H
+
+#include "bins.h"
+
+void arena_init(struct arena *a);
+/* A chunk of at least nb bytes (nb from request2size), marked in use, or
+ * NULL.  May return an mmapped chunk when nb >= the mmap threshold.
+ * *clean_from (if not NULL) gets the address from which the chunk's
+ * memory is known to be zero (its end when nothing is known). */
+struct chunk *arena_malloc(struct arena *a, size_t nb, char **clean_from);
+/* Free a non-mmapped chunk that belongs to a. */
+void arena_free(struct arena *a, struct chunk *p);
+/* Resize p (in use, of a) to nb without moving it; false if impossible. */
+bool arena_resize_in_place(struct arena *a, struct chunk *p, size_t nb);
+/* A chunk whose memory is aligned to align (a power of two > 16). */
+struct chunk *arena_memalign(struct arena *a, size_t align, size_t nb);
+/* Move every fast-bin chunk into the regular bins, coalescing. */
+void arena_consolidate(struct arena *a);
+/* Give the top chunk back above pad bytes; true if memory was released. */
+bool arena_trim_top(struct arena *a, size_t pad);
+/* Does [p, p+size) lie inside memory a owns (for checking user pointers)? */
+bool arena_owns(struct arena *a, struct chunk *p, size_t size);
+/* The region (brk segment or heap) that holds p: its first chunk and the
+ * end of its chunks (the fence, or the top's end). */
+void arena_region_bounds(struct arena *a, struct chunk *p, char **first, char **end);
+
+#endif

@@ -1,0 +1,210 @@
+/*
+ * The arena list and thread binding.
+ *
+ * A thread starts on no arena; its first allocation binds it: to an arena
+ * no thread uses (the free list), else a new one while under the limit
+ * (8 x usable CPUs + 1, or M_ARENA_MAX), else the arena with the fewest
+ * threads.  A thread that finds its arena's lock taken moves: to a new
+ * arena while under the limit, else to any arena whose lock it can take
+ * at once; only when all are busy does it wait.  Exiting threads detach;
+ * an arena with no thread left goes on the free list for reuse.
+ */
+#include "arenas.h"
+
+#include "arena.h"
+#include "heap.h"
+#include "os.h"
+
+struct arena main_arena = {.lock = PTHREAD_MUTEX_INITIALIZER, .is_main = true};
+
+static pthread_mutex_t list_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct arena *list_tail = &main_arena;
+static struct arena *free_list;
+static size_t narenas = 1;
+static size_t arena_limit;
+static __thread struct arena *thread_arena;
+
+struct arena *arenas_first(void) { return &main_arena; }
+size_t arenas_count(void) { return __atomic_load_n(&narenas, __ATOMIC_RELAXED); }
+struct arena *arenas_thread_arena(void) { return thread_arena; }
+
+static size_t limit(void) {
+  if (opt.arena_max)
+    return opt.arena_max;
+  if (!arena_limit)
+    arena_limit = 8 * (size_t)os_cpu_count() + 1;
+  return arena_limit;
+}
+
+void arenas_init(void) {
+  arena_init(&main_arena);
+  main_arena.attached_threads = 1;
+  thread_arena = &main_arena;
+}
+
+/* A new arena in a heap of its own; list_lock held.  Returned locked. */
+static struct arena *arena_create(void) {
+  size_t hdr = sizeof(struct heap_info) + sizeof(struct arena);
+  struct heap_info *h = heap_new(hdr + 128 * KiB, NULL);
+  if (!h)
+    return NULL;
+  struct arena *a = (struct arena *)(h + 1);
+  memset(a, 0, sizeof *a);
+  pthread_mutex_init(&a->lock, NULL);
+  arena_init(a);
+  h->arena = a;
+  a->heap = h;
+  struct chunk *top = heap_first_chunk(h);
+  chunk_set_head(top, (size_t)(heap_end(h) - (char *)top) | PREV_INUSE | IN_HEAP);
+  a->top = top;
+  a->top_dirty_end = (char *)top + CHUNK_HDR;
+  a->system_mem = a->max_system_mem = h->size;
+  a->index = (int)narenas;
+  pthread_mutex_lock(&a->lock);
+  __atomic_store_n(&list_tail->next, a, __ATOMIC_RELEASE);
+  list_tail = a;
+  __atomic_store_n(&narenas, narenas + 1, __ATOMIC_RELAXED);
+  return a;
+}
+
+static void attach(struct arena *a) {
+  struct arena *old = thread_arena;
+  if (old == a)
+    return;
+  if (old && --old->attached_threads == 0) {
+    old->next_free = free_list;
+    free_list = old;
+  }
+  if (a->attached_threads++ == 0) {
+    /* Take it off the free list. */
+    for (struct arena **pp = &free_list; *pp; pp = &(*pp)->next_free)
+      if (*pp == a) {
+        *pp = a->next_free;
+        break;
+      }
+  }
+  thread_arena = a;
+}
+
+/* First allocation of a thread: pick its arena (returned locked). */
+static TIDE_NOINLINE struct arena *bind_thread(void) {
+  extern void tcache_thread_start(void);
+  pthread_mutex_lock(&list_lock);
+  struct arena *a = free_list;
+  bool locked = false;
+  if (!a && narenas < limit()) {
+    a = arena_create();
+    locked = a != NULL;
+  }
+  if (!a) {
+    a = &main_arena;
+    for (struct arena *b = &main_arena; b; b = b->next)
+      if (b->attached_threads < a->attached_threads)
+        a = b;
+  }
+  attach(a);
+  pthread_mutex_unlock(&list_lock);
+  tcache_thread_start();
+  if (!locked)
+    pthread_mutex_lock(&a->lock);
+  return a;
+}
+
+/* The thread's arena was busy: find another (returned locked). */
+static TIDE_NOINLINE struct arena *contended(struct arena *busy) {
+  pthread_mutex_lock(&list_lock);
+  struct arena *a = NULL;
+  if (narenas < limit())
+    a = arena_create();
+  if (!a) {
+    for (struct arena *b = busy->next ? busy->next : &main_arena; b != busy;
+         b = b->next ? b->next : &main_arena) {
+      if (pthread_mutex_trylock(&b->lock) == 0) {
+        a = b;
+        break;
+      }
+    }
+  }
+  if (a)
+    attach(a);
+  pthread_mutex_unlock(&list_lock);
+  if (!a) {
+    a = busy;
+    pthread_mutex_lock(&a->lock);
+  }
+  return a;
+}
+
+struct arena *arenas_lock_mine(void) {
+  struct arena *a = thread_arena;
+  if (unlikely(!a))
+    return bind_thread();
+  if (likely(pthread_mutex_trylock(&a->lock) == 0))
+    return a;
+  return contended(a);
+}
+
+struct arena *arenas_lock_other(struct arena *failed) {
+  /* The main arena may still grow on brk or heaps when another's heap
+   * reservation failed, and the other way round. */
+  struct arena *a = failed == &main_arena ? main_arena.next : &main_arena;
+  if (!a)
+    return NULL;
+  pthread_mutex_lock(&a->lock);
+  return a;
+}
+
+struct arena *arenas_of_chunk(void *chunk, size_t size_field) {
+  if (size_field & IN_HEAP) {
+    if (unlikely(!heap_registered(chunk)))
+      return NULL;
+    return heap_of(chunk)->arena;
+  }
+  char *p = chunk;
+  if (unlikely(p < main_arena.brk_lo || p >= main_arena.brk_hi))
+    return NULL;
+  return &main_arena;
+}
+
+void arenas_thread_exit(void) {
+  pthread_mutex_lock(&list_lock);
+  struct arena *a = thread_arena;
+  if (a && --a->attached_threads == 0) {
+    a->next_free = free_list;
+    free_list = a;
+  }
+  thread_arena = NULL;
+  pthread_mutex_unlock(&list_lock);
+}
+
+/* ------------------------------------------------------------------ fork */
+
+void arenas_prefork(void);
+void arenas_postfork_parent(void);
+void arenas_postfork_child(void);
+
+void arenas_prefork(void) {
+  pthread_mutex_lock(&list_lock);
+  for (struct arena *a = &main_arena; a; a = a->next)
+    pthread_mutex_lock(&a->lock);
+}
+
+void arenas_postfork_parent(void) {
+  for (struct arena *a = &main_arena; a; a = a->next)
+    pthread_mutex_unlock(&a->lock);
+  pthread_mutex_unlock(&list_lock);
+}
+
+void arenas_postfork_child(void) {
+  /* Only this thread survives: every other thread's arena is free now. */
+  free_list = NULL;
+  for (struct arena *a = &main_arena; a; a = a->next) {
+    pthread_mutex_init(&a->lock, NULL);
+    a->attached_threads = a == thread_arena ? 1 : 0;
+    if (a != thread_arena) {
+      a->next_free = free_list;
+      free_list = a;
+    }
+  }
+  pthread_mutex_init(&list_lock, NULL);
+}

@@ -1,0 +1,68 @@
+/*
+ * Non-main heaps: reserve, grow, shrink, release (see src/heap.h).
+ */
+#include "heap.h"
+
+#include "os.h"
+
+uint64_t heap_bits[HEAP_SLOTS / 64];
+
+static void registry_set(struct heap_info *h, bool on) {
+  uintptr_t slot = (uintptr_t)h / HEAP_MAX_SIZE;
+  if (slot >= HEAP_SLOTS)
+    return;
+  uint64_t bit = (uint64_t)1 << (slot & 63);
+  if (on)
+    __atomic_fetch_or(&heap_bits[slot / 64], bit, __ATOMIC_RELEASE);
+  else
+    __atomic_fetch_and(&heap_bits[slot / 64], ~bit, __ATOMIC_RELEASE);
+}
+
+struct heap_info *heap_new(size_t size, struct arena *owner) {
+  size = os_page_up(size);
+  if (size > HEAP_MAX_SIZE)
+    return NULL;
+  char *base = os_reserve(HEAP_MAX_SIZE, HEAP_MAX_SIZE);
+  if (!base)
+    return NULL;
+  if (!os_commit(base, size)) {
+    os_unmap(base, HEAP_MAX_SIZE);
+    return NULL;
+  }
+  struct heap_info *h = (struct heap_info *)base;
+  h->arena = owner;
+  h->prev = NULL;
+  h->size = size;
+  h->fence = NULL;
+  registry_set(h, true);
+  return h;
+}
+
+bool heap_grow(struct heap_info *h, size_t diff) {
+  size_t new_size = os_page_up(h->size + diff);
+  if (new_size > HEAP_MAX_SIZE || new_size < h->size)
+    return false;
+  if (!os_commit((char *)h + h->size, new_size - h->size))
+    return false;
+  h->size = new_size;
+  return true;
+}
+
+void heap_shrink(struct heap_info *h, size_t new_size) {
+  if (new_size >= h->size)
+    return;
+  os_decommit((char *)h + new_size, h->size - new_size);
+  h->size = new_size;
+}
+
+void heap_delete(struct heap_info *h) {
+  registry_set(h, false);
+  os_unmap(h, HEAP_MAX_SIZE);
+}
+
+struct chunk *heap_first_chunk(struct heap_info *h) {
+  uintptr_t p = (uintptr_t)(h + 1);
+  if ((char *)h->arena == (char *)(h + 1))
+    p += sizeof(struct arena);
+  return (struct chunk *)((p + CHUNK_ALIGN_MASK) & ~(uintptr_t)CHUNK_ALIGN_MASK);
+}

@@ -1,0 +1,207 @@
+/*
+ * tidemalloc internals: the map, the shared types, the constants.
+ *
+ *   process
+ *    |- arena list (lock order: arenas_lock, then arena locks in list order)
+ *    |   |- main arena   static; grows with brk/sbrk in "segments"; when brk
+ *    |   |               cannot grow it continues on mmap'd heaps (below)
+ *    |   '- other arenas each owns a list of heaps: 64 MiB-aligned mmap
+ *    |                   reservations, committed as they grow; heap_info at
+ *    |                   the start of each heap names its arena; the arena
+ *    |                   struct itself sits in its first heap
+ *    |       every arena: lock, fast bins, unsorted bin, 62 small bins,
+ *    |       63 large bins (sorted, with nextsize skip lists), binmap,
+ *    |       top chunk, last remainder, counters
+ *    |- thread cache     per thread, small sizes, no lock and no atomics
+ *    '- mmapped chunks   requests >= the mmap threshold, one mapping each
+ *
+ *   chunk = [prev_size][size | A M P][user data ...]      (src/chunk.h)
+ *
+ * Which arena owns a chunk: A clear -> the main arena's brk segments;
+ * A set -> the heap found by masking the address (heap_of), whose
+ * heap_info names the arena (the main arena too, when brk failed).
+ *
+ * Module prefixes follow file names: arena_ (arena.c), arenas_ (arenas.c),
+ * bin_ (bins.c), heap_ (heap.c), mmapped_ (mmapped.c), tcache_ (tcache.c),
+ * purge_ (purge.c), os_ (os.c), opt_ (options.c), stats_ (stats.c),
+ * check_ (check.c).
+ */
+#ifndef TIDE_INTERNAL_H
+#define TIDE_INTERNAL_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "tidemalloc.h"
+
+#ifndef TIDE_DEBUG
+#define TIDE_DEBUG 0
+#endif
+#ifndef TIDE_STD_NAMES
+#define TIDE_STD_NAMES 1
+#endif
+
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+#define TIDE_EXPORT __attribute__((visibility("default")))
+#define TIDE_NOINLINE __attribute__((noinline))
+#define TIDE_COLD __attribute__((cold, noinline))
+
+/* ---- sizes (64-bit Linux) ---- */
+#define KiB ((size_t)1 << 10)
+#define MiB ((size_t)1 << 20)
+
+/* Heaps: 64 MiB reservations aligned to their size, so a chunk finds its
+ * heap_info by masking its address. */
+#define HEAP_MAX_SIZE (64 * MiB)
+
+/* Bins: 0 unused, 1 unsorted, 2..63 small (one size each), 64..126 large. */
+#define NBINS 128
+#define UNSORTED_BIN 1
+#define NSMALLBINS 64
+#define FIRST_LARGE_BIN 64
+#define LAST_BIN 126
+#define NFASTBINS 10
+#define BINMAP_WORDS 2
+
+/* A free that leaves a chunk at least this big consolidates the fast bins
+ * and considers trimming, as in ptmalloc. */
+#define FASTBIN_CONSOLIDATION_THRESHOLD (64 * KiB)
+/* The unsorted sweep sorts at most this many chunks per malloc. */
+#define UNSORTED_SWEEP_LIMIT 10000
+/* Main arena: how many separate brk segments it follows before it moves
+ * to heaps (a new segment starts when someone else moved the break). */
+#define MAX_BRK_SEGMENTS 32
+
+/* Thread cache: chunk sizes 32..1056 (requests up to 1032), one bin per
+ * 16 bytes. */
+#define TCACHE_BINS 64
+#define TCACHE_MAX_REQUEST 1032
+
+struct chunk;
+struct heap_info;
+struct tcache;
+
+/* ---- options (src/options.c): read once at start-up; mallopt writes ---- */
+struct tide_options {
+  size_t max_fast;          /* largest chunk size kept in fast bins (0: none) */
+  size_t trim_threshold;    /* top above this is given back */
+  size_t top_pad;           /* extra bytes asked of the OS when growing, kept when trimming */
+  size_t mmap_threshold;    /* requests (chunk size) at least this big get their own mapping */
+  int mmap_max;             /* most mmapped chunks at once */
+  bool dynamic_threshold;   /* glibc's sliding mmap threshold; off once the user sets any */
+  int perturb;              /* M_PERTURB byte, 0 = off */
+  int check_action;         /* MALLOC_CHECK_, accepted and kept for mallopt */
+  size_t arena_max;         /* 0: 8 x CPUs + 1 */
+  size_t arena_test;
+  size_t tcache_count;      /* entries per thread-cache bin */
+  size_t tcache_max_bytes;  /* largest request the thread cache serves */
+  long purge_decay_ms;      /* free pages older than this go back; <0: never */
+  bool purge_thread;        /* a background thread may purge idle processes */
+  bool stats_at_exit;       /* TIDEMALLOC_STATS=1 */
+};
+extern struct tide_options opt;
+void opt_init(void);
+int opt_mallopt(int param, int value);
+
+/* ---- counters kept per arena, under its lock (src/stats.c) ---- */
+#define TIDE_ARENA_COUNTERS(X) \
+  X(malloc_calls)              \
+  X(free_calls)                \
+  X(realloc_calls)             \
+  X(bytes_requested)           \
+  X(in_use_bytes)              \
+  X(peak_in_use_bytes)         \
+  X(purged_bytes)
+struct arena_counters {
+#define TIDE_DECLARE_COUNTER(name) size_t name;
+  TIDE_ARENA_COUNTERS(TIDE_DECLARE_COUNTER)
+#undef TIDE_DECLARE_COUNTER
+};
+
+/* A contiguous piece of brk memory owned by the main arena. */
+struct brk_segment {
+  char *start;         /* first chunk */
+  char *end;           /* end of the memory (the top chunk's end in the newest) */
+  struct chunk *fence; /* first fence chunk once closed, else NULL */
+};
+
+/*
+ * An arena: the unit of locking.
+ * Invariants (check_arena verifies them):
+ *   - every chunk in bins[i] is free, its size maps to bin i, and large
+ *     bins are sorted by size, largest first, with one nextsize head per size;
+ *   - bit i of binmap may be set for an empty bin, never clear for a full one;
+ *   - top is the highest chunk of its region, never in a bin, P bit set;
+ *   - no two free chunks are adjacent, except that fast-bin chunks stay
+ *     marked in use and so may neighbour free ones;
+ *   - system_mem = bytes of brk segments + committed heap bytes.
+ */
+struct arena {
+  pthread_mutex_t lock;
+  bool have_fastchunks;
+  bool is_main;
+  struct chunk *fastbins[NFASTBINS];
+  struct chunk *top;            /* NULL until the first growth */
+  char *top_dirty_end;          /* top memory at and above this is known zero */
+  struct chunk *last_remainder;
+  struct chunk *bins[2 * NBINS]; /* fd/bk pairs; see bin_at() in bins.h */
+  uint64_t binmap[BINMAP_WORDS];
+
+  struct heap_info *heap;       /* newest heap (NULL for main on brk) */
+  struct brk_segment seg[MAX_BRK_SEGMENTS]; /* main arena only */
+  int nsegs;
+  bool brk_failed;              /* main arena: continue on heaps */
+  char *brk_lo, *brk_hi;        /* main arena: lowest and highest brk address used */
+
+  size_t system_mem;
+  size_t max_system_mem;
+  struct arena_counters count;
+
+  struct arena *next;           /* all arenas, main first */
+  struct arena *next_free;      /* arenas with no thread attached */
+  size_t attached_threads;
+  int index;                    /* 0 for main */
+  uint64_t last_purge_ns;       /* src/purge.c */
+  size_t unpurged_bytes;        /* free bytes not yet given back (estimate) */
+};
+
+extern struct arena main_arena;
+
+/* ---- api-level helpers used across modules ---- */
+void tide_init_slow(void);
+extern bool tide_initialized;
+static inline void tide_ensure_init(void) {
+  if (unlikely(!tide_initialized))
+    tide_init_slow();
+}
+
+/* src/check.c: report and abort, never allocating. */
+__attribute__((noreturn)) TIDE_COLD void tide_fatal(const char *func, const char *what);
+void check_arena(struct arena *a); /* full walk; aborts on the first broken invariant */
+
+/* The function name errors are reported under ("free", "realloc", ...):
+ * set by the entry points, read by the deep paths. */
+extern __thread const char *tide_current_fn;
+
+#define TIDE_ASSERT(cond)                                           \
+  do {                                                              \
+    if (TIDE_DEBUG && unlikely(!(cond)))                            \
+      tide_fatal("assert", __FILE__ ":" TIDE_STR(__LINE__) ": " #cond); \
+  } while (0)
+#define TIDE_STR2(x) #x
+#define TIDE_STR(x) TIDE_STR2(x)
+
+#endif /* TIDE_INTERNAL_H */
+
+/* Random value marking chunks sitting in a fast bin or a thread cache
+ * (stored in the second word of their user data); a free that finds it
+ * there looks for a double free.  Set once at start-up. */
+extern uintptr_t tide_free_key;

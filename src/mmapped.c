@@ -1,0 +1,192 @@
+/*
+ * Direct-mmap chunks, their registry, and glibc's dynamic mmap threshold.
+ */
+#include "mmapped.h"
+
+#include "os.h"
+
+#define DEFAULT_MMAP_THRESHOLD_MAX (32 * MiB)
+
+/* Open-addressing set of live mmapped chunk addresses (linear probing,
+ * backward-shift deletion), in memory of its own from os_map. */
+static struct {
+  pthread_mutex_t lock;
+  uintptr_t *slots;
+  size_t cap; /* power of two, or 0 */
+  size_t count;
+  size_t bytes, max_bytes;
+} reg = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static size_t slot_of(uintptr_t key, size_t cap) {
+  return (size_t)((key >> 4) * 0x9e3779b97f4a7c15ull >> 20) & (cap - 1);
+}
+
+static bool reg_grow(void) {
+  size_t ncap = reg.cap ? reg.cap * 2 : 1024;
+  uintptr_t *ns = os_map(ncap * sizeof *ns);
+  if (!ns)
+    return false;
+  for (size_t i = 0; i < reg.cap; i++) {
+    uintptr_t k = reg.slots[i];
+    if (!k)
+      continue;
+    size_t j = slot_of(k, ncap);
+    while (ns[j])
+      j = (j + 1) & (ncap - 1);
+    ns[j] = k;
+  }
+  if (reg.slots)
+    os_unmap(reg.slots, reg.cap * sizeof *reg.slots);
+  reg.slots = ns;
+  reg.cap = ncap;
+  return true;
+}
+
+/* Callers hold reg.lock. */
+static bool reg_insert(uintptr_t key) {
+  if ((reg.count + 1) * 2 > reg.cap && !reg_grow())
+    return false;
+  size_t j = slot_of(key, reg.cap);
+  while (reg.slots[j])
+    j = (j + 1) & (reg.cap - 1);
+  reg.slots[j] = key;
+  reg.count++;
+  return true;
+}
+
+static bool reg_find(uintptr_t key, size_t *at) {
+  if (!reg.cap)
+    return false;
+  for (size_t j = slot_of(key, reg.cap);; j = (j + 1) & (reg.cap - 1)) {
+    if (reg.slots[j] == key) {
+      *at = j;
+      return true;
+    }
+    if (!reg.slots[j])
+      return false;
+  }
+}
+
+static void reg_remove_at(size_t hole) {
+  size_t mask = reg.cap - 1;
+  reg.slots[hole] = 0;
+  reg.count--;
+  /* Shift later members of the run back over the hole. */
+  for (size_t j = (hole + 1) & mask; reg.slots[j]; j = (j + 1) & mask) {
+    size_t home = slot_of(reg.slots[j], reg.cap);
+    bool movable = hole <= j ? (home <= hole || home > j) : (home <= hole && home > j);
+    if (movable) {
+      reg.slots[hole] = reg.slots[j];
+      reg.slots[j] = 0;
+      hole = j;
+    }
+  }
+}
+
+bool mmapped_can_map(void) { return (int)__atomic_load_n(&reg.count, __ATOMIC_RELAXED) < opt.mmap_max; }
+
+struct chunk *mmapped_alloc(size_t nb) {
+  size_t len = os_page_up(nb + SIZE_SZ);
+  if (len < nb)
+    return NULL;
+  char *m = os_map(len);
+  if (!m)
+    return NULL;
+  struct chunk *p = (struct chunk *)m;
+  p->prev_size = 0;
+  chunk_set_head(p, len | IS_MMAPPED);
+  pthread_mutex_lock(&reg.lock);
+  bool ok = reg_insert((uintptr_t)p);
+  if (ok) {
+    reg.bytes += len;
+    if (reg.bytes > reg.max_bytes)
+      reg.max_bytes = reg.bytes;
+  }
+  pthread_mutex_unlock(&reg.lock);
+  if (!ok) {
+    os_unmap(m, len);
+    return NULL;
+  }
+  return p;
+}
+
+bool mmapped_known(struct chunk *p) {
+  size_t at;
+  pthread_mutex_lock(&reg.lock);
+  bool found = reg_find((uintptr_t)p, &at);
+  pthread_mutex_unlock(&reg.lock);
+  return found;
+}
+
+void mmapped_free(struct chunk *p) {
+  size_t at;
+  pthread_mutex_lock(&reg.lock);
+  if (unlikely(!reg_find((uintptr_t)p, &at))) {
+    pthread_mutex_unlock(&reg.lock);
+    tide_fatal(tide_current_fn, "invalid pointer (not an mmapped chunk of ours)");
+  }
+  size_t off = p->prev_size, size = chunk_size(p);
+  if (unlikely(((uintptr_t)p - off) & (os_page - 1) || (off + size) & (os_page - 1))) {
+    pthread_mutex_unlock(&reg.lock);
+    tide_fatal(tide_current_fn, "invalid pointer (corrupted mmapped chunk)");
+  }
+  reg_remove_at(at);
+  reg.bytes -= off + size;
+  pthread_mutex_unlock(&reg.lock);
+
+  /* glibc's dynamic threshold: a freed mapping this size says such blocks
+   * come and go, so later ones are served from the arenas. */
+  if (opt.dynamic_threshold && size > opt.mmap_threshold && size <= DEFAULT_MMAP_THRESHOLD_MAX) {
+    opt.mmap_threshold = size;
+    opt.trim_threshold = 2 * size;
+  }
+  os_unmap((char *)p - off, off + size);
+}
+
+struct chunk *mmapped_resize(struct chunk *p, size_t nb) {
+  size_t off = p->prev_size, size = chunk_size(p);
+  size_t new_len = os_page_up(off + nb + SIZE_SZ);
+  if (new_len == off + size)
+    return p;
+  size_t at;
+  pthread_mutex_lock(&reg.lock);
+  if (unlikely(!reg_find((uintptr_t)p, &at))) {
+    pthread_mutex_unlock(&reg.lock);
+    tide_fatal(tide_current_fn, "invalid pointer (not an mmapped chunk of ours)");
+  }
+  char *m = os_remap((char *)p - off, off + size, new_len);
+  if (!m) {
+    pthread_mutex_unlock(&reg.lock);
+    return NULL;
+  }
+  struct chunk *q = (struct chunk *)(m + off);
+  chunk_set_head(q, (new_len - off) | IS_MMAPPED);
+  reg_remove_at(at);
+  reg_insert((uintptr_t)q); /* cannot fail: we just freed a slot */
+  reg.bytes = reg.bytes - (off + size) + new_len;
+  if (reg.bytes > reg.max_bytes)
+    reg.max_bytes = reg.bytes;
+  pthread_mutex_unlock(&reg.lock);
+  return q;
+}
+
+void mmapped_rekey(struct chunk *old, struct chunk *moved) {
+  size_t at;
+  pthread_mutex_lock(&reg.lock);
+  if (reg_find((uintptr_t)old, &at)) {
+    reg_remove_at(at);
+    reg_insert((uintptr_t)moved);
+  }
+  pthread_mutex_unlock(&reg.lock);
+}
+
+struct mmapped_totals mmapped_totals(void) {
+  pthread_mutex_lock(&reg.lock);
+  struct mmapped_totals t = {reg.count, reg.bytes, reg.max_bytes};
+  pthread_mutex_unlock(&reg.lock);
+  return t;
+}
+
+void mmapped_prefork(void) { pthread_mutex_lock(&reg.lock); }
+void mmapped_postfork_parent(void) { pthread_mutex_unlock(&reg.lock); }
+void mmapped_postfork_child(void) { pthread_mutex_init(&reg.lock, NULL); }

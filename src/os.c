@@ -1,0 +1,132 @@
+/*
+ * The only file that calls brk/sbrk, mmap, munmap, mremap, mprotect and
+ * madvise.  See src/os.h for the contract.
+ */
+#include "os.h"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+size_t os_page = 4096;
+
+void os_init(void) {
+  long p = sysconf(_SC_PAGESIZE);
+  if (p > 0)
+    os_page = (size_t)p;
+}
+
+void *os_sbrk(intptr_t increment) {
+  void *old = sbrk(increment);
+  return old == (void *)-1 ? NULL : old;
+}
+
+void *os_map(size_t size) {
+  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? NULL : p;
+}
+
+void *os_reserve(size_t size, size_t align) {
+  /* Over-reserve, then cut the misaligned ends off. */
+  size_t span = size + align;
+  char *p = mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED)
+    return NULL;
+  char *aligned = (char *)(((uintptr_t)p + align - 1) & ~(uintptr_t)(align - 1));
+  size_t head = (size_t)(aligned - p);
+  size_t tail = span - head - size;
+  if (head)
+    munmap(p, head);
+  if (tail)
+    munmap(aligned + size, tail);
+  return aligned;
+}
+
+bool os_commit(void *p, size_t size) { return mprotect(p, size, PROT_READ | PROT_WRITE) == 0; }
+
+void os_decommit(void *p, size_t size) {
+  /* A fixed PROT_NONE mapping on top drops the pages and their commit charge. */
+  mmap(p, size, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE, -1, 0);
+}
+
+void os_unmap(void *p, size_t size) { munmap(p, size); }
+
+void *os_remap(void *p, size_t old_size, size_t new_size) {
+  void *q = mremap(p, old_size, new_size, MREMAP_MAYMOVE);
+  return q == MAP_FAILED ? NULL : q;
+}
+
+void os_purge(void *p, size_t size) { madvise(p, size, MADV_DONTNEED); }
+
+void os_write_err(const char *s) {
+  size_t n = strlen(s);
+  while (n > 0) {
+    ssize_t w = write(2, s, n);
+    if (w <= 0) {
+      if (w < 0 && errno == EINTR)
+        continue;
+      return;
+    }
+    s += w;
+    n -= (size_t)w;
+  }
+}
+
+uint64_t os_random64(void) {
+  uint64_t v = 0;
+  if (getrandom(&v, sizeof v, GRND_NONBLOCK) != (ssize_t)sizeof v) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    v = (uint64_t)ts.tv_nsec * 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)&v;
+  }
+  return v | 1;
+}
+
+uint64_t os_now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Read a small file into buf without allocating; returns bytes read. */
+static size_t read_small_file(const char *path, char *buf, size_t cap) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return 0;
+  ssize_t n = read(fd, buf, cap - 1);
+  close(fd);
+  if (n < 0)
+    n = 0;
+  buf[n] = '\0';
+  return (size_t)n;
+}
+
+int os_cpu_count(void) {
+  int n = 0;
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0)
+    n = CPU_COUNT(&set);
+  if (n <= 0) {
+    long c = sysconf(_SC_NPROCESSORS_ONLN);
+    n = c > 0 ? (int)c : 1;
+  }
+  /* cgroup v2 quota: "max 100000" or "<quota> <period>". */
+  char buf[64];
+  if (read_small_file("/sys/fs/cgroup/cpu.max", buf, sizeof buf) > 0 && buf[0] != 'm') {
+    char *e;
+    long quota = strtol(buf, &e, 10);
+    long period = strtol(e, NULL, 10);
+    if (quota > 0 && period > 0) {
+      long q = (quota + period - 1) / period;
+      if (q < n)
+        n = (int)q;
+    }
+  }
+  return n;
+}
+
+const char *os_getenv(const char *name) { return getenv(name); }

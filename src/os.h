@@ -1,0 +1,43 @@
+/*
+ * The OS contract.  src/os.c is the only file that makes memory system
+ * calls; everything above it speaks in these terms:
+ *
+ *   os_sbrk(n)            move the break by n (n may be negative); returns the
+ *                         old break, or NULL when the kernel refuses.
+ *   os_map(n)             n fresh zero bytes, read/write; NULL on failure.
+ *   os_reserve(n, align)  n bytes of address space aligned to align, no
+ *                         access, nothing committed; NULL on failure.
+ *   os_commit(p, n)       make reserved pages read/write (zero on first touch).
+ *   os_decommit(p, n)     give pages back and make them inaccessible again.
+ *   os_unmap(p, n)        release a mapping or part of one.
+ *   os_remap(p, old, new) resize a mapping, moving it if needed; NULL on failure.
+ *   os_purge(p, n)        give the pages back, keep the range mapped: it reads
+ *                         as zero afterwards (MADV_DONTNEED).
+ * All sizes and addresses given to the page calls are page multiples.
+ */
+#ifndef TIDE_OS_H
+#define TIDE_OS_H
+
+#include "internal.h"
+
+extern size_t os_page;                 /* page size, set by os_init */
+void os_init(void);
+static inline size_t os_page_up(size_t n) { return (n + os_page - 1) & ~(os_page - 1); }
+static inline uintptr_t os_page_down(uintptr_t n) { return n & ~(uintptr_t)(os_page - 1); }
+
+void *os_sbrk(intptr_t increment);
+void *os_map(size_t size);
+void *os_reserve(size_t size, size_t align);
+bool os_commit(void *p, size_t size);
+void os_decommit(void *p, size_t size);
+void os_unmap(void *p, size_t size);
+void *os_remap(void *p, size_t old_size, size_t new_size);
+void os_purge(void *p, size_t size);
+
+void os_write_err(const char *s);      /* write(2) to stderr, whole string */
+uint64_t os_random64(void);
+uint64_t os_now_ns(void);              /* CLOCK_MONOTONIC */
+int os_cpu_count(void);                /* CPUs this process may use (affinity, cgroup quota) */
+const char *os_getenv(const char *name);
+
+#endif

@@ -1,0 +1,300 @@
+/*
+ * Counters, mallinfo/mallinfo2, malloc_stats, malloc_info, tidemalloc's
+ * own statistics, and the heap inspector (tide_heap_dump).
+ *
+ * Figures are gathered under each arena's lock into a snapshot first,
+ * and printed after every lock is released (printing through stdio may
+ * allocate).
+ */
+#include "stats.h"
+
+#include "arena.h"
+#include "arenas.h"
+#include "heap.h"
+#include "mmapped.h"
+#include "out.h"
+#include "tcache.h"
+
+#include <stdio.h>
+
+struct arena_snapshot {
+  size_t system, max_system, in_use, free_bytes, free_chunks, fast_bytes, fast_chunks, top;
+  size_t bin_chunks[NBINS], bin_bytes[NBINS];
+  struct arena_counters count;
+};
+
+static void snapshot(struct arena *a, struct arena_snapshot *s) {
+  memset(s, 0, sizeof *s);
+  pthread_mutex_lock(&a->lock);
+  s->system = a->system_mem;
+  s->max_system = a->max_system_mem;
+  s->count = a->count;
+  s->top = a->top ? chunk_size(a->top) : 0;
+  for (int i = 0; i < NFASTBINS; i++)
+    for (struct chunk *c = a->fastbins[i]; c; c = link_reveal(&c->fd, c->fd)) {
+      s->fast_chunks++;
+      s->fast_bytes += chunk_size(c);
+    }
+  for (int i = UNSORTED_BIN; i <= LAST_BIN; i++) {
+    struct chunk *b = bin_at(a, i);
+    for (struct chunk *c = b->fd; c != b; c = c->fd) {
+      s->bin_chunks[i]++;
+      s->bin_bytes[i] += chunk_size(c);
+    }
+    s->free_chunks += s->bin_chunks[i];
+    s->free_bytes += s->bin_bytes[i];
+  }
+  pthread_mutex_unlock(&a->lock);
+  /* As glibc: "in use" is everything not free, the top and fast bins too. */
+  s->in_use = s->system - s->free_bytes - s->top - s->fast_bytes;
+}
+
+struct tide_mallinfo2 stats_mallinfo2(void) {
+  tide_ensure_init();
+  struct tide_mallinfo2 m = {0};
+  struct arena_snapshot s;
+  for (struct arena *a = arenas_first(); a; a = a->next) {
+    snapshot(a, &s);
+    m.arena += s.system;
+    m.ordblks += s.free_chunks + (s.top ? 1 : 0);
+    m.smblks += s.fast_chunks;
+    m.fsmblks += s.fast_bytes;
+    m.fordblks += s.free_bytes + s.top + s.fast_bytes;
+    m.uordblks += s.in_use;
+    if (a == arenas_first())
+      m.keepcost = s.top;
+  }
+  struct mmapped_totals mm = mmapped_totals();
+  m.hblks = mm.count;
+  m.hblkhd = mm.bytes;
+  return m;
+}
+
+void stats_print(void) {
+  tide_ensure_init();
+  struct out o = {.fd = 2};
+  struct arena_snapshot s;
+  size_t system = 0, in_use = 0;
+  int i = 0;
+  for (struct arena *a = arenas_first(); a; a = a->next, i++) {
+    snapshot(a, &s);
+    out_str(&o, "Arena ");
+    out_u(&o, (size_t)i, 0);
+    out_str(&o, ":\nsystem bytes     = ");
+    out_u(&o, s.system, 10);
+    out_str(&o, "\nin use bytes     = ");
+    out_u(&o, s.in_use, 10);
+    out_str(&o, "\n");
+    system += s.system;
+    in_use += s.in_use;
+  }
+  struct mmapped_totals mm = mmapped_totals();
+  out_str(&o, "Total (incl. mmap):\nsystem bytes     = ");
+  out_u(&o, system + mm.bytes, 10);
+  out_str(&o, "\nin use bytes     = ");
+  out_u(&o, in_use + mm.bytes, 10);
+  out_str(&o, "\nmax mmap regions = ");
+  out_u(&o, mm.count, 10);
+  out_str(&o, "\nmax mmap bytes   = ");
+  out_u(&o, mm.max_bytes, 10);
+  out_str(&o, "\n");
+  out_flush(&o);
+}
+
+int stats_info_xml(int options, FILE *fp) {
+  tide_ensure_init();
+  if (options != 0) {
+    errno = EINVAL;
+    return -1;
+  }
+  /* One arena snapshot at a time: fprintf may allocate, so no lock is
+   * held while printing. */
+  static __thread struct arena_snapshot s;
+  size_t tot_fast = 0, tot_fast_bytes = 0, tot_rest = 0, tot_rest_bytes = 0, tot_system = 0, tot_max = 0;
+  fprintf(fp, "<malloc version=\"1\">\n");
+  int n = 0;
+  for (struct arena *a = arenas_first(); a; a = a->next, n++) {
+    snapshot(a, &s);
+    fprintf(fp, "<heap nr=\"%d\">\n<sizes>\n", n);
+    for (int i = UNSORTED_BIN; i <= LAST_BIN; i++) {
+      if (!s.bin_chunks[i])
+        continue;
+      fprintf(fp, "  <size from=\"%zu\" to=\"%zu\" total=\"%zu\" count=\"%zu\"/>\n",
+              i == UNSORTED_BIN ? (size_t)0 : (size_t)i * 16, s.bin_bytes[i] / s.bin_chunks[i], s.bin_bytes[i],
+              s.bin_chunks[i]);
+    }
+    fprintf(fp, "</sizes>\n<total type=\"fast\" count=\"%zu\" size=\"%zu\"/>\n", s.fast_chunks, s.fast_bytes);
+    fprintf(fp, "<total type=\"rest\" count=\"%zu\" size=\"%zu\"/>\n", s.free_chunks, s.free_bytes + s.top);
+    fprintf(fp, "<system type=\"current\" size=\"%zu\"/>\n<system type=\"max\" size=\"%zu\"/>\n", s.system,
+            s.max_system);
+    fprintf(fp, "<aspace type=\"total\" size=\"%zu\"/>\n<aspace type=\"mprotect\" size=\"%zu\"/>\n</heap>\n",
+            s.system, s.system);
+    tot_fast += s.fast_chunks;
+    tot_fast_bytes += s.fast_bytes;
+    tot_rest += s.free_chunks;
+    tot_rest_bytes += s.free_bytes + s.top;
+    tot_system += s.system;
+    tot_max += s.max_system;
+  }
+  struct mmapped_totals mm = mmapped_totals();
+  fprintf(fp, "<total type=\"fast\" count=\"%zu\" size=\"%zu\"/>\n", tot_fast, tot_fast_bytes);
+  fprintf(fp, "<total type=\"rest\" count=\"%zu\" size=\"%zu\"/>\n", tot_rest, tot_rest_bytes);
+  fprintf(fp, "<total type=\"mmap\" count=\"%zu\" size=\"%zu\"/>\n", mm.count, mm.bytes);
+  fprintf(fp, "<system type=\"current\" size=\"%zu\"/>\n<system type=\"max\" size=\"%zu\"/>\n", tot_system,
+          tot_max);
+  fprintf(fp, "<aspace type=\"total\" size=\"%zu\"/>\n<aspace type=\"mprotect\" size=\"%zu\"/>\n", tot_system,
+          tot_system);
+  fprintf(fp, "</malloc>\n");
+  return 0;
+}
+
+void stats_get(struct tide_stats *out) {
+  tide_ensure_init();
+  memset(out, 0, sizeof *out);
+  struct tcache *tc = tcache_tls;
+  for (struct arena *a = arenas_first(); a; a = a->next) {
+    pthread_mutex_lock(&a->lock);
+    if (tc && a == arenas_thread_arena())
+      tcache_publish(tc, a);
+    out->malloc_calls += a->count.malloc_calls;
+    out->free_calls += a->count.free_calls;
+    out->realloc_calls += a->count.realloc_calls;
+    out->bytes_requested += a->count.bytes_requested;
+    out->in_use_bytes += a->count.in_use_bytes;
+    out->peak_in_use_bytes += a->count.peak_in_use_bytes;
+    out->os_bytes += a->system_mem;
+    out->peak_os_bytes += a->max_system_mem;
+    out->purged_bytes += a->count.purged_bytes;
+    out->arenas++;
+    pthread_mutex_unlock(&a->lock);
+  }
+  struct mmapped_totals mm = mmapped_totals();
+  out->in_use_bytes += mm.bytes;
+  out->peak_in_use_bytes += mm.max_bytes;
+  out->os_bytes += mm.bytes;
+  out->peak_os_bytes += mm.max_bytes;
+  out->mmapped_chunks = mm.count;
+}
+
+/* TIDEMALLOC_STATS=1: one line at exit. */
+__attribute__((destructor)) static void stats_at_exit(void) {
+  if (!tide_initialized || !opt.stats_at_exit)
+    return;
+  struct tide_stats s;
+  stats_get(&s);
+  struct out o = {.fd = 2};
+  out_str(&o, "tidemalloc stats: malloc_calls=");
+  out_u(&o, s.malloc_calls, 0);
+  out_str(&o, " free_calls=");
+  out_u(&o, s.free_calls, 0);
+  out_str(&o, " realloc_calls=");
+  out_u(&o, s.realloc_calls, 0);
+  out_str(&o, " bytes_requested=");
+  out_u(&o, s.bytes_requested, 0);
+  out_str(&o, " peak_in_use=");
+  out_u(&o, s.peak_in_use_bytes, 0);
+  out_str(&o, " peak_os=");
+  out_u(&o, s.peak_os_bytes, 0);
+  out_str(&o, " arenas=");
+  out_u(&o, s.arenas, 0);
+  out_str(&o, " purged=");
+  out_u(&o, s.purged_bytes, 0);
+  out_str(&o, "\n");
+  out_flush(&o);
+}
+
+/* ------------------------------------------------------- heap inspector */
+
+static void dump_chunk_line(struct out *o, struct chunk *c, const char *what) {
+  out_str(o, "    ");
+  out_hex(o, (uintptr_t)c);
+  out_str(o, "  [");
+  out_u(o, chunk_size(c), 9);
+  out_str(o, " B] ");
+  out_str(o, prev_inuse(c) ? "P" : "-");
+  out_str(o, chunk_in_heap(c) ? "A " : "- ");
+  out_str(o, what);
+  out_str(o, "\n");
+}
+
+static void dump_region(struct out *o, struct arena *a, char *first, char *end, const char *title) {
+  out_str(o, "  ");
+  out_str(o, title);
+  out_str(o, " ");
+  out_hex(o, (uintptr_t)first);
+  out_str(o, " .. ");
+  out_hex(o, (uintptr_t)end);
+  out_str(o, "\n");
+  int shown = 0;
+  for (struct chunk *c = (struct chunk *)first; (char *)c < end; c = chunk_next(c)) {
+    if (shown++ == 64) {
+      out_str(o, "    ... (more chunks)\n");
+      break;
+    }
+    if (c == a->top) {
+      dump_chunk_line(o, c, "TOP");
+      break;
+    }
+    if (chunk_size(c) < MINSIZE)
+      break;
+    dump_chunk_line(o, c, chunk_inuse(c) ? "used" : "FREE");
+  }
+}
+
+void stats_dump(int fd) {
+  tide_ensure_init();
+  struct out o = {.fd = fd};
+  int n = 0;
+  for (struct arena *a = arenas_first(); a; a = a->next, n++) {
+    pthread_mutex_lock(&a->lock);
+    out_str(&o, "arena ");
+    out_u(&o, (size_t)n, 0);
+    out_str(&o, n == 0 ? " (main)" : "");
+    out_str(&o, ": system ");
+    out_u(&o, a->system_mem, 0);
+    out_str(&o, " B, in use ");
+    out_u(&o, a->count.in_use_bytes, 0);
+    out_str(&o, " B, threads ");
+    out_u(&o, a->attached_threads, 0);
+    out_str(&o, "\n  fast bins:");
+    for (int i = 0; i < NFASTBINS; i++) {
+      size_t k = 0;
+      for (struct chunk *c = a->fastbins[i]; c; c = link_reveal(&c->fd, c->fd))
+        k++;
+      if (k) {
+        out_str(&o, " [");
+        out_u(&o, (size_t)(i + 2) * 16, 0);
+        out_str(&o, " B] x");
+        out_u(&o, k, 0);
+      }
+    }
+    out_str(&o, "\n  bins:");
+    for (int i = UNSORTED_BIN; i <= LAST_BIN; i++) {
+      struct chunk *b = bin_at(a, i);
+      size_t k = 0;
+      for (struct chunk *c = b->fd; c != b; c = c->fd)
+        k++;
+      if (!k)
+        continue;
+      out_str(&o, i == UNSORTED_BIN ? " unsorted" : i < FIRST_LARGE_BIN ? " small" : " large");
+      out_str(&o, "#");
+      out_u(&o, (size_t)i, 0);
+      out_str(&o, " x");
+      out_u(&o, k, 0);
+    }
+    out_str(&o, "\n");
+    for (int i = 0; i < a->nsegs; i++)
+      dump_region(&o, a, a->seg[i].start, a->seg[i].fence ? (char *)a->seg[i].fence : a->seg[i].end, "brk segment");
+    for (struct heap_info *h = a->heap; h; h = h->prev)
+      dump_region(&o, a, (char *)heap_first_chunk(h), h->fence ? (char *)h->fence : heap_end(h), "heap");
+    pthread_mutex_unlock(&a->lock);
+    out_flush(&o);
+  }
+  struct mmapped_totals mm = mmapped_totals();
+  out_str(&o, "mmapped chunks: ");
+  out_u(&o, mm.count, 0);
+  out_str(&o, " (");
+  out_u(&o, mm.bytes, 0);
+  out_str(&o, " B)\n");
+  out_flush(&o);
+}

@@ -1,0 +1,13 @@
+/* Statistics and the heap inspector (src/stats.c). */
+#ifndef TIDE_STATS_H
+#define TIDE_STATS_H
+
+#include "internal.h"
+
+struct tide_mallinfo2 stats_mallinfo2(void);
+void stats_print(void);                  /* malloc_stats */
+int stats_info_xml(int options, FILE *fp); /* malloc_info */
+void stats_get(struct tide_stats *out);
+void stats_dump(int fd);
+
+#endif

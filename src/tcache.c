@@ -1,0 +1,161 @@
+/*
+ * The per-thread cache: creation, batch refill, batch flush, and the
+ * flush when a thread exits (see src/tcache.h).
+ */
+#include "tcache.h"
+
+#include "arena.h"
+#include "arenas.h"
+
+__thread struct tcache *tcache_tls;
+/* 0: not created yet; 1: live; 2: off (disabled, or the thread is exiting). */
+static __thread unsigned char tcache_state;
+static pthread_key_t exit_key;
+
+static void thread_exit_hook(void *unused);
+
+void tcache_init_key(void) { pthread_key_create(&exit_key, thread_exit_hook); }
+
+void tcache_thread_start(void) { pthread_setspecific(exit_key, (void *)1); }
+
+struct tcache *tcache_get_or_create(struct arena *a) {
+  if (likely(tcache_state != 0))
+    return tcache_tls;
+  tcache_state = 2;
+  if (opt.tcache_count == 0 || opt.tcache_max_bytes == 0)
+    return NULL;
+  size_t nb;
+  request2size(sizeof(struct tcache), &nb);
+  struct chunk *c = arena_malloc(a, nb, NULL);
+  if (!c)
+    return NULL;
+  struct tcache *tc = chunk2mem(c);
+  memset(tc, 0, sizeof *tc);
+  tc->limit = (uint16_t)opt.tcache_count;
+  tc->nbins = (uint16_t)(tcache_request_index(opt.tcache_max_bytes) + 1);
+  tcache_tls = tc;
+  tcache_state = 1;
+  return tc;
+}
+
+void tcache_publish(struct tcache *tc, struct arena *a) {
+  a->count.malloc_calls += tc->mallocs;
+  a->count.free_calls += tc->frees;
+  a->count.bytes_requested += tc->bytes_requested;
+  tc->mallocs = tc->frees = tc->bytes_requested = 0;
+}
+
+struct chunk *tcache_refill(struct tcache *tc, struct arena *a, size_t idx) {
+  size_t nb = (idx + 2) * CHUNK_ALIGN;
+  struct chunk *first = arena_malloc(a, nb, NULL);
+  if (!first || chunk_is_mmapped(first))
+    return first;
+  unsigned batch = tc->limit / 2u;
+  for (unsigned k = 1; k < batch && tc->count[idx] < tc->limit; k++) {
+    struct chunk *c = arena_malloc(a, nb, NULL);
+    if (!c)
+      break;
+    if (chunk_is_mmapped(c)) { /* only with a tiny mmap threshold */
+      arena_free(a, first);
+      return c;
+    }
+    tcache_push(tc, chunk2mem(c), idx);
+  }
+  tcache_publish(tc, a);
+  return first;
+}
+
+/* Give a list of cached chunks back to their arenas: one lock per run of
+ * chunks of the same arena. */
+static void flush_list(struct tcache_entry *e) {
+  struct arena *locked = NULL;
+  const char *saved = tide_current_fn;
+  tide_current_fn = "free";
+  while (e) {
+    struct tcache_entry *next = (struct tcache_entry *)link_reveal(&e->next, (struct chunk *)e->next);
+    struct chunk *p = mem2chunk(e);
+    struct arena *a = arenas_of_chunk(p, p->size);
+    if (unlikely(!a))
+      tide_fatal("free", "invalid pointer in thread cache (corrupted entry)");
+    if (a != locked) {
+      if (locked)
+        pthread_mutex_unlock(&locked->lock);
+      pthread_mutex_lock(&a->lock);
+      locked = a;
+    }
+    e->key = 0;
+    arena_free(a, p);
+    e = next;
+  }
+  if (locked)
+    pthread_mutex_unlock(&locked->lock);
+  tide_current_fn = saved;
+}
+
+bool tcache_contains(struct tcache *tc, void *mem, size_t idx) {
+  unsigned n = 0;
+  for (struct tcache_entry *e = tc->head[idx]; e && n <= tc->count[idx]; n++) {
+    if (e == mem)
+      return true;
+    e = (struct tcache_entry *)link_reveal(&e->next, (struct chunk *)e->next);
+    if ((uintptr_t)e & CHUNK_ALIGN_MASK)
+      tide_fatal("free", "unaligned tcache chunk detected");
+  }
+  return false;
+}
+
+void tcache_free_slow(struct tcache *tc, void *mem, size_t idx) {
+  struct tcache_entry *e = mem;
+  if (e->key == tide_free_key) {
+    if (tcache_contains(tc, mem, idx))
+      tide_fatal("free", "double free detected in tcache");
+    e->key = 0; /* user data that happened to match */
+  }
+  if (tc->count[idx] >= tc->limit) {
+    /* Keep the most recent half (warm in cache), flush the rest. */
+    unsigned keep = tc->limit / 2u;
+    struct tcache_entry *rest;
+    if (keep == 0) {
+      rest = tc->head[idx];
+      tc->head[idx] = NULL;
+    } else {
+      struct tcache_entry *last = tc->head[idx];
+      for (unsigned k = 1; k < keep; k++)
+        last = (struct tcache_entry *)link_reveal(&last->next, (struct chunk *)last->next);
+      rest = (struct tcache_entry *)link_reveal(&last->next, (struct chunk *)last->next);
+      last->next = (struct tcache_entry *)link_protect(&last->next, NULL);
+    }
+    tc->count[idx] = (uint16_t)keep;
+    flush_list(rest);
+  }
+  if (!tcache_push(tc, mem, idx)) {
+    /* limit 0: nothing is cached */
+    struct chunk *p = mem2chunk(mem);
+    struct arena *a = arenas_of_chunk(p, p->size);
+    pthread_mutex_lock(&a->lock);
+    arena_free(a, p);
+    pthread_mutex_unlock(&a->lock);
+  }
+}
+
+static void thread_exit_hook(void *unused) {
+  (void)unused;
+  struct tcache *tc = tcache_tls;
+  tcache_tls = NULL;
+  tcache_state = 2;
+  if (tc) {
+    for (size_t i = 0; i < TCACHE_BINS; i++) {
+      struct tcache_entry *list = tc->head[i];
+      tc->head[i] = NULL;
+      tc->count[i] = 0;
+      flush_list(list);
+    }
+    struct chunk *p = mem2chunk(tc);
+    struct arena *a = arenas_of_chunk(p, p->size);
+    pthread_mutex_lock(&a->lock);
+    tcache_publish(tc, a);
+    arena_free(a, p);
+    pthread_mutex_unlock(&a->lock);
+  }
+  arenas_thread_exit();
+}

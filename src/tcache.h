@@ -1,0 +1,84 @@
+/*
+ * The per-thread cache (src/tcache.c): for each small chunk size (32 to
+ * 1040 bytes, by 16) a LIFO list of free chunks that only its thread
+ * touches, so malloc and free of small blocks take no lock and no atomic
+ * instruction.  Chunks in it stay "in use" as far as their arena knows.
+ *
+ *   entry (the chunk's user memory):  [next, safe-linked][key]
+ *
+ * A miss refills a bin with a batch taken from the arena under one lock;
+ * a full bin hands half of itself back, one lock per owning arena, which
+ * is also how frees of other threads' blocks reach their arenas in bulk.
+ */
+#ifndef TIDE_TCACHE_H
+#define TIDE_TCACHE_H
+
+#include "bins.h"
+
+struct tcache_entry {
+  struct tcache_entry *next; /* safe-linked (link_protect) */
+  uintptr_t key;             /* tide_free_key while cached */
+};
+
+struct tcache {
+  struct tcache_entry *head[TCACHE_BINS];
+  uint16_t count[TCACHE_BINS];
+  uint16_t limit;  /* entries per bin */
+  uint16_t nbins;  /* bins in use (from tcache_max) */
+  /* Counted here, added to the arena's counters under its lock. */
+  size_t mallocs, frees, bytes_requested;
+};
+
+extern __thread struct tcache *tcache_tls;
+
+/* Chunk size -> bin; sizes below 32 give a huge index (rejected). */
+static inline size_t tcache_index(size_t chunk_size) { return (chunk_size >> 4) - 2; }
+static inline size_t tcache_request_index(size_t n) {
+  size_t i = (n + SIZE_SZ + CHUNK_ALIGN_MASK) >> 4;
+  return (i < 2 ? 2 : i) - 2;
+}
+
+/* Pop a chunk's memory, or NULL. */
+static inline void *tcache_pop(struct tcache *tc, size_t idx) {
+  struct tcache_entry *e = tc->head[idx];
+  if (unlikely(!e))
+    return NULL;
+  struct tcache_entry *next = (struct tcache_entry *)link_reveal(&e->next, (struct chunk *)e->next);
+  if (unlikely((uintptr_t)next & CHUNK_ALIGN_MASK))
+    tide_fatal("malloc", "unaligned tcache chunk detected");
+  tc->head[idx] = next;
+  tc->count[idx]--;
+  e->key = 0;
+  return e;
+}
+
+/* Push; false when the bin is full or the entry looks cached already
+ * (the caller's slow path decides). */
+static inline bool tcache_push(struct tcache *tc, void *mem, size_t idx) {
+  struct tcache_entry *e = mem;
+  if (unlikely(tc->count[idx] >= tc->limit || e->key == tide_free_key))
+    return false;
+  e->next = (struct tcache_entry *)link_protect(&e->next, (struct chunk *)tc->head[idx]);
+  e->key = tide_free_key;
+  tc->head[idx] = e;
+  tc->count[idx]++;
+  return true;
+}
+
+void tcache_init_key(void);
+/* Register the calling thread for the exit flush. */
+void tcache_thread_start(void);
+/* The thread's cache, created on first use (arena a locked); NULL when
+ * disabled or the thread is exiting. */
+struct tcache *tcache_get_or_create(struct arena *a);
+/* Refill bin idx from a (locked) with a batch; returns one chunk or NULL. */
+struct chunk *tcache_refill(struct tcache *tc, struct arena *a, size_t idx);
+/* free() found the bin full or the key set: check for a double free,
+ * flush half the bin to the arenas, then cache mem. */
+void tcache_free_slow(struct tcache *tc, void *mem, size_t idx);
+/* Is mem in this thread's cache? */
+bool tcache_contains(struct tcache *tc, void *mem, size_t idx);
+/* Move the thread's counters into a (locked). */
+void tcache_publish(struct tcache *tc, struct arena *a);
+
+#endif
