@@ -101,6 +101,7 @@ run "stress/brk" 120 "$T/stress/brk"
 run "stress/oom" 120 "$T/stress/oom"
 run "stress/oom-std" 120 "$T/stress/oom-std"
 run "stress/fork" 120 "$T/stress/fork"
+run "stress/fork-std" 120 "$T/stress/fork-std"
 
 # real programs under LD_PRELOAD
 run "preload/programs" 240 bash tests/preload/programs.sh "$LIBDIR"

@@ -1,0 +1,201 @@
+/*
+ * The chunk format and the heap checker, seen from outside through the
+ * debug library.  DESIGN.md fixes the layout these checks read:
+ *
+ *   chunk = [prev_size][size | A M P][user data ...]
+ *
+ * with the user pointer right after the size word, 16-byte alignment, a
+ * 32-byte minimum chunk, and request -> chunk size = max(32, n + 8 rounded
+ * up to 16).  Then the heap checker is shown to fail: each kind of damage
+ * is done in a forked child, which must die in tide_heap_check() with
+ * "tidemalloc: heap_check(): ".
+ */
+#include <string.h>
+
+#include "harness.h"
+#include "tidemalloc.h"
+
+#define FLAG_P ((size_t)1)
+#define FLAG_M ((size_t)2)
+#define FLAG_A ((size_t)4)
+#define FLAGS (FLAG_P | FLAG_M | FLAG_A)
+
+static size_t *hdr(void *mem) { return (size_t *)mem - 2; } /* [0]=prev_size [1]=size */
+static size_t csize(void *mem) { return hdr(mem)[1] & ~FLAGS; }
+static size_t cflags(void *mem) { return hdr(mem)[1] & FLAGS; }
+
+static size_t request2size(size_t n) {
+  size_t s = (n + 8 + 15) & ~(size_t)15;
+  return s < 32 ? 32 : s;
+}
+
+static void test_sizes(void) {
+  size_t wrong = 0, flagbad = 0, usable_bad = 0;
+  size_t first_wrong = SIZE_MAX;
+  void *keep[64];
+  for (size_t n = 0; n <= 3000; n++) {
+    void *p = tide_malloc(n);
+    if (!p) {
+      wrong++;
+      continue;
+    }
+    if (csize(p) != request2size(n)) {
+      if (first_wrong == SIZE_MAX)
+        first_wrong = n;
+      wrong++;
+    }
+    if (cflags(p) & (FLAG_M | FLAG_A))
+      flagbad++;
+    if (tide_malloc_usable_size(p) != csize(p) - 8)
+      usable_bad++;
+    if (n % 50 == 0 && n / 50 < 64)
+      keep[n / 50] = p; /* keep some, so the heap is not one chunk reused */
+    else
+      tide_free(p);
+  }
+  CHECK(wrong == 0, "chunk size == max(32, round16(n + 8)) for n in 0..3000 (%zu differ, "
+                    "first at n=%zu)", wrong, first_wrong == SIZE_MAX ? 0 : first_wrong);
+  CHECK(flagbad == 0, "main-arena heap chunks have neither M nor A set (%zu do)", flagbad);
+  CHECK(usable_bad == 0, "malloc_usable_size == chunk size - 8 for heap chunks (%zu not)",
+        usable_bad);
+  for (int i = 0; i < 61; i++)
+    tide_free(keep[i]);
+
+  void *m = tide_malloc(1 << 20);
+  long pg = sysconf(_SC_PAGESIZE);
+  CHECK(m && (cflags(m) & FLAG_M), "a 1 MiB chunk is mmapped: M bit set");
+  CHECK(m && csize(m) >= (1 << 20) + 8 && (csize(m) + hdr(m)[0]) % (size_t)pg == 0,
+        "its size covers the request and, with prev_size (the offset), whole pages");
+  CHECK(m && tide_malloc_usable_size(m) >= (1 << 20), "its usable size covers the request");
+  tide_free(m);
+  CHECK(tide_heap_check() == 0, "heap sound after the size checks");
+}
+
+/* Boundary tags: freeing a binned chunk clears the next chunk's P bit and
+ * writes the foot; fast chunks keep looking allocated. */
+static void test_tags(void) {
+  char *x = tide_malloc(2000), *a = tide_malloc(2000), *b = tide_malloc(2000);
+  char *g = tide_malloc(2000);
+  int adjacent = a + csize(a) == b && x + csize(x) == a;
+  CHECK(adjacent, "consecutive 2000-byte mallocs from top are adjacent chunks");
+  if (adjacent) {
+    CHECK(cflags(b) & FLAG_P, "in-use neighbour: next chunk's P bit set");
+    size_t asz = csize(a);
+    tide_free(a);
+    CHECK(!(cflags(b) & FLAG_P), "after free(a): the next chunk's P bit is clear");
+    CHECK(hdr(b)[0] == asz, "after free(a): next chunk's prev_size == a's size (%zu, %zu)",
+          hdr(b)[0], asz);
+    CHECK(csize(a) == asz && (cflags(a) & FLAG_P), "a free chunk keeps its size, and P (x in "
+                                                   "use)");
+    CHECK(tide_heap_check() == 0, "heap sound with a free chunk between used ones");
+    /* freeing b now must coalesce with a: x's next chunk is a free chunk
+     * of at least both sizes, and g's P bit is clear */
+    tide_free(b);
+    CHECK(!(cflags(g) & FLAG_P) && hdr(g)[0] >= 2 * asz,
+          "free(b) coalesced a and b: g's prev_size %zu >= %zu", hdr(g)[0], 2 * asz);
+    CHECK(tide_heap_check() == 0, "heap sound after coalescing");
+  } else {
+    tide_free(a);
+    tide_free(b);
+  }
+  tide_free(x);
+  tide_free(g);
+
+  char *f1 = tide_malloc(24), *f2 = tide_malloc(24), *fg = tide_malloc(24);
+  if (f1 + csize(f1) == f2) {
+    tide_free(f1);
+    CHECK(cflags(f2) & FLAG_P, "after freeing a 24-byte (fast) chunk its neighbour's P bit "
+                               "stays set");
+  }
+  tide_free(f2);
+  tide_free(fg);
+  CHECK(tide_heap_check() == 0, "heap sound after the tag checks");
+}
+
+/* ---- the heap checker must fail on damage ---- */
+
+struct setup {
+  char *x, *a, *b, *g;
+};
+
+static void make(struct setup *s) {
+  s->x = tide_malloc(2000);
+  s->a = tide_malloc(2000);
+  s->b = tide_malloc(2000);
+  s->g = tide_malloc(2000);
+}
+
+static void d_free_size(void *arg) {
+  (void)arg;
+  struct setup s;
+  make(&s);
+  tide_free(s.a);
+  hdr(s.a)[1] += 48; /* a free chunk's size no longer matches its foot */
+  tide_heap_check();
+}
+
+static void d_free_fd(void *arg) {
+  (void)arg;
+  struct setup s;
+  make(&s);
+  tide_free(s.a);
+  ((size_t *)s.a)[0] = 0x4141414141414140ull; /* fd */
+  tide_heap_check();
+}
+
+static void d_free_bk(void *arg) {
+  (void)arg;
+  struct setup s;
+  make(&s);
+  tide_free(s.a);
+  ((size_t *)s.a)[1] = (size_t)s.x - 16; /* bk to a chunk in use */
+  tide_heap_check();
+}
+
+static void d_clear_p(void *arg) {
+  (void)arg;
+  struct setup s;
+  make(&s);
+  hdr(s.b)[1] &= ~FLAG_P; /* claims a (in use) is free */
+  hdr(s.b)[0] = csize(s.a);
+  tide_heap_check();
+}
+
+static void d_used_size(void *arg) {
+  (void)arg;
+  struct setup s;
+  make(&s);
+  hdr(s.b)[1] = 0x4141414141414141ull; /* an overflow from a into b's header */
+  tide_heap_check();
+}
+
+static void d_foot(void *arg) {
+  (void)arg;
+  struct setup s;
+  make(&s);
+  tide_free(s.a);
+  hdr(s.b)[0] = 32; /* the foot of the free chunk a is wrong */
+  tide_heap_check();
+}
+
+static void expect_check_abort(const char *what, void (*fn)(void *)) {
+  struct th_child c;
+  th_run_child(&c, fn, NULL, 20);
+  CHECK(th_child_aborted(&c) && strstr(c.err, "tidemalloc: heap_check(): ") != NULL,
+        "heap_check catches: %s (%s, \"%s\")", what, th_status_str(c.status),
+        th_first_line(&c));
+}
+
+int main(void) {
+  printf("# unit/chunk\n");
+  test_sizes();
+  test_tags();
+  expect_check_abort("a free chunk's size changed", d_free_size);
+  expect_check_abort("a free chunk's fd overwritten", d_free_fd);
+  expect_check_abort("a free chunk's bk pointing at a chunk in use", d_free_bk);
+  expect_check_abort("a P bit cleared under a chunk in use", d_clear_p);
+  expect_check_abort("an in-use chunk's size overwritten", d_used_size);
+  expect_check_abort("a free chunk's foot (next prev_size) wrong", d_foot);
+  CHECK(tide_heap_check() == 0, "the parent's heap is sound");
+  TEST_MAIN_END("unit/chunk");
+}
