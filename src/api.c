@@ -113,14 +113,13 @@ static struct chunk *alloc_chunk(size_t n, size_t nb, char **clean_from, bool us
   if (use_tcache && tc && idx < tc->nbins) {
     c = tcache_refill(tc, a, idx);
     if (clean_from && c)
-      *clean_from = (char *)c + chunk_size(c);
+      *clean_from = (char *)chunk2mem(c) + chunk_usable(c);
   } else {
     c = arena_malloc(a, nb, clean_from);
   }
   a->count.malloc_calls++;
   a->count.bytes_requested += n;
-  if (TIDE_DEBUG)
-    check_arena(a);
+  check_arena_sometimes(a);
   pthread_mutex_unlock(&a->lock);
   if (unlikely(!c)) {
     struct arena *b = arenas_lock_other(a);
@@ -219,8 +218,7 @@ static TIDE_NOINLINE void free_slow(void *mem) {
     memset(mem, opt.perturb, chunk_size(p) - CHUNK_HDR);
   arena_free(a, p);
   a->count.free_calls++;
-  if (TIDE_DEBUG)
-    check_arena(a);
+  check_arena_sometimes(a);
   pthread_mutex_unlock(&a->lock);
 }
 

@@ -140,6 +140,9 @@ static struct chunk *take_from_top(struct arena *a, size_t nb, char **clean_from
   char *clean = a->top_dirty_end > (char *)chunk2mem(v) ? a->top_dirty_end : (char *)chunk2mem(v);
   if (clean_from)
     *clean_from = clean;
+  if (TIDE_DEBUG)
+    for (char *z = clean; z < (char *)rem + SIZE_SZ; z++)
+      TIDE_ASSERT(*z == 0);
   if (a->top_dirty_end < (char *)rem + CHUNK_HDR)
     a->top_dirty_end = (char *)rem + CHUNK_HDR;
   return v;
@@ -430,7 +433,7 @@ struct chunk *arena_malloc(struct arena *a, size_t nb, char **clean_from) {
       a->count.peak_in_use_bytes = a->count.in_use_bytes;
   }
   if (c && !*clean_from)
-    *clean_from = (char *)c + chunk_size(c);
+    *clean_from = (char *)chunk2mem(c) + chunk_usable(c);
   if (TIDE_DEBUG && c && !chunk_is_mmapped(c))
     TIDE_ASSERT(arena_owns(a, c, chunk_size(c)));
   return c;

@@ -11,7 +11,8 @@ void arena_init(struct arena *a);
 /* A chunk of at least nb bytes (nb from request2size), marked in use, or
  * NULL.  May return an mmapped chunk when nb >= the mmap threshold.
  * *clean_from (if not NULL) gets the address from which the chunk's
- * memory is known to be zero (its end when nothing is known). */
+ * memory is known to be zero (the end of its usable bytes when nothing
+ * is known). */
 struct chunk *arena_malloc(struct arena *a, size_t nb, char **clean_from);
 /* Free a non-mmapped chunk that belongs to a. */
 void arena_free(struct arena *a, struct chunk *p);

@@ -88,7 +88,6 @@ static void attach(struct arena *a) {
 
 /* First allocation of a thread: pick its arena (returned locked). */
 static TIDE_NOINLINE struct arena *bind_thread(void) {
-  extern void tcache_thread_start(void);
   pthread_mutex_lock(&list_lock);
   struct arena *a = free_list;
   bool locked = false;
@@ -104,7 +103,6 @@ static TIDE_NOINLINE struct arena *bind_thread(void) {
   }
   attach(a);
   pthread_mutex_unlock(&list_lock);
-  tcache_thread_start();
   if (!locked)
     pthread_mutex_lock(&a->lock);
   return a;

@@ -169,6 +169,7 @@ struct arena {
   struct arena *next_free;      /* arenas with no thread attached */
   size_t attached_threads;
   int index;                    /* 0 for main */
+  unsigned debug_ops;           /* TIDE_DEBUG: operations since the last full check */
   uint64_t last_purge_ns;       /* src/purge.c */
   size_t unpurged_bytes;        /* free bytes not yet given back (estimate) */
 };
@@ -186,6 +187,11 @@ static inline void tide_ensure_init(void) {
 /* src/check.c: report and abort, never allocating. */
 __attribute__((noreturn)) TIDE_COLD void tide_fatal(const char *func, const char *what);
 void check_arena(struct arena *a); /* full walk; aborts on the first broken invariant */
+/* Debug flavour: a full check of a (locked) every so many operations. */
+static inline void check_arena_sometimes(struct arena *a) {
+  if (TIDE_DEBUG && (a->debug_ops++ & 63) == 0)
+    check_arena(a);
+}
 
 /* The function name errors are reported under ("free", "realloc", ...):
  * set by the entry points, read by the deep paths. */

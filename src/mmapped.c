@@ -14,7 +14,7 @@ static struct {
   uintptr_t *slots;
   size_t cap; /* power of two, or 0 */
   size_t count;
-  size_t bytes, max_bytes;
+  size_t bytes, max_bytes, max_count;
 } reg = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static size_t slot_of(uintptr_t key, size_t cap) {
@@ -98,6 +98,8 @@ struct chunk *mmapped_alloc(size_t nb) {
   pthread_mutex_lock(&reg.lock);
   bool ok = reg_insert((uintptr_t)p);
   if (ok) {
+    if (reg.count > reg.max_count)
+      reg.max_count = reg.count;
     reg.bytes += len;
     if (reg.bytes > reg.max_bytes)
       reg.max_bytes = reg.bytes;
@@ -182,7 +184,7 @@ void mmapped_rekey(struct chunk *old, struct chunk *moved) {
 
 struct mmapped_totals mmapped_totals(void) {
   pthread_mutex_lock(&reg.lock);
-  struct mmapped_totals t = {reg.count, reg.bytes, reg.max_bytes};
+  struct mmapped_totals t = {reg.count, reg.max_count, reg.bytes, reg.max_bytes};
   pthread_mutex_unlock(&reg.lock);
   return t;
 }

@@ -25,7 +25,7 @@ bool mmapped_known(struct chunk *p);
 bool mmapped_can_map(void);
 
 struct mmapped_totals {
-  size_t count, bytes, max_bytes;
+  size_t count, max_count, bytes, max_bytes;
 };
 struct mmapped_totals mmapped_totals(void);
 void mmapped_prefork(void);

@@ -94,7 +94,7 @@ void stats_print(void) {
   out_str(&o, "\nin use bytes     = ");
   out_u(&o, in_use + mm.bytes, 10);
   out_str(&o, "\nmax mmap regions = ");
-  out_u(&o, mm.count, 10);
+  out_u(&o, mm.max_count, 10);
   out_str(&o, "\nmax mmap bytes   = ");
   out_u(&o, mm.max_bytes, 10);
   out_str(&o, "\n");

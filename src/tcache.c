@@ -35,6 +35,7 @@ struct tcache *tcache_get_or_create(struct arena *a) {
   tc->nbins = (uint16_t)(tcache_request_index(opt.tcache_max_bytes) + 1);
   tcache_tls = tc;
   tcache_state = 1;
+  tcache_thread_start();
   return tc;
 }
 

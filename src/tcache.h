@@ -66,7 +66,7 @@ static inline bool tcache_push(struct tcache *tc, void *mem, size_t idx) {
 }
 
 void tcache_init_key(void);
-/* Register the calling thread for the exit flush. */
+/* Register the calling thread for the exit flush (and arena detach). */
 void tcache_thread_start(void);
 /* The thread's cache, created on first use (arena a locked); NULL when
  * disabled or the thread is exiting. */
