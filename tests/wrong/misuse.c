@@ -143,10 +143,28 @@ static void c_free_middle_mmapped(void *arg) {
   tide_free(p + 4096);
 }
 
-/* write the 8 bytes after the usable area: the next chunk's size field */
+/* write the 8 bytes after the usable area: the next chunk's size field.
+ * Pairs are allocated until one is adjacent (b's header right after a's
+ * usable bytes), so "the next chunk" is b, a block in use. */
 static void overflow_then_free(size_t n, int free_next) {
-  char *a = tide_malloc(n);
-  char *b = tide_malloc(n);
+  char *held[64];
+  int nh = 0;
+  char *a = tide_malloc(n), *b = tide_malloc(n);
+  for (;;) {
+    if (a == b + tide_malloc_usable_size(b) + 8) { /* handed out downwards */
+      char *t = a;
+      a = b;
+      b = t;
+    }
+    if (b == a + tide_malloc_usable_size(a) + 8 || nh >= 62)
+      break;
+    held[nh++] = a;
+    held[nh++] = b;
+    a = tide_malloc(n);
+    b = tide_malloc(n);
+  }
+  if (b != a + tide_malloc_usable_size(a) + 8)
+    fprintf(stderr, "no two adjacent %zu-byte blocks found\n", n);
   char *g = tide_malloc(32);
   size_t u = tide_malloc_usable_size(a);
   memset(a, 'A', u + 8);
@@ -156,6 +174,8 @@ static void overflow_then_free(size_t n, int free_next) {
     tide_free(a);
   tide_free(b);
   tide_free(g);
+  for (int i = 0; i < nh; i++)
+    tide_free(held[i]);
 }
 static void c_overflow_24(void *a) { (void)a; overflow_then_free(24, 0); }
 static void c_overflow_600(void *a) { (void)a; overflow_then_free(600, 0); }

@@ -39,8 +39,20 @@ int main(int argc, char **argv) {
   } else if (strcmp(what, "free-static") == 0) {
     free(not_from_malloc + 64);
   } else if (strcmp(what, "overflow") == 0) {
+    /* two adjacent blocks: b's header right after a's usable bytes */
     char *a = malloc(600);
     char *b = malloc(600);
+    for (int tries = 0; tries < 32; tries++) {
+      if (a == b + malloc_usable_size(b) + 8) {
+        char *t = a;
+        a = b;
+        b = t;
+      }
+      if (b == a + malloc_usable_size(a) + 8)
+        break;
+      a = malloc(600); /* the old pair is left allocated */
+      b = malloc(600);
+    }
     char *guard = malloc(24);
     memset(a, 'A', malloc_usable_size(a) + 8);
     free(a);
