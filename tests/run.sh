@@ -93,10 +93,12 @@ run "wrong/misuse" 120 "$T/wrong/misuse" "$LIBDIR" "$T/wrong/victim-plain"
 run "wrong/misuse-fast" 120 "$T/wrong/misuse-fast"
 
 # stress
-run "stress/random_ops-fast" 120 "$T/stress/random_ops-fast" "$SEED" 3000000 25
-run "stress/random_ops-debug" 120 "$T/stress/random_ops" "$((SEED + 1))" 300000 20
+run "stress/random_ops-fast" 120 "$T/stress/random_ops-fast" "$SEED" 6000000 25
+run "stress/random_ops-debug" 120 "$T/stress/random_ops" "$((SEED + 1))" 4000000 20
 run "stress/threads" 120 "$T/stress/threads" "$SEED"
 run "stress/threads-std" 120 "$T/stress/threads-std" "$SEED"
+run "stress/churn" 120 "$T/stress/churn"
+run "stress/churn-std" 120 "$T/stress/churn-std"
 run "stress/brk" 120 "$T/stress/brk"
 run "stress/oom" 120 "$T/stress/oom"
 run "stress/oom-std" 120 "$T/stress/oom-std"

@@ -28,7 +28,8 @@ TEST_LIBDIR ?= $(BUILD)
 TEST_BINS := $(TEST_SRCS:tests/%.c=$(TEST_OUT)/%) \
 	$(patsubst tests/%.c,$(TEST_OUT)/%-std,$(wildcard tests/api/*.c)) \
 	$(TEST_OUT)/stress/random_ops-fast $(TEST_OUT)/stress/threads-std \
-	$(TEST_OUT)/wrong/victim-plain $(TEST_OUT)/wrong/misuse-fast $(TEST_OUT)/stress/oom-std $(TEST_OUT)/stress/fork-std
+	$(TEST_OUT)/wrong/victim-plain $(TEST_OUT)/wrong/misuse-fast $(TEST_OUT)/stress/oom-std $(TEST_OUT)/stress/fork-std \
+	$(TEST_OUT)/stress/churn-std
 
 .PHONY: test test-build
 test: lib test-build
@@ -38,16 +39,20 @@ test-build: $(TEST_BINS)
 
 $(TEST_OUT)/%-std: tests/%.c $(TEST_HDRS) $(TEST_LIBDIR)/libtidemalloc.a
 	@mkdir -p $(@D)
-	$(CC) $(TEST_CFLAGS) -DTIDE_TEST_STD=1 -o $@ $< $(TEST_LIBDIR)/libtidemalloc.a
+	@echo "  CC      $@"
+	@$(CC) $(TEST_CFLAGS) -DTIDE_TEST_STD=1 -o $@ $< $(TEST_LIBDIR)/libtidemalloc.a
 
 $(TEST_OUT)/%-fast: tests/%.c $(TEST_HDRS) $(TEST_LIBDIR)/libtidemalloc-prefixed.a
 	@mkdir -p $(@D)
-	$(CC) $(TEST_CFLAGS) -DTIDE_TEST_FAST=1 -o $@ $< $(TEST_LIBDIR)/libtidemalloc-prefixed.a
+	@echo "  CC      $@"
+	@$(CC) $(TEST_CFLAGS) -DTIDE_TEST_FAST=1 -o $@ $< $(TEST_LIBDIR)/libtidemalloc-prefixed.a
 
 $(TEST_OUT)/%-plain: tests/%.c $(TEST_HDRS)
 	@mkdir -p $(@D)
-	$(CC) $(TEST_CFLAGS) -DTIDE_TEST_PLAIN=1 -o $@ $<
+	@echo "  CC      $@"
+	@$(CC) $(TEST_CFLAGS) -DTIDE_TEST_PLAIN=1 -o $@ $<
 
 $(TEST_OUT)/%: tests/%.c $(TEST_HDRS) $(TEST_LIBDIR)/libtidemalloc-debug.a
 	@mkdir -p $(@D)
-	$(CC) $(TEST_CFLAGS) -o $@ $< $(TEST_LIBDIR)/libtidemalloc-debug.a
+	@echo "  CC      $@"
+	@$(CC) $(TEST_CFLAGS) -o $@ $< $(TEST_LIBDIR)/libtidemalloc-debug.a
