@@ -1,0 +1,148 @@
+/*
+ * The policies of the core allocator, seen through tide_stats_get and
+ * mallinfo2 on the debug library:
+ *
+ *  - the dynamic mmap threshold: freeing an mmapped chunk raises the
+ *    threshold to its size (so the same request next time comes from the
+ *    heap), never past 32 MiB, and not at all once mallopt set it;
+ *  - top is trimmed back to the OS above the trim threshold;
+ *  - fast bins: requests up to 128 bytes are kept uncoalesced in fast bins
+ *    when freed, bigger ones are not; a large request consolidates them;
+ *    M_MXFAST 0 turns them off.  (The thread cache is switched off first
+ *    with mallopt(M_TCACHE_COUNT, 0), so frees reach the bins.)
+ *
+ * The order matters: the threshold test needs a fresh process.
+ */
+#include <string.h>
+
+#include "harness.h"
+#include "tidemalloc.h"
+
+#define MiB ((size_t)1 << 20)
+
+static size_t mmapped_now(void) {
+  struct tide_stats s;
+  tide_stats_get(&s);
+  return s.mmapped_chunks;
+}
+
+static int is_mmapped(void *p) { return p && (((size_t *)p)[-1] & 2) != 0; }
+
+static void test_dynamic_threshold(void) {
+  size_t base = mmapped_now();
+  void *p = tide_malloc(200000);
+  CHECK(is_mmapped(p) && mmapped_now() == base + 1,
+        "fresh process: malloc(200000) is mmapped (default threshold 128 KiB)");
+  tide_free(p);
+  CHECK(mmapped_now() == base, "free unmaps it");
+  p = tide_malloc(200000);
+  CHECK(p && !is_mmapped(p) && mmapped_now() == base,
+        "after that free the threshold rose: malloc(200000) comes from the heap");
+  tide_free(p);
+  p = tide_malloc(40 * MiB);
+  CHECK(is_mmapped(p), "malloc(40 MiB) is mmapped");
+  tide_free(p);
+  p = tide_malloc(33 * MiB);
+  CHECK(is_mmapped(p), "after freeing 40 MiB, malloc(33 MiB) is still mmapped: the "
+                       "threshold never passes 32 MiB");
+  if (p)
+    memset(p, 1, 4096);
+  tide_free(p);
+
+  CHECK(tide_mallopt(TIDE_M_MMAP_THRESHOLD, 256 * 1024) == 1, "mallopt(M_MMAP_THRESHOLD, "
+                                                                "256K)");
+  p = tide_malloc(1 * MiB);
+  CHECK(is_mmapped(p), "malloc(1 MiB) is mmapped under a 256K threshold");
+  tide_free(p);
+  p = tide_malloc(1 * MiB);
+  CHECK(is_mmapped(p), "and still after a free: a threshold set by mallopt stays put");
+  tide_free(p);
+  CHECK(tide_heap_check() == 0, "heap sound after the threshold checks");
+}
+
+static void test_trim(void) {
+  CHECK(tide_mallopt(TIDE_M_TRIM_THRESHOLD, 128 * 1024) == 1, "mallopt(M_TRIM_THRESHOLD, "
+                                                               "128K)");
+  enum { N = 100 };
+  void *p[N];
+  struct tide_stats a, b;
+  for (int i = 0; i < N; i++) {
+    p[i] = tide_malloc(100000);
+    if (p[i])
+      memset(p[i], 0x31, 100000);
+  }
+  tide_stats_get(&a);
+  for (int i = N - 1; i >= 0; i--)
+    tide_free(p[i]);
+  tide_stats_get(&b);
+  struct tide_mallinfo2 mi = tide_mallinfo2();
+  CHECK(b.os_bytes + 8 * MiB <= a.os_bytes,
+        "freeing 10 MB at the top gives it back to the OS (os_bytes %zu -> %zu)", a.os_bytes,
+        b.os_bytes);
+  CHECK(mi.keepcost < 128 * 1024 + 4096, "what is left at the top (keepcost %zu) is below "
+                                         "the trim threshold", mi.keepcost);
+  CHECK(tide_heap_check() == 0, "heap sound after trimming");
+}
+
+static void test_fastbins(void) {
+  int r = tide_mallopt(TIDE_M_TCACHE_COUNT, 0);
+  CHECK(r == 1, "mallopt(M_TCACHE_COUNT, 0) switches the thread cache off");
+  CHECK(tide_mallopt(TIDE_M_MXFAST, 128) == 1, "mallopt(M_MXFAST, 128) (the default)");
+
+  enum { N = 200 };
+  void *f[N], *s[10], *g[10];
+  for (int i = 0; i < N; i++)
+    f[i] = tide_malloc(100);
+  void *guard = tide_malloc(100);
+  struct tide_mallinfo2 m0 = tide_mallinfo2();
+  for (int i = 0; i < N; i++)
+    tide_free(f[i]);
+  struct tide_mallinfo2 m1 = tide_mallinfo2();
+  CHECK(m1.smblks == m0.smblks + N, "200 freed 100-byte blocks sit in fast bins (smblks "
+                                    "%zu -> %zu)", m0.smblks, m1.smblks);
+  CHECK(m1.fsmblks == m0.fsmblks + N * 112, "fsmblks grows by 200 x 112 (%zu -> %zu)",
+        m0.fsmblks, m1.fsmblks);
+
+  for (int i = 0; i < 10; i++) {
+    s[i] = tide_malloc(136);
+    g[i] = tide_malloc(200); /* keeps the 136-byte chunks apart */
+  }
+  m0 = tide_mallinfo2();
+  for (int i = 0; i < 10; i++)
+    tide_free(s[i]);
+  m1 = tide_mallinfo2();
+  CHECK(m1.smblks == m0.smblks, "136-byte blocks (over the 128-byte limit) do not go to "
+                                "fast bins");
+  CHECK(m1.ordblks >= m0.ordblks + 10, "they are ordinary free chunks (ordblks %zu -> %zu)",
+        m0.ordblks, m1.ordblks);
+
+  void *big = tide_malloc(100000);
+  m1 = tide_mallinfo2();
+  CHECK(m1.smblks == 0 && m1.fsmblks == 0, "a large request consolidates the fast bins "
+                                           "(smblks %zu)", m1.smblks);
+  CHECK(tide_heap_check() == 0, "heap sound after consolidation");
+  tide_free(big);
+  for (int i = 0; i < 10; i++)
+    tide_free(g[i]);
+
+  CHECK(tide_mallopt(TIDE_M_MXFAST, 0) == 1, "mallopt(M_MXFAST, 0)");
+  for (int i = 0; i < 20; i++)
+    f[i] = tide_malloc(24);
+  m0 = tide_mallinfo2();
+  for (int i = 0; i < 20; i++)
+    tide_free(f[i]);
+  m1 = tide_mallinfo2();
+  CHECK(m1.smblks == m0.smblks, "with M_MXFAST 0 nothing goes to fast bins (smblks %zu -> "
+                                "%zu)", m0.smblks, m1.smblks);
+  tide_mallopt(TIDE_M_MXFAST, 128);
+  tide_free(guard);
+  CHECK(tide_heap_check() == 0, "heap sound at the end");
+}
+
+int main(void) {
+  printf("# unit/policy\n");
+  test_dynamic_threshold();
+  test_trim();
+  test_fastbins();
+  TEST_MAIN_END("unit/policy");
+}
