@@ -9,7 +9,7 @@
 # keeps the compiler from removing malloc/free pairs.
 
 BENCH_BIN := $(BUILD)/bench/bin
-BENCH_WORKLOADS := churn symbolic larson xmalloc falseshare realloc large rotation fastpath
+BENCH_WORKLOADS := churn symbolic larson xmalloc falseshare realloc large rotation fastpath spin
 BENCH_PROGS := $(BENCH_WORKLOADS:%=$(BENCH_BIN)/%) $(BENCH_BIN)/runner
 BENCH_CFLAGS := -std=gnu11 -O2 -g -pthread -Wall -Wextra -Werror -fno-builtin-malloc \
 	-fno-builtin-free -fno-builtin-calloc -fno-builtin-realloc

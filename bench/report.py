@@ -245,6 +245,24 @@ if any(w in workloads for w in ("larson-1t", "larson-2t", "xmalloc")):
         sc = l2 / l1 if l1 and l2 else None
         md.append(f"| {a} | {fmt(l1)} | {fmt(l2)} | {fmt(sc)} | {fmt(x)} |")
     md.append("")
+    cal = re.findall(r"^cpu scaling (\w+): ([0-9.]+)", machine, re.M)
+    if cal:
+        md.append("The machine itself: a pure-arithmetic loop scales " +
+                  " and ".join(f"{v} ({k} the runs)" for k, v in cal) +
+                  " from 1 to 2 threads, so that, not 2.0, is the ceiling for the scaling column.\n")
+    if "tidemalloc" in allocs:
+        checks = []
+        t1, t2 = stats.get(("larson-1t", "tidemalloc")), stats.get(("larson-2t", "tidemalloc"))
+        if t1 and t2 and usable("larson-1t", "tidemalloc") and usable("larson-2t", "tidemalloc"):
+            sc = t2["mops_per_s"] / t1["mops_per_s"]
+            checks.append(f"larson 2-thread scaling {sc:.2f} >= 1.8: {'met' if sc >= 1.8 else 'NOT met'}")
+        for w in ("xmalloc", "larson-2t"):
+            pv = [stats[(w, a)]["time"] for a in allocs if a not in ("tidemalloc", "glibc") and usable(w, a)]
+            if pv and usable(w, "tidemalloc"):
+                r_ = stats[(w, "tidemalloc")]["time"] / min(pv)
+                checks.append(f"{w} time {r_:.2f}x the best peer (target <= 1.0): {'met' if r_ <= 1.0 else 'NOT met'}")
+        if checks:
+            md.append("Issue 4 targets: " + "; ".join(checks) + ".\n")
 
 # ---- fast path ----------------------------------------------------------------------------
 fp = {}
@@ -267,6 +285,11 @@ if fp:
             md.append(f"| {a} | " + " | ".join(fmt(fp.get((a, s)), 1) if fp.get((a, s)) is not None
                                                 else "FAILED" for s in sizes) + " |")
     md.append("")
+    peers64 = [fp[(a, 64)] for a in allocs if a != "tidemalloc" and fp.get((a, 64))]
+    if fp.get(("tidemalloc", 64)) and peers64:
+        r_ = fp[("tidemalloc", 64)] / min(peers64)
+        md.append(f"Issue 4 target: 64 B pair within 1.2x of the fewest among the others: {r_:.2f}x, "
+                  f"{'met' if r_ <= 1.2 else 'NOT met'}.\n")
 
 # ---- rotation ------------------------------------------------------------------------------
 day_ratio = {}  # alloc -> {day: [ratios]}
@@ -320,7 +343,7 @@ md.append("## Chart\n\n![results](results.svg)\n")
 open(os.path.join(OUT, "results.md"), "w").write("\n".join(md) + "\n")
 
 # ---- plain-text summary for the terminal ------------------------------------------------------
-col = max(12, max(len(a) for a in allocs) + 2)
+col = max([12] + [len(a) + 2 for a in allocs])
 lines = ["time ratio / peak-RSS ratio to the best (median of runs; 1.00 = best)",
          f"{'workload':<15}" + "".join(f"{a:>{col + 2}}" for a in allocs)]
 for w in workloads:

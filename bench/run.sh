@@ -3,7 +3,7 @@
 #
 # Called by `make bench` (after `make lib bench-build`).  Environment:
 #   QUICK=1          reduced sizes (whole run < 3 min); default: full (< 30 min)
-#   BENCH_REPS=N     runs per workload and allocator (default 3)
+#   BENCH_REPS=N     runs per workload and allocator (default 5; 3 with QUICK=1)
 #   BENCH_ONLY="a b" run only these workloads (names as in the table below)
 #   BENCH_ALLOCS="x y" run only these allocators
 #   BENCH_NO_INSTALL=1  never call apt-get
@@ -22,13 +22,14 @@ OUT=$ROOT/build/bench
 BIN=$OUT/bin
 RUNNER=$BIN/runner
 QUICK=${QUICK:-}
-REPS=${BENCH_REPS:-3}
+case $QUICK in "" | 0 | no | false) QUICK= ;; *) QUICK=1 ;; esac
+REPS=${BENCH_REPS:-$([ -n "$QUICK" ] && echo 3 || echo 5)}
 mkdir -p "$OUT/out"
 
 say() { printf '%s\n' "$*"; }
 die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
 
-for p in runner churn symbolic larson xmalloc falseshare realloc large rotation fastpath; do
+for p in runner churn symbolic larson xmalloc falseshare realloc large rotation fastpath spin; do
   [ -x "$BIN/$p" ] || die "$BIN/$p missing: run 'make bench-build' (or 'make bench')"
 done
 
@@ -113,16 +114,33 @@ command -v gnuplot >/dev/null 2>&1 || say "bench: no gnuplot: results.svg will n
 
 # ---- workloads ----------------------------------------------------------------------
 # name | program and arguments (full) | (quick) | timeout in s (full) | (quick)
-WORKLOADS="churn|churn iters=40000000 slots=10000|churn iters=6000000 slots=10000|120|40
-symbolic|symbolic steps=8000000|symbolic steps=1500000|120|40
-larson-1t|larson threads=1 ops=20000000|larson threads=1 ops=3000000|120|40
-larson-2t|larson threads=2 ops=20000000|larson threads=2 ops=3000000|120|40
-xmalloc|xmalloc blocks=20000000 pairs=1|xmalloc blocks=3000000 pairs=1|120|40
-cache-thrash|falseshare mode=0 threads=2 iters=50000 writes=2000|falseshare mode=0 threads=2 iters=10000 writes=1000|120|40
-cache-scratch|falseshare mode=1 threads=2 iters=50000 writes=2000|falseshare mode=1 threads=2 iters=10000 writes=1000|120|40
-realloc|realloc rounds=800000|realloc rounds=120000|120|40
-large|large steps=2000|large steps=400|120|40
+WORKLOADS="churn|churn iters=40000000 slots=10000|churn iters=10000000 slots=10000|120|40
+symbolic|symbolic steps=8000000|symbolic steps=2500000|120|40
+larson-1t|larson threads=1 ops=20000000|larson threads=1 ops=5000000|120|40
+larson-2t|larson threads=2 ops=20000000|larson threads=2 ops=5000000|120|40
+xmalloc|xmalloc blocks=20000000 pairs=1|xmalloc blocks=5000000 pairs=1|120|40
+cache-thrash|falseshare mode=0 threads=2 iters=50000 writes=2000|falseshare mode=0 threads=2 iters=20000 writes=1000|120|40
+cache-scratch|falseshare mode=1 threads=2 iters=50000 writes=2000|falseshare mode=1 threads=2 iters=20000 writes=1000|120|40
+realloc|realloc rounds=800000|realloc rounds=200000|120|40
+large|large steps=2000|large steps=600|120|40
 rotation|rotation days=6 day_mib=256 settle_ms=1000|rotation days=2 day_mib=96 settle_ms=1000|180|60"
+
+# How much parallelism does this machine give at all?  A pure-arithmetic loop
+# on 1 and on 2 threads: 2 x t(1) / t(2) is the ceiling for any allocator's
+# 1 -> 2 thread scaling (shared or hyper-threaded vCPUs give well under 2).
+calibrate() { # calibrate LABEL
+  local t1=() t2=() i
+  for i in 1 2 3; do
+    t1+=("$("$BIN/spin" threads=1 loops=150000000 | sed -n 's/.*secs=\([0-9.]*\).*/\1/p')")
+    t2+=("$("$BIN/spin" threads=2 loops=150000000 | sed -n 's/.*secs=\([0-9.]*\).*/\1/p')")
+  done
+  local m1 m2
+  m1=$(printf '%s\n' "${t1[@]}" | sort -g | sed -n 2p)
+  m2=$(printf '%s\n' "${t2[@]}" | sort -g | sed -n 2p)
+  awk -v l="$1" -v a="$m1" -v b="$m2" \
+    'BEGIN { printf "cpu scaling %s: %.2f (pure arithmetic, 1 thread %.3f s, 2 threads %.3f s for twice the work)\n", l, 2 * a / b, a, b }'
+}
+calibrate before | tee -a "$OUT/machine.txt"
 
 RAW=$OUT/raw.tsv
 : >"$RAW"
@@ -198,6 +216,7 @@ elif [ "$METHOD" != skipped ]; then
   say "bench: SKIP fast path: neither perf (instructions counter) nor valgrind is usable"
 fi
 
+calibrate after | tee -a "$OUT/machine.txt"
 T1=$(date +%s)
 echo "duration: $((T1 - T0)) s" >>"$OUT/machine.txt"
 
