@@ -1,9 +1,9 @@
 /*
- * Threads: 4 workers do random allocations of every size kind on their
+ * Threads: 8 workers (more than the cores) do random allocations of every size kind on their
  * own blocks and pass a share of them to the next worker through a
  * mutex-protected ring; the receiver verifies, sometimes reallocs, and
  * frees them.  So blocks are freed and reallocated by threads other than
- * the one that allocated them, while all four keep allocating.
+ * the one that allocated them, while all eight keep allocating.
  *
  * Two builds: tide_* on the debug library, and (-std) the standard names
  * on the drop-in, where stdio and pthread allocate through tidemalloc too.
@@ -27,7 +27,7 @@
 #define FLAVOUR "debug"
 #endif
 
-#define NTHREADS 4
+#define NTHREADS 8
 #define NLOCAL 512
 #define RING 256
 
@@ -44,7 +44,7 @@ struct ring {
 };
 
 static struct ring rings[NTHREADS];
-static uint64_t seed_base, ops_per_thread = 200000;
+static uint64_t seed_base, ops_per_thread = 100000;
 static size_t errors[NTHREADS];
 static size_t passed[NTHREADS];
 
