@@ -95,6 +95,28 @@ static inline bool region_plausible(struct chunk *p, size_t size_field) {
   return (char *)p >= main_arena.brk_lo && (char *)p < main_arena.brk_hi;
 }
 
+/* The header after an in-use arena chunk must say "previous in use", not
+ * mmapped, same region kind, and a size that can exist: a write past the
+ * end of a block usually breaks one of these. */
+static inline bool next_header_ok(struct chunk *p, size_t size_field) {
+  size_t nsf = chunk_at(p, size_field & ~CHUNK_FLAGS)->size;
+  return (nsf & CHUNK_FLAGS) == ((size_field & IN_HEAP) | PREV_INUSE) && nsf - FENCE_SIZE < ((size_t)1 << 46);
+}
+
+/* An mmapped chunk's memory starts 16 bytes into a page.  Such a pointer
+ * that is no longer registered and lies in no arena is not read at all:
+ * it was freed already (its pages are gone), or was never ours. */
+#define MMAPPED_MEM_OFFSET CHUNK_HDR
+static inline bool maybe_mmapped_mem(const void *mem) { return ((uintptr_t)mem & 4095) == MMAPPED_MEM_OFFSET; }
+
+static void precheck_unreadable(void *mem, const char *fn) {
+  struct chunk *p = mem2chunk(mem);
+  if (!maybe_mmapped_mem(mem) || mmapped_known(p) || heap_registered(p) ||
+      ((char *)p >= main_arena.brk_lo && (char *)p < main_arena.brk_hi))
+    return;
+  tide_fatal(fn, "invalid pointer (an mmapped block freed already, or never allocated)");
+}
+
 static void perturb_alloc(void *mem, size_t n) {
   if (unlikely(opt.perturb))
     memset(mem, opt.perturb ^ 0xff, n);
@@ -150,7 +172,7 @@ static TIDE_NOINLINE void *malloc_slow(size_t n) {
 TIDE_EXPORT void *tide_malloc(size_t n) {
   struct tcache *tc = tcache_tls;
   size_t idx = tcache_request_index(n);
-  if (likely(tc != NULL && idx < tc->nbins)) {
+  if (likely(tc != NULL && n <= TCACHE_MAX_REQUEST && idx < tc->nbins)) {
     void *mem = tcache_pop(tc, idx);
     if (likely(mem != NULL)) {
       tc->mallocs++;
@@ -169,7 +191,7 @@ TIDE_EXPORT void *tide_calloc(size_t nmemb, size_t size) {
   }
   struct tcache *tc = tcache_tls;
   size_t idx = tcache_request_index(n);
-  if (tc && idx < tc->nbins) {
+  if (tc && n <= TCACHE_MAX_REQUEST && idx < tc->nbins) {
     void *mem = tcache_pop(tc, idx);
     if (mem) {
       tc->mallocs++;
@@ -201,21 +223,31 @@ TIDE_EXPORT void *tide_calloc(size_t nmemb, size_t size) {
 static TIDE_NOINLINE void free_slow(void *mem) {
   tide_ensure_init();
   tide_current_fn = "free";
+  precheck_unreadable(mem, "free");
   struct chunk *p = checked_chunk(mem, "free");
   if (chunk_is_mmapped(p)) {
     mmapped_free(p);
     return;
   }
+  /* Validate under the lock, where the arena's regions and top are stable. */
   struct arena *a = owning_arena(p, "free");
+  size_t size = chunk_size(p);
+  pthread_mutex_lock(&a->lock);
+  if (unlikely(!arena_owns(a, p, size)))
+    tide_fatal("free", "invalid pointer (block runs outside its arena)");
+  if (unlikely(p == a->top))
+    tide_fatal("free", "double free or corruption (top)");
+  if (unlikely(!next_header_ok(p, p->size)))
+    tide_fatal("free", "invalid next size (the block's end was overwritten, or it was freed already)");
   struct tcache *tc = tcache_tls;
-  size_t idx = tcache_index(chunk_size(p));
+  size_t idx = tcache_index(size);
   if (tc && idx < tc->nbins) {
+    pthread_mutex_unlock(&a->lock);
     tcache_free_slow(tc, mem, idx);
     return;
   }
-  pthread_mutex_lock(&a->lock);
   if (opt.perturb)
-    memset(mem, opt.perturb, chunk_size(p) - CHUNK_HDR);
+    memset(mem, opt.perturb, size - CHUNK_HDR);
   arena_free(a, p);
   a->count.free_calls++;
   check_arena_sometimes(a);
@@ -225,14 +257,16 @@ static TIDE_NOINLINE void free_slow(void *mem) {
 TIDE_EXPORT void tide_free(void *mem) {
   if (unlikely(mem == NULL))
     return;
-  struct chunk *p = mem2chunk(mem);
-  size_t sf = p->size;
   struct tcache *tc = tcache_tls;
-  size_t idx = tcache_index(sf);
-  if (likely(tc != NULL && idx < tc->nbins && !(sf & IS_MMAPPED) && aligned_ok(mem) && region_plausible(p, sf)) &&
-      likely(tcache_push(tc, mem, idx))) {
-    tc->frees++;
-    return;
+  if (likely(tc != NULL && aligned_ok(mem) && !maybe_mmapped_mem(mem))) {
+    struct chunk *p = mem2chunk(mem);
+    size_t sf = p->size;
+    size_t idx = tcache_index(sf);
+    if (likely(idx < tc->nbins && !(sf & IS_MMAPPED) && region_plausible(p, sf) && next_header_ok(p, sf)) &&
+        likely(tcache_push(tc, mem, idx))) {
+      tc->frees++;
+      return;
+    }
   }
   free_slow(mem);
 }
@@ -262,6 +296,7 @@ TIDE_EXPORT void *tide_realloc(void *mem, size_t n) {
   }
   tide_ensure_init();
   tide_current_fn = "realloc";
+  precheck_unreadable(mem, "realloc");
   struct chunk *p = checked_chunk(mem, "realloc");
   size_t nb;
   if (unlikely(!request2size(n, &nb))) {
@@ -384,6 +419,7 @@ TIDE_EXPORT void *tide_pvalloc(size_t n) {
 TIDE_EXPORT size_t tide_malloc_usable_size(void *mem) {
   if (!mem)
     return 0;
+  precheck_unreadable(mem, "malloc_usable_size");
   struct chunk *p = checked_chunk(mem, "malloc_usable_size");
   if (chunk_is_mmapped(p))
     return chunk_usable(p);

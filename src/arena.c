@@ -44,6 +44,14 @@ void arena_region_bounds(struct arena *a, struct chunk *p, char **first, char **
   *end = s->fence ? (char *)s->fence : s->end;
 }
 
+bool arena_holds(struct arena *a, const void *addr) {
+  if (heap_registered(addr)) {
+    struct heap_info *h = heap_of(addr);
+    return h->arena == a && (const char *)addr < heap_end(h);
+  }
+  return a->is_main && brk_segment_of(a, addr) != NULL;
+}
+
 bool arena_owns(struct arena *a, struct chunk *p, size_t size) {
   char *first, *end;
   if (chunk_in_heap(p) && heap_of(p)->arena != a)

@@ -26,6 +26,8 @@ void arena_consolidate(struct arena *a);
 bool arena_trim_top(struct arena *a, size_t pad);
 /* Does [p, p+size) lie inside memory a owns (for checking user pointers)? */
 bool arena_owns(struct arena *a, struct chunk *p, size_t size);
+/* Does addr lie in memory a owns?  Reads nothing at addr. */
+bool arena_holds(struct arena *a, const void *addr);
 /* The region (brk segment or heap) that holds p: its first chunk and the
  * end of its chunks (the fence, or the top's end). */
 void arena_region_bounds(struct arena *a, struct chunk *p, char **first, char **end);

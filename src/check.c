@@ -157,6 +157,9 @@ static void check_bins(struct arena *a, struct totals *t) {
       REQUIRE(binmap_get(a, i) || i == UNSORTED_BIN, "binmap bit clear for a non-empty bin");
     struct chunk *prev = b;
     for (struct chunk *c = b->fd; c != b; prev = c, c = c->fd) {
+      /* Never follow a link out of the arena. */
+      REQUIRE(aligned_ok(c) && arena_holds(a, c), "bin link points outside the arena");
+      REQUIRE(c->fd == b || (aligned_ok(c->fd) && arena_holds(a, c->fd)), "bin link points outside the arena");
       size_t size = chunk_size(c);
       REQUIRE(c->bk == prev && c->fd->bk == c, "bin links broken");
       REQUIRE(!chunk_inuse(c), "chunk in a bin is marked in use");
@@ -166,8 +169,10 @@ static void check_bins(struct arena *a, struct totals *t) {
         bool first_of_size = prev == b || chunk_size(prev) != size;
         REQUIRE(prev == b || chunk_size(prev) >= size, "large bin not sorted");
         REQUIRE(first_of_size == (c->fd_nextsize != NULL), "nextsize link on the wrong chunk");
-        if (first_of_size)
+        if (first_of_size) {
+          REQUIRE(arena_holds(a, c->fd_nextsize) && arena_holds(a, c->bk_nextsize), "nextsize link outside the arena");
           REQUIRE(c->fd_nextsize->bk_nextsize == c && c->bk_nextsize->fd_nextsize == c, "nextsize ring broken");
+        }
       } else if (i == UNSORTED_BIN && !in_smallbin_range(size)) {
         REQUIRE(c->fd_nextsize == NULL, "nextsize link on an unsorted chunk");
       }
@@ -181,6 +186,7 @@ static void check_bins(struct arena *a, struct totals *t) {
   for (int i = 0; i < NFASTBINS; i++) {
     for (struct chunk *c = a->fastbins[i]; c; c = link_reveal(&c->fd, c->fd)) {
       REQUIRE(aligned_ok(c), "fast bin chunk misaligned");
+      REQUIRE(arena_holds(a, c), "fast bin link points outside the arena");
       REQUIRE(fastbin_index(chunk_size(c)) == i, "fast bin chunk of the wrong size");
       REQUIRE(chunk_inuse(c), "fast bin chunk not marked in use");
       REQUIRE(arena_owns(a, c, chunk_size(c)), "fast bin chunk outside its arena");

@@ -91,12 +91,18 @@ static bool set_tcache_count(size_t v) {
 }
 static bool set_tcache_max(size_t v) {
   if (v > TCACHE_MAX_REQUEST)
-    v = TCACHE_MAX_REQUEST;
+    return false;
   opt.tcache_max_bytes = v;
   return true;
 }
 static bool set_decay_ms(size_t v) {
-  opt.purge_decay_ms = v > (size_t)INT32_MAX ? -1 : (long)v;
+  if (v == SIZE_MAX) { /* -1: never */
+    opt.purge_decay_ms = -1;
+    return true;
+  }
+  if (v > (size_t)INT32_MAX)
+    return false;
+  opt.purge_decay_ms = (long)v;
   return true;
 }
 static bool set_purge_thread(size_t v) {
