@@ -178,6 +178,56 @@ static void d_foot(void *arg) {
   tide_heap_check();
 }
 
+static void d_top_size(void *arg) {
+  (void)arg;
+  char *t = tide_malloc(100000); /* carved from top: the next chunk is top */
+  size_t u = tide_malloc_usable_size(t);
+  size_t *next_size = (size_t *)(t + u);
+  *next_size += (size_t)64 << 20; /* top (or whatever follows) now runs past its region */
+  tide_heap_check();
+}
+
+static void d_large_nextsize(void *arg) {
+  (void)arg;
+  /* guards above the thread-cache sizes, so they sit between a and b */
+  char *a = tide_malloc(3000), *g1 = tide_malloc(2000), *b = tide_malloc(4000);
+  char *g2 = tide_malloc(2000);
+  tide_free(a);
+  tide_free(b);
+  char *c = tide_malloc(9000); /* sweeps the unsorted bin: a and b go to large bins */
+  ((size_t *)a)[2] = 0x4242424242424240ull; /* fd_nextsize */
+  tide_heap_check();
+  tide_free(c);
+  tide_free(g1);
+  tide_free(g2);
+}
+
+/* the only chunk of its large bin: its nextsize links point to itself */
+static void d_lone_nextsize(void *arg) {
+  (void)arg;
+  char *a = tide_malloc(3000), *g1 = tide_malloc(2000);
+  tide_free(a);
+  char *c = tide_malloc(9000); /* a goes from the unsorted bin to its large bin */
+  ((size_t *)a)[2] = 0x4242424242424240ull;
+  tide_heap_check();
+  tide_free(c);
+  tide_free(g1);
+}
+
+static void d_fast_fd(void *arg) {
+  (void)arg;
+  char *f[300];
+  for (int i = 0; i < 300; i++)
+    f[i] = tide_malloc(40);
+  char *g = tide_malloc(40);
+  for (int i = 0; i < 300; i++)
+    tide_free(f[i]); /* more than a thread cache holds: the rest go to fast bins */
+  for (int i = 0; i < 300; i++) /* a use-after-free write into every one of them */
+    ((size_t *)f[i])[0] = 0x4343434343434340ull;
+  tide_heap_check();
+  tide_free(g);
+}
+
 static void expect_check_abort(const char *what, void (*fn)(void *)) {
   struct th_child c;
   th_run_child(&c, fn, NULL, 20);
@@ -196,6 +246,11 @@ int main(void) {
   expect_check_abort("a P bit cleared under a chunk in use", d_clear_p);
   expect_check_abort("an in-use chunk's size overwritten", d_used_size);
   expect_check_abort("a free chunk's foot (next prev_size) wrong", d_foot);
+  expect_check_abort("the top chunk's size grown past its region", d_top_size);
+  expect_check_abort("a large-bin chunk's fd_nextsize overwritten", d_large_nextsize);
+  expect_check_abort("the fd_nextsize of a large bin's only chunk overwritten",
+                     d_lone_nextsize);
+  expect_check_abort("the links of 300 freed fast chunks overwritten", d_fast_fd);
   CHECK(tide_heap_check() == 0, "the parent's heap is sound");
   TEST_MAIN_END("unit/chunk");
 }

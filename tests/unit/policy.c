@@ -139,10 +139,48 @@ static void test_fastbins(void) {
   CHECK(tide_heap_check() == 0, "heap sound at the end");
 }
 
+/* realloc stays in place when it can: shrinking, and growing into a free
+ * neighbour or into top. */
+static void test_realloc_in_place(void) {
+  char *p = tide_malloc(5000);
+  char *g = tide_malloc(100);
+  memset(p, 0x21, 5000);
+  char *q = tide_realloc(p, 1000);
+  CHECK(q == p, "realloc(5000 -> 1000) shrinks in place");
+  tide_free(q);
+  tide_free(g);
+
+  char *a = tide_malloc(3000), *b = tide_malloc(3000), *g2 = tide_malloc(100);
+  if (b == a + tide_malloc_usable_size(a) + 8) {
+    tide_free(b);
+    memset(a, 0x22, 3000);
+    q = tide_realloc(a, 5500);
+    CHECK(q == a, "realloc(3000 -> 5500) grows in place into the free next chunk");
+    int kept = 1;
+    for (int i = 0; q && i < 3000; i++)
+      if (q[i] != 0x22)
+        kept = 0;
+    CHECK(kept, "and keeps the contents");
+    tide_free(q);
+  } else {
+    CHECK(0, "two consecutive 3000-byte mallocs are adjacent");
+    tide_free(a);
+    tide_free(b);
+  }
+  tide_free(g2);
+
+  char *t = tide_malloc(60000);
+  q = tide_realloc(t, 100000);
+  CHECK(q == t, "realloc(60000 -> 100000) of the chunk before top grows in place");
+  tide_free(q);
+  CHECK(tide_heap_check() == 0, "heap sound after in-place reallocs");
+}
+
 int main(void) {
   printf("# unit/policy\n");
   test_dynamic_threshold();
   test_trim();
   test_fastbins();
+  test_realloc_in_place();
   TEST_MAIN_END("unit/policy");
 }
