@@ -75,7 +75,7 @@ FAILED=0
 field() { sed -n "s/.*[[:space:]]$1=\([^[:space:]]*\).*/\1/p" <<<" $2"; }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f MiB", k / 1024 }'; }
 bytes_mib() { awk -v b="$1" 'BEGIN { printf "%.1f MiB", b / 1048576 }'; }
-group() { printf "%'d" "$1" 2>/dev/null || printf '%d' "$1"; }
+group() { sed ':a; s/\([0-9]\)\([0-9]\{3\}\)\($\|,\)/\1,\2\3/; ta' <<<"$1"; } # 1234567 -> 1,234,567
 pct() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%+.0f%%", (a / b - 1) * 100; else print "-" }'; }
 
 # run_job NAME STDIN-FILE CMD...: runs CMD with glibc, then with tidemalloc.
