@@ -86,6 +86,18 @@ while read -r name soname pkg; do
   fi
 done <<<"$PEERS"
 
+# Check that each preload really lands in a process (and does not crash it).
+keep=()
+for a in "${ALLOCS[@]}"; do
+  lib=${LIB[$a]}
+  if [ -z "$lib" ] || env LD_PRELOAD="$lib" timeout 20 cat /proc/self/maps 2>/dev/null | grep -qF "$(basename "$lib")"; then
+    keep+=("$a")
+  else
+    say "bench: SKIP $a: LD_PRELOAD=$lib does not load into a process (or crashes it)"
+  fi
+done
+ALLOCS=("${keep[@]}")
+
 if [ -n "${BENCH_ALLOCS:-}" ]; then
   keep=()
   for a in "${ALLOCS[@]}"; do [[ " $BENCH_ALLOCS " == *" $a "* ]] && keep+=("$a"); done
@@ -140,6 +152,7 @@ calibrate() { # calibrate LABEL
   awk -v l="$1" -v a="$m1" -v b="$m2" \
     'BEGIN { printf "cpu scaling %s: %.2f (pure arithmetic, 1 thread %.3f s, 2 threads %.3f s for twice the work)\n", l, 2 * a / b, a, b }'
 }
+echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) (other processes on the machine skew wall times)" >>"$OUT/machine.txt"
 calibrate before | tee -a "$OUT/machine.txt"
 
 RAW=$OUT/raw.tsv
@@ -217,6 +230,7 @@ elif [ "$METHOD" != skipped ]; then
 fi
 
 calibrate after | tee -a "$OUT/machine.txt"
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/machine.txt"
 T1=$(date +%s)
 echo "duration: $((T1 - T0)) s" >>"$OUT/machine.txt"
 
