@@ -342,6 +342,32 @@ if "rotation" in workloads:
             checks.append(("time no worse than glibc", s["time"] <= g["time"]))
         md.append("Issue 5 targets: " + "; ".join(f"{n}: {'met' if ok else 'NOT met'}" for n, ok in checks) + "\n")
 
+# ---- tidemalloc's own counters (TIDEMALLOC_STATS=1 line of run 1) ------------------------------
+if "tidemalloc" in allocs:
+    rows = []
+    for w in workloads:
+        path = os.path.join(OUT, "out", f"{w}.tidemalloc.1.txt.err")
+        if not os.path.exists(path):
+            continue
+        line = next((l for l in open(path, errors="replace") if l.startswith("tidemalloc stats:")), None)
+        if not line:
+            continue
+        c = {k: fnum(v) for k, v in kv(line).items()}
+        mib = 1048576.0
+        pu, po = c.get("peak_in_use"), c.get("peak_os")
+        rows.append(f"| {w} | {c.get('malloc_calls', 0):,.0f} | {c.get('free_calls', 0):,.0f} | "
+                    f"{c.get('realloc_calls', 0):,.0f} | {fmt(pu / mib if pu is not None else None, 1)} | "
+                    f"{fmt(po / mib if po is not None else None, 1)} | "
+                    f"{fmt(po / pu if pu and po else None)} | {fmt(c.get('arenas'), 0)} | "
+                    f"{fmt(c.get('purged', 0) / mib, 1)} |")
+    if rows:
+        md.append("## What tidemalloc did (its TIDEMALLOC_STATS=1 line, run 1)\n")
+        md.append("| workload | malloc calls | free calls | realloc calls | peak in use MiB | peak from OS MiB | "
+                  "OS / in use | arenas | purged MiB |")
+        md.append("|---|---|---|---|---|---|---|---|---|")
+        md.extend(rows)
+        md.append("")
+
 md.append("## Chart\n\n![results](results.svg)\n")
 open(os.path.join(OUT, "results.md"), "w").write("\n".join(md) + "\n")
 
