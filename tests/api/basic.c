@@ -3,6 +3,7 @@
  * free_aligned_sized: the plain contracts and the edge sizes (0, SIZE_MAX
  * and its neighbours, PTRDIFF_MAX).
  */
+#define _GNU_SOURCE /* asprintf */
 #include <stdint.h>
 #include <string.h>
 
@@ -248,6 +249,34 @@ static void test_free_sized(void) {
   HEAP_OK("free_sized/free_aligned_sized");
 }
 
+#ifdef TIDE_TEST_STD
+/* glibc's own allocations (strdup, asprintf, getline, open_memstream) must
+ * come from the same malloc as free, or free would refuse them. */
+static void test_libc_interposed(void) {
+  struct tide_stats a, b;
+  tide_stats_get(&a);
+  char *s = strdup("interposed");
+  char *t = NULL;
+  int n = asprintf(&t, "%s-%d", s, 42);
+  tide_stats_get(&b);
+  CHECK(s && n > 0 && b.malloc_calls >= a.malloc_calls + 2,
+        "strdup and asprintf allocate through tidemalloc (malloc_calls +%zu)",
+        b.malloc_calls - a.malloc_calls);
+  CHECK(F(malloc_usable_size)(s) >= 11, "malloc_usable_size knows strdup's block");
+  free(s);
+  free(t);
+  char *buf = NULL;
+  size_t cap = 0;
+  FILE *mf = open_memstream(&buf, &cap);
+  for (int i = 0; i < 5000; i++)
+    fprintf(mf, "line %d\n", i);
+  fclose(mf);
+  CHECK(buf && cap > 40000, "open_memstream grew its buffer to %zu bytes", cap);
+  free(buf);
+  HEAP_OK("freeing libc's allocations");
+}
+#endif
+
 int main(void) {
   printf("# api/basic (%s)\n", FLAVOUR);
   test_size_zero();
@@ -256,5 +285,8 @@ int main(void) {
   test_no_overlap();
   test_valloc_pvalloc();
   test_free_sized();
+#ifdef TIDE_TEST_STD
+  test_libc_interposed();
+#endif
   TEST_MAIN_END("api/basic-" FLAVOUR);
 }
