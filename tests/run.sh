@@ -97,6 +97,7 @@ run "stress/random_ops-fast" 120 "$T/stress/random_ops-fast" "$SEED" 6000000 25
 run "stress/random_ops-debug" 120 "$T/stress/random_ops" "$((SEED + 1))" 4000000 20
 run "stress/threads" 120 "$T/stress/threads" "$SEED"
 run "stress/threads-std" 120 "$T/stress/threads-std" "$SEED"
+run "stress/arenas" 120 "$T/stress/arenas"
 run "stress/churn" 120 "$T/stress/churn"
 run "stress/churn-std" 120 "$T/stress/churn-std"
 run "stress/brk" 120 "$T/stress/brk"

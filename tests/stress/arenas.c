@@ -1,0 +1,100 @@
+/*
+ * Arenas under contention, and their limit.  The binary re-executes itself
+ * with an environment; the child runs 8 threads that allocate and free as
+ * fast as they can (so they meet on arena locks), then prints
+ * malloc_stats() (glibc's layout: one "Arena N:" block per arena) and
+ * "arenas=N" from tide_stats_get to stderr.  The parent checks:
+ *   MALLOC_ARENA_MAX=2                       at most 2 arenas
+ *   GLIBC_TUNABLES=glibc.malloc.arena_max=1  exactly 1
+ *   default                                  more than 1
+ * and that every child's heap was sound (it calls tide_heap_check).
+ */
+#include <pthread.h>
+#include <string.h>
+
+#include "harness.h"
+#include "tidemalloc.h"
+
+#define NTHREADS 8
+#define OPS 300000
+
+static const char *self;
+
+static void *busy(void *arg) {
+  struct th_rng r;
+  th_rng_seed(&r, (uint64_t)(uintptr_t)arg);
+  void *held[32] = {0};
+  for (int op = 0; op < OPS; op++) {
+    int i = (int)th_rng_range(&r, 0, 31);
+    if (held[i]) {
+      tide_free(held[i]);
+      held[i] = NULL;
+    } else {
+      /* above the thread-cache sizes, so every call takes an arena lock */
+      held[i] = tide_malloc(th_rng_range(&r, 1100, 4000));
+    }
+  }
+  for (int i = 0; i < 32; i++)
+    tide_free(held[i]);
+  return NULL;
+}
+
+static int child_mode(void) {
+  pthread_t t[NTHREADS];
+  for (int i = 0; i < NTHREADS; i++)
+    pthread_create(&t[i], NULL, busy, (void *)(uintptr_t)(i + 1));
+  for (int i = 0; i < NTHREADS; i++)
+    pthread_join(t[i], NULL);
+  tide_heap_check();
+  struct tide_stats s;
+  tide_stats_get(&s);
+  tide_malloc_stats();
+  fprintf(stderr, "arenas=%zu\n", s.arenas);
+  return 0;
+}
+
+struct run {
+  const char *env;
+};
+
+static void exec_child(void *arg) {
+  const struct run *r = arg;
+  char *envp[] = {(char *)r->env, NULL};
+  char *argv[] = {(char *)self, (char *)"child", NULL};
+  execve(self, argv, r->env ? envp : argv + 2);
+  _exit(99);
+}
+
+static int count_arena_blocks(const char *s) {
+  int n = 0;
+  for (const char *p = s; (p = strstr(p, "Arena ")) != NULL; p++)
+    if (p == s || p[-1] == '\n')
+      n++;
+  return n;
+}
+
+static void run_with(const char *env, int min, int max) {
+  struct run r = {env};
+  struct th_child c;
+  th_run_child(&c, exec_child, &r, 60);
+  const char *a = strstr(c.err, "arenas=");
+  int arenas = a ? atoi(a + 7) : -1;
+  int blocks = count_arena_blocks(c.err);
+  const char *what = env ? env : "default settings";
+  CHECK(th_child_exited0(&c), "%s: 8 busy threads ran, heap sound (%s)", what,
+        th_status_str(c.status));
+  CHECK(arenas >= min && arenas <= max, "%s: %d arenas, want %d..%d", what, arenas, min, max);
+  CHECK(blocks == arenas, "%s: malloc_stats shows one \"Arena N:\" block per arena (%d)", what,
+        blocks);
+}
+
+int main(int argc, char **argv) {
+  self = argv[0];
+  if (argc > 1)
+    return child_mode();
+  printf("# stress/arenas: %d threads on %ld cores\n", NTHREADS, sysconf(_SC_NPROCESSORS_ONLN));
+  run_with("MALLOC_ARENA_MAX=2", 1, 2);
+  run_with("GLIBC_TUNABLES=glibc.malloc.arena_max=1", 1, 1);
+  run_with(NULL, 2, 8 * 64 + 1);
+  TEST_MAIN_END("stress/arenas");
+}
