@@ -149,6 +149,49 @@ static inline const char *th_first_line(const struct th_child *c) {
   return buf;
 }
 
+/* Runs fn() in a forked child whose check lines go to our stdout; its
+ * counts are added to ours, and a child that dies (or takes longer than
+ * timeout_s) adds one failure, so the checks after it still run. */
+static inline void th_isolated(const char *what, void (*fn)(void), unsigned timeout_s) {
+  int fds[2];
+  fflush(stdout);
+  fflush(stderr);
+  if (pipe(fds) != 0) {
+    fn();
+    return;
+  }
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(fds[0]);
+    alarm(timeout_s);
+    th_checks = th_failures = 0;
+    fn();
+    fflush(stdout);
+    int counts[2] = {th_checks, th_failures};
+    _exit(write(fds[1], counts, sizeof counts) == (ssize_t)sizeof counts ? 0 : 3);
+  }
+  close(fds[1]);
+  int counts[2] = {0, 0}, status = 0;
+  ssize_t got = pid > 0 ? read(fds[0], counts, sizeof counts) : -1;
+  close(fds[0]);
+  if (pid > 0)
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+  if (got == (ssize_t)sizeof counts) {
+    th_checks += counts[0];
+    th_failures += counts[1];
+  }
+  th_checks++;
+  if (got == (ssize_t)sizeof counts && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+    printf("  ok   %s: ran to its end\n", what);
+  } else {
+    th_failures++;
+    printf("  FAIL %s: did not run to its end (%s)\n", what,
+           WIFSIGNALED(status) ? strsignal(WTERMSIG(status)) : "exit status");
+  }
+  fflush(stdout);
+}
+
 /* ---- a seeded generator (xorshift64*), identical on every machine ---- */
 
 struct th_rng {

@@ -29,7 +29,7 @@ TEST_BINS := $(TEST_SRCS:tests/%.c=$(TEST_OUT)/%) \
 	$(patsubst tests/%.c,$(TEST_OUT)/%-std,$(wildcard tests/api/*.c)) \
 	$(TEST_OUT)/stress/random_ops-fast $(TEST_OUT)/stress/threads-std \
 	$(TEST_OUT)/wrong/victim-plain $(TEST_OUT)/wrong/misuse-fast $(TEST_OUT)/stress/oom-std $(TEST_OUT)/stress/fork-std \
-	$(TEST_OUT)/stress/churn-std
+	$(TEST_OUT)/stress/churn-std $(TEST_OUT)/stress/purge-std
 
 .PHONY: test test-build
 test: lib test-build

@@ -23,7 +23,7 @@
 #endif
 
 #define NFORKS 150
-#define NHAMMER 3
+#define NHAMMER 4
 
 static atomic_int stop;
 
