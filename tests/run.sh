@@ -37,7 +37,8 @@ run() {
   fi
   local log=$LOGS/${name//\//_}.log
   local start=$(date +%s)
-  timeout -k 5 "$limit" "$@" >"$log" 2>&1 </dev/null
+  # (the braces keep bash's "Aborted ..." job report off the terminal)
+  { timeout -k 5 "$limit" "$@" >"$log" 2>&1 </dev/null; } 2>/dev/null
   local rc=$?
   local secs=$(($(date +%s) - start))
   local summary checks fails note=""

@@ -18,6 +18,7 @@ LIB=$LIBDIR/libtidemalloc.so
 DLIB=$LIBDIR/libtidemalloc-debug.so
 HERE=$(cd "$(dirname "$0")" && pwd)
 W=$(mktemp -d /tmp/tide-preload.XXXXXX)
+export W # the shell functions below run in child shells too
 trap 'rm -rf "$W"' EXIT
 
 checks=0
@@ -47,6 +48,17 @@ need() {
   return 1
 }
 
+# limit COMMAND...: run a command or shell function for at most 60 s (a
+# hang under a broken library must not stall the suite)
+limit() {
+  if [ "$(type -t "$1")" = function ]; then
+    export -f "$1"
+    timeout -k 5 60 bash -c '"$@"' limit "$@"
+  else
+    timeout -k 5 60 "$@"
+  fi
+}
+
 # same NAME LIBRARY COMMAND...: run the command in $W/NAME.ref on glibc and
 # in $W/NAME.tm with the library preloaded; outputs and status must agree.
 same() {
@@ -55,9 +67,9 @@ same() {
   local label
   label="$name under $(basename "$lib")"
   mkdir -p "$W/$name.ref" "$W/$name.tm"
-  (cd "$W/$name.ref" && "$@") >"$W/$name.ref.out" 2>"$W/$name.ref.err"
+  (cd "$W/$name.ref" && limit "$@") >"$W/$name.ref.out" 2>"$W/$name.ref.err"
   local rc_ref=$?
-  (cd "$W/$name.tm" && LD_PRELOAD=$lib "$@") >"$W/$name.tm.out" 2>"$W/$name.tm.err"
+  (cd "$W/$name.tm" && LD_PRELOAD=$lib limit "$@") >"$W/$name.tm.out" 2>"$W/$name.tm.err"
   local rc_tm=$?
   check "$label: exits $rc_tm (glibc run: $rc_ref)" test "$rc_ref" = 0 -a "$rc_tm" = 0
   if [ "$rc_tm" != 0 ]; then
