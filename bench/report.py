@@ -368,6 +368,27 @@ if "tidemalloc" in allocs:
         md.extend(rows)
         md.append("")
 
+# ---- failures: the first line each failed run left on stderr -------------------------------------
+fails = []
+for w in workloads:
+    for a in allocs:
+        for r in runs.get((w, a), []):
+            if r.get("status") == "ok":
+                continue
+            path = os.path.join(OUT, "out", f"{w}.{a}.{r['rep']}.txt.err")
+            msg = ""
+            if os.path.exists(path):
+                lines = [l.strip() for l in open(path, errors="replace") if l.strip()
+                         and not l.startswith("tidemalloc stats:")]
+                msg = lines[0] if lines else ""
+            fails.append(f"| {w} | {a} | {r['rep']} | {r.get('status')} | {msg.replace('|', '/')[:160] or '(nothing)'} |")
+if fails:
+    md.append("## Failed runs\n")
+    md.append("| workload | allocator | run | status | first line on stderr |")
+    md.append("|---|---|---|---|---|")
+    md.extend(fails)
+    md.append("")
+
 md.append("## Chart\n\n![results](results.svg)\n")
 open(os.path.join(OUT, "results.md"), "w").write("\n".join(md) + "\n")
 
@@ -465,10 +486,13 @@ gp.append("set xlabel 'day'")
 gp.append("set xtics 1")
 gp.append("set xrange [*:*]")
 gp.append("set arrow 2 from graph 0, first 1.3 to graph 1, first 1.3 nohead dt 2 lw 1.5 lc rgb 'black'")
-if days:
+plotted = [i for i, a in enumerate(allocs) if day_ratio.get(a)]
+if days and plotted:
     parts = []
     for i, a in enumerate(allocs):
-        src = "'rotation.dat'" if i == 0 else "''"
+        if i not in plotted:
+            continue
+        src = "'rotation.dat'" if not parts else "''"
         parts.append(f"{src} using 1:{i + 2} title '{a}' lw 2 pt 7 lc rgb '{COLORS.get(a, '#000000')}'")
     gp.append("plot " + ", ".join(parts))
 else:
