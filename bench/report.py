@@ -468,11 +468,20 @@ gp.append("set origin 0, 0.64")
 gp.append('set title "Time / best time, per workload (1.0 = fastest; no bar = run failed)"')
 gp.append("set arrow 1 from graph 0, first 1 to graph 1, first 1 nohead dt 2 lw 1.5 front")
 gp.append(f"set xrange [-0.6:{len(workloads) - 0.4}]")
+# A failed run leaves no bar: say so where the bar would be.
+nal = len(allocs)
+for wi, w in enumerate(workloads):
+    for ai, a in enumerate(allocs):
+        if (w, a) in stats and not usable(w, a):
+            x = wi + (ai - (nal - 1) / 2) / (nal + 1)
+            gp.append(f"set label 'failed' at first {x:.3f}, graph 0.03 rotate by 90 left "
+                      f"tc rgb '{COLORS.get(a, '#000000')}' font ',10' front")
 gp.append(plot_cols("time.dat"))
 gp.append("set origin 0, 0.32")
 gp.append('set title "Peak RSS / lowest peak RSS, per workload (1.0 = smallest; no bar = run failed)"')
 gp.append(plot_cols("rss.dat"))
 gp.append("unset arrow 1")
+gp.append("unset label")
 gp.append("set size 0.5, 0.32")
 gp.append("set origin 0, 0")
 gp.append('set title "Fast path: instructions per malloc+free pair, 1 thread"')
@@ -493,7 +502,7 @@ if days and plotted:
         if i not in plotted:
             continue
         src = "'rotation.dat'" if not parts else "''"
-        parts.append(f"{src} using 1:{i + 2} title '{a}' lw 2 pt 7 lc rgb '{COLORS.get(a, '#000000')}'")
+        parts.append(f"{src} using 1:{i + 2} with linespoints title '{a}' lw 2 pt 7 ps 0.8 lc rgb '{COLORS.get(a, '#000000')}'")
     gp.append("plot " + ", ".join(parts))
 else:
     gp.append("set label 1 'not measured' at graph 0.5, 0.5 center\nplot [0:1] [0:1] -1 notitle\nunset label 1")
