@@ -93,21 +93,23 @@ done
 run "wrong/misuse" 120 "$T/wrong/misuse" "$LIBDIR" "$T/wrong/victim-plain"
 run "wrong/misuse-fast" 120 "$T/wrong/misuse-fast"
 
-# stress
+# stress (issue 2: core allocator)
 run "stress/random_ops-fast" 120 "$T/stress/random_ops-fast" "$SEED" 6000000 25
 run "stress/random_ops-debug" 120 "$T/stress/random_ops" "$((SEED + 1))" 4000000 20
 run "stress/threads" 120 "$T/stress/threads" "$SEED"
 run "stress/threads-std" 120 "$T/stress/threads-std" "$SEED"
-run "stress/arenas" 120 "$T/stress/arenas"
-run "stress/churn" 120 "$T/stress/churn"
-run "stress/churn-std" 120 "$T/stress/churn-std"
-run "stress/purge" 120 "$T/stress/purge"
-run "stress/purge-std" 120 "$T/stress/purge-std"
 run "stress/brk" 120 "$T/stress/brk"
 run "stress/oom" 120 "$T/stress/oom"
 run "stress/oom-std" 120 "$T/stress/oom-std"
 run "stress/fork" 120 "$T/stress/fork"
 run "stress/fork-std" 120 "$T/stress/fork-std"
+# stress (issue 4: arenas per thread, thread caches)
+run "stress/arenas" 120 "$T/stress/arenas"
+run "stress/churn" 120 "$T/stress/churn"
+run "stress/churn-std" 120 "$T/stress/churn-std"
+# stress (issue 5: giving memory back)
+run "stress/purge" 120 "$T/stress/purge"
+run "stress/purge-std" 120 "$T/stress/purge-std"
 
 # real programs under LD_PRELOAD
 run "preload/programs" 240 bash tests/preload/programs.sh "$LIBDIR"
