@@ -167,10 +167,10 @@ while IFS='|' read -r name full quick tfull tquick; do
     line=$(printf '%-14s run %d:' "$name" "$rep")
     for a in "${ALLOCS[@]}"; do
       o=$OUT/out/$name.$a.$rep.txt
-      # shellcheck disable=SC2086  # $args is a word list on purpose
       # tidemalloc prints its counters at exit (one line on stderr) when asked.
       stats_env=
       [ "$a" = tidemalloc ] && stats_env=TIDEMALLOC_STATS=1
+      # shellcheck disable=SC2086  # $stats_env and $args are word lists on purpose
       m=$(env $stats_env "$RUNNER" -p "${LIB[$a]}" -t "$tmo" -o "$o" -- "$BIN/$prog" $args 2>"$o.err")
       res=$(grep -m1 '^result ' "$o" 2>/dev/null | sed 's/^result //')
       printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$a" "$rep" "$m" "$res" >>"$RAW"
