@@ -141,8 +141,8 @@ rotation|rotation days=6 day_mib=256 settle_ms=1000|rotation days=2 day_mib=96 s
 # on 1 and on 2 threads: 2 x t(1) / t(2) is the ceiling for any allocator's
 # 1 -> 2 thread scaling (shared or hyper-threaded vCPUs give well under 2).
 calibrate() { # calibrate LABEL
-  local t1=() t2=() i
-  for i in 1 2 3; do
+  local t1=() t2=()
+  for _ in 1 2 3; do
     t1+=("$("$BIN/spin" threads=1 loops=150000000 | sed -n 's/.*secs=\([0-9.]*\).*/\1/p')")
     t2+=("$("$BIN/spin" threads=2 loops=150000000 | sed -n 's/.*secs=\([0-9.]*\).*/\1/p')")
   done
