@@ -81,12 +81,15 @@ for t in "$T"/unit/*; do
   run "unit/$(basename "$t")" 120 "$t"
 done
 
-# api: each source twice, tide_* on the debug build and the standard names
-# on the drop-in
+# api: each source three times: tide_* on the debug build, the standard
+# names on the static drop-in, and the standard names under LD_PRELOAD of
+# the shared drop-in
+PRELOAD_LIB=$(cd "$LIBDIR" && pwd)/libtidemalloc.so
 for src in tests/api/*.c; do
   n=$(basename "$src" .c)
   run "api/$n" 120 "$T/api/$n"
   run "api/$n-std" 120 "$T/api/$n-std"
+  run "api/$n-preload" 120 env LD_PRELOAD="$PRELOAD_LIB" "$T/api/$n-preload"
 done
 
 # misuse: every case must abort with the tidemalloc message

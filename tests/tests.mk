@@ -10,6 +10,8 @@
 #   $(BUILD)/tests/<dir>/<name>-fast   tide_* names, libtidemalloc-prefixed.a
 #   $(BUILD)/tests/<dir>/<name>-plain  no tidemalloc at all: a program for
 #                                      run.sh to start under LD_PRELOAD
+#   $(BUILD)/tests/<dir>/<name>-preload  -DTIDE_TEST_PRELOAD, no tidemalloc:
+#                                      the API tests run under LD_PRELOAD
 #
 # Test code is compiled with -fno-builtin so the compiler cannot fold a
 # malloc/free pair or an impossible malloc away.
@@ -27,6 +29,7 @@ TEST_LIBDIR ?= $(BUILD)
 
 TEST_BINS := $(TEST_SRCS:tests/%.c=$(TEST_OUT)/%) \
 	$(patsubst tests/%.c,$(TEST_OUT)/%-std,$(wildcard tests/api/*.c)) \
+	$(patsubst tests/%.c,$(TEST_OUT)/%-preload,$(wildcard tests/api/*.c)) \
 	$(TEST_OUT)/stress/random_ops-fast $(TEST_OUT)/stress/threads-std \
 	$(TEST_OUT)/wrong/victim-plain $(TEST_OUT)/wrong/misuse-fast $(TEST_OUT)/stress/oom-std $(TEST_OUT)/stress/fork-std \
 	$(TEST_OUT)/stress/churn-std $(TEST_OUT)/stress/purge-std
@@ -46,6 +49,11 @@ $(TEST_OUT)/%-fast: tests/%.c $(TEST_HDRS) $(TEST_LIBDIR)/libtidemalloc-prefixed
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
 	@$(CC) $(TEST_CFLAGS) -DTIDE_TEST_FAST=1 -o $@ $< $(TEST_LIBDIR)/libtidemalloc-prefixed.a
+
+$(TEST_OUT)/%-preload: tests/%.c $(TEST_HDRS)
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(TEST_CFLAGS) -DTIDE_TEST_PRELOAD=1 -o $@ $< -ldl
 
 $(TEST_OUT)/%-plain: tests/%.c $(TEST_HDRS)
 	@mkdir -p $(@D)

@@ -8,6 +8,13 @@
  *                             names (malloc, free, mallopt, ...), so it also
  *                             proves those names are exported and win.
  *
+ *   build/tests/api/NAME-preload  the standard names again, linked with no
+ *                             tidemalloc at all: run.sh starts it under
+ *                             LD_PRELOAD=libtidemalloc.so, so it checks what
+ *                             the shared drop-in exports and interposes;
+ *                             tide_heap_check and tide_stats_get are looked
+ *                             up with dlsym.
+ *
  * F(name) picks the name; every call in the API tests goes through it.
  */
 #ifndef TIDE_TEST_API_H
@@ -19,15 +26,53 @@
 #include "harness.h"
 #include "tidemalloc.h"
 
+#ifdef TIDE_TEST_PRELOAD
+#define TIDE_TEST_STD 1
+#include <dlfcn.h>
+#include <string.h>
+/* Missing symbols are reported once, by api/basic-preload's export check;
+ * here they read as "sound" and "all zero". */
+static inline int tm_heap_check(void) {
+  int (*f)(void) = (int (*)(void))dlsym(RTLD_DEFAULT, "tide_heap_check");
+  return f ? f() : 0;
+}
+static inline void tm_stats_get(struct tide_stats *s) {
+  void (*f)(struct tide_stats *) = (void (*)(struct tide_stats *))dlsym(RTLD_DEFAULT, "tide_stats_get");
+  if (f)
+    f(s);
+  else
+    memset(s, 0, sizeof *s);
+}
+static inline void tm_heap_dump(int fd) {
+  void (*f)(int) = (void (*)(int))dlsym(RTLD_DEFAULT, "tide_heap_dump");
+  if (f)
+    f(fd);
+}
+#define tide_heap_check tm_heap_check
+#define tide_stats_get tm_stats_get
+#define tide_heap_dump tm_heap_dump
+#endif
+
 #ifdef TIDE_TEST_STD
 #include <malloc.h>
 #define F(name) name
+#ifdef TIDE_TEST_PRELOAD
+#define FLAVOUR "preload"
+#else
 #define FLAVOUR "std"
+#endif
 typedef struct mallinfo2 tm_mallinfo2;
 typedef struct mallinfo tm_mallinfo;
-/* Newer than glibc 2.36's headers; the drop-in exports them. */
-void free_sized(void *ptr, size_t size);
-void free_aligned_sized(void *ptr, size_t alignment, size_t size);
+/* Newer than glibc 2.36's headers; the drop-in exports them.  (Weak in the
+ * preload build, which links against glibc alone: ld.so binds them to the
+ * preloaded library.) */
+#ifdef TIDE_TEST_PRELOAD
+#define TM_WEAK __attribute__((weak))
+#else
+#define TM_WEAK
+#endif
+void free_sized(void *ptr, size_t size) TM_WEAK;
+void free_aligned_sized(void *ptr, size_t alignment, size_t size) TM_WEAK;
 void *pvalloc(size_t size);
 void *valloc(size_t size);
 /* The header promises glibc's numbers for the mallopt parameters. */

@@ -3,7 +3,7 @@
  * free_aligned_sized: the plain contracts and the edge sizes (0, SIZE_MAX
  * and its neighbours, PTRDIFF_MAX).
  */
-#define _GNU_SOURCE /* asprintf */
+#define _GNU_SOURCE /* asprintf, dladdr */
 #include <stdint.h>
 #include <string.h>
 
@@ -277,8 +277,51 @@ static void test_libc_interposed(void) {
 }
 #endif
 
+#ifdef TIDE_TEST_PRELOAD
+/* The shared drop-in exports every function of the header under its tide_
+ * name and the standard names, and the standard names are the ones bound. */
+static void test_exports(void) {
+  static const char *names[] = {
+      "malloc", "free", "calloc", "realloc", "reallocarray", "memalign", "posix_memalign",
+      "aligned_alloc", "valloc", "pvalloc", "malloc_usable_size", "free_sized",
+      "free_aligned_sized", "mallopt", "mallinfo2", "mallinfo", "malloc_trim",
+      "malloc_stats", "malloc_info"};
+  static const char *tide_only[] = {"tide_stats_get", "tide_heap_check", "tide_heap_dump"};
+  void *so = dlopen(NULL, RTLD_NOW);
+  Dl_info where;
+  size_t missing = 0, elsewhere = 0;
+  char buf[64];
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    snprintf(buf, sizeof buf, "tide_%s", names[i]);
+    if (!dlsym(RTLD_DEFAULT, buf)) {
+      NOTE("not exported: %s", buf);
+      missing++;
+    }
+    void *f = dlsym(RTLD_DEFAULT, names[i]);
+    if (!f || !dladdr(f, &where) || !strstr(where.dli_fname, "libtidemalloc")) {
+      NOTE("%s resolves to %s", names[i], f ? where.dli_fname : "nothing");
+      elsewhere++;
+    }
+  }
+  for (size_t i = 0; i < sizeof tide_only / sizeof tide_only[0]; i++) {
+    if (!dlsym(RTLD_DEFAULT, tide_only[i])) {
+      NOTE("not exported: %s", tide_only[i]);
+      missing++;
+    }
+  }
+  (void)so;
+  CHECK(missing == 0, "every function of the header is exported under its tide_ name (%zu "
+                      "missing)", missing);
+  CHECK(elsewhere == 0, "every standard name resolves to libtidemalloc.so (%zu do not)",
+        elsewhere);
+}
+#endif
+
 int main(void) {
   printf("# api/basic (%s)\n", FLAVOUR);
+#ifdef TIDE_TEST_PRELOAD
+  test_exports();
+#endif
   test_size_zero();
   test_huge();
   test_usable_size();

@@ -31,7 +31,7 @@ static void test_matrix(void) {
       int ok = q && at == keep && F(malloc_usable_size)(q) >= to && api_aligned(q, 16);
       if (!ok) {
         bad++;
-        printf("  FAIL realloc %zu -> %zu: %s at offset %zu\n", from, to,
+        NOTE("bad: realloc %zu -> %zu: %s at offset %zu", from, to,
                q ? "contents differ" : "NULL", at);
       } else {
         memset(q + keep, 0xEE, to - keep); /* the new tail is ours to write */
@@ -122,7 +122,7 @@ static void test_mmapped(void) {
     size_t keep = n < to ? n : to;
     if (!q || api_verify(q, keep, 77) != keep) {
       bad++;
-      printf("  FAIL mmapped realloc %zu -> %zu\n", n, to);
+      NOTE("bad: mmapped realloc %zu -> %zu", n, to);
       if (!q)
         break;
     }
