@@ -36,6 +36,7 @@ static void postfork_parent(void) {
   arenas_postfork_parent();
 }
 static void postfork_child(void) {
+  purge_postfork_child();
   mmapped_postfork_child();
   arenas_postfork_child();
 }
@@ -141,8 +142,10 @@ static struct chunk *alloc_chunk(size_t n, size_t nb, char **clean_from, bool us
   }
   a->count.malloc_calls++;
   a->count.bytes_requested += n;
+  purge_tick(a);
   check_arena_sometimes(a);
   pthread_mutex_unlock(&a->lock);
+  purge_maybe_start_thread();
   if (unlikely(!c)) {
     struct arena *b = arenas_lock_other(a);
     if (b) {
@@ -250,8 +253,10 @@ static TIDE_NOINLINE void free_slow(void *mem) {
     memset(mem, opt.perturb, size - CHUNK_HDR);
   arena_free(a, p);
   a->count.free_calls++;
+  purge_tick(a);
   check_arena_sometimes(a);
   pthread_mutex_unlock(&a->lock);
+  purge_maybe_start_thread();
 }
 
 TIDE_EXPORT void tide_free(void *mem) {

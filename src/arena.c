@@ -71,12 +71,15 @@ static size_t free_coalesce(struct arena *a, struct chunk *p, size_t size) {
   size_t abit = p->size & IN_HEAP;
   struct chunk *next = chunk_at(p, size);
   size_t nsize = chunk_size(next);
+  /* The freed bytes are dirty; merged neighbours bring what they had. */
+  struct purge_range dirty = {(uintptr_t)p, (uintptr_t)next};
 
   if (!prev_inuse(p)) {
     size_t psize = p->prev_size;
     struct chunk *prev = (struct chunk *)((char *)p - psize);
     if (unlikely(chunk_size(prev) != psize))
       tide_fatal(tide_current_fn, "corrupted size vs. prev_size while consolidating");
+    dirty = purge_range_hull(dirty, purge_range_of(prev, psize));
     bin_unlink(a, prev);
     p = prev;
     size += psize;
@@ -90,6 +93,7 @@ static size_t free_coalesce(struct arena *a, struct chunk *p, size_t size) {
     return size;
   }
   if (!prev_inuse(chunk_at(next, nsize))) {
+    dirty = purge_range_hull(dirty, purge_range_of(next, nsize));
     bin_unlink(a, next);
     size += nsize;
   } else {
@@ -98,6 +102,7 @@ static size_t free_coalesce(struct arena *a, struct chunk *p, size_t size) {
   chunk_set_head(p, size | PREV_INUSE | abit);
   chunk_set_foot(p, size);
   bin_insert_unsorted(a, p, size);
+  purge_narrow(a, p, size, dirty);
   return size;
 }
 
@@ -125,11 +130,13 @@ void arena_consolidate(struct arena *a) {
 static struct chunk *take_chunk(struct arena *a, struct chunk *v, size_t nb, bool remember_remainder) {
   size_t size = chunk_size(v), abit = v->size & IN_HEAP;
   if (size - nb >= MINSIZE) {
+    struct purge_range dirty = purge_range_of(v, size);
     struct chunk *rem = chunk_at(v, nb);
     chunk_set_head(v, nb | PREV_INUSE | abit);
     chunk_set_head(rem, (size - nb) | PREV_INUSE | abit);
     chunk_set_foot(rem, size - nb);
     bin_insert_unsorted(a, rem, size - nb);
+    purge_narrow(a, rem, size - nb, dirty);
     if (remember_remainder)
       a->last_remainder = rem;
   } else {
@@ -320,6 +327,9 @@ static struct chunk *sweep_unsorted(struct arena *a, size_t nb) {
      * sit next to each other. */
     if (in_smallbin_range(nb) && bck == u && v == a->last_remainder && size > nb + MINSIZE) {
       size_t abit = v->size & IN_HEAP, rsize = size - nb;
+      /* v's dirty-list link overlaps rem's header: read it first. */
+      struct purge_range dirty = purge_range_of(v, size);
+      purge_untrack(a, v, size);
       struct chunk *rem = chunk_at(v, nb);
       u->fd = u->bk = rem;
       rem->fd = rem->bk = u;
@@ -328,12 +338,15 @@ static struct chunk *sweep_unsorted(struct arena *a, size_t nb) {
       chunk_set_head(v, nb | PREV_INUSE | abit);
       chunk_set_head(rem, rsize | PREV_INUSE | abit);
       chunk_set_foot(rem, rsize);
+      purge_track(a, rem, rsize);
+      purge_narrow(a, rem, rsize, dirty);
       a->last_remainder = rem;
       return v;
     }
     u->bk = bck;
     bck->fd = u;
     if (size == nb) {
+      purge_untrack(a, v, size);
       chunk_set_inuse(v);
       return v;
     }

@@ -4,6 +4,8 @@
  */
 #include "bins.h"
 
+#include "purge.h"
+
 /* The large-bin ladder: count bins of width step, in order. */
 static const struct {
   int count;
@@ -66,6 +68,7 @@ void bin_unlink(struct arena *a, struct chunk *p) {
   struct chunk *fd = p->fd, *bk = p->bk;
   if (unlikely(fd->bk != p || bk->fd != p))
     tide_fatal(tide_current_fn, "corrupted double-linked list");
+  purge_untrack(a, p, size);
 
   if (is_nextsize_head(p, size)) {
     if (unlikely(p->fd_nextsize->bk_nextsize != p || p->bk_nextsize->fd_nextsize != p))
@@ -101,6 +104,7 @@ void bin_insert_unsorted(struct arena *a, struct chunk *p, size_t size) {
     p->fd_nextsize = p->bk_nextsize = NULL;
   head->fd = p;
   first->bk = p;
+  purge_track(a, p, size);
 }
 
 static void link_between(struct chunk *p, struct chunk *bk, struct chunk *fd) {

@@ -9,6 +9,7 @@
 #include "heap.h"
 #include "mmapped.h"
 #include "os.h"
+#include "purge.h"
 #include "out.h"
 
 #include <stdlib.h>
@@ -165,6 +166,7 @@ static void check_bins(struct arena *a, struct totals *t) {
       REQUIRE(!chunk_inuse(c), "chunk in a bin is marked in use");
       REQUIRE(size >= lo && size <= hi, "chunk in the wrong bin for its size");
       REQUIRE(arena_owns(a, c, size), "chunk in a bin lies outside its arena");
+      REQUIRE(purge_state_ok(c), "free chunk neither dirty nor purged");
       if (i >= FIRST_LARGE_BIN) {
         bool first_of_size = prev == b || chunk_size(prev) != size;
         REQUIRE(prev == b || chunk_size(prev) >= size, "large bin not sorted");
@@ -197,10 +199,27 @@ static void check_bins(struct arena *a, struct totals *t) {
   }
 }
 
+/* The dirty list: free chunks of the arena, oldest first, adding up. */
+static void check_dirty(struct arena *a) {
+  size_t bytes = 0;
+  struct chunk *prev = NULL;
+  for (struct chunk *c = a->dirty_head; c; prev = c, c = *(struct chunk **)(c + 1)) {
+    REQUIRE(aligned_ok(c) && arena_holds(a, c), "dirty list points outside the arena");
+    REQUIRE(!chunk_inuse(c) && c != a->top, "dirty chunk is not free");
+    REQUIRE(purge_is_dirty(c), "chunk on the dirty list is not marked dirty");
+    REQUIRE(*((struct chunk **)(c + 1) + 1) == prev, "dirty list links broken");
+    bytes += chunk_size(c);
+    REQUIRE(bytes <= a->system_mem, "dirty list loops");
+  }
+  REQUIRE(prev == a->dirty_tail, "dirty list tail wrong");
+  REQUIRE(bytes == a->dirty_bytes, "dirty byte count disagrees with the list");
+}
+
 void check_arena(struct arena *a) {
   struct totals t = {0};
   check_regions(a, &t);
   check_bins(a, &t);
+  check_dirty(a);
   REQUIRE(!a->top || !prev_inuse(a->top) == false, "top's P bit clear");
   REQUIRE(t.system == a->system_mem, "system_mem disagrees with the regions");
   REQUIRE(t.inuse_bytes - t.fast_bytes == a->count.in_use_bytes, "in-use counter disagrees with the heap");

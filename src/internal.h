@@ -170,8 +170,12 @@ struct arena {
   size_t attached_threads;
   int index;                    /* 0 for main */
   unsigned debug_ops;           /* TIDE_DEBUG: operations since the last full check */
-  uint64_t last_purge_ns;       /* src/purge.c */
-  size_t unpurged_bytes;        /* free bytes not yet given back (estimate) */
+
+  /* src/purge.c: free chunks big enough to hold a whole page, not yet
+   * given back to the OS, oldest first. */
+  struct chunk *dirty_head, *dirty_tail;
+  size_t dirty_bytes;
+  unsigned purge_tick;
 };
 
 extern struct arena main_arena;

@@ -9,6 +9,9 @@
 #include "heap.h"
 #include "os.h"
 
+#include <signal.h>
+#include <time.h>
+
 static void note_released(struct arena *a, size_t bytes) {
   a->system_mem -= bytes;
   a->count.purged_bytes += bytes;
@@ -90,21 +93,150 @@ bool purge_trim_top(struct arena *a, size_t pad) {
   return chunk_in_heap(a->top) ? trim_heaps(a, pad) : trim_brk(a, pad);
 }
 
-/* Free pages strictly inside the free chunks of one arena's bins. */
-static size_t purge_free_chunks(struct arena *a) {
-  size_t released = 0;
-  for (int i = UNSORTED_BIN; i <= LAST_BIN; i++) {
-    struct chunk *b = bin_at(a, i);
-    for (struct chunk *c = b->fd; c != b; c = c->fd) {
-      uintptr_t lo = ((uintptr_t)c + sizeof(struct chunk) + os_page - 1) & ~(uintptr_t)(os_page - 1);
-      uintptr_t hi = os_page_down((uintptr_t)c + chunk_size(c));
-      if (hi > lo) {
-        os_purge((void *)lo, hi - lo);
-        released += hi - lo;
-      }
-    }
+/* ------------------------------------------------------- dirty chunks */
+
+struct dirty_link {
+  struct chunk *next, *prev;
+  uint64_t freed_ms;
+  uintptr_t mark;
+  uintptr_t lo, hi; /* the part that may hold resident pages */
+};
+#define DIRTY_LISTED ((uintptr_t)0x7469646544495254ull) /* on the list */
+#define DIRTY_PURGED ((uintptr_t)0x7469646550555247ull) /* pages given back */
+
+static struct dirty_link *link_of(struct chunk *c) { return (struct dirty_link *)(c + 1); }
+
+static uint64_t now_ms(void) { return os_now_ns() / 1000000u; }
+
+/* Background thread state. */
+static pthread_mutex_t thread_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool thread_running;
+static bool thread_wanted;
+#define THREAD_WAKE_BYTES (1 * MiB)
+
+bool purge_is_dirty(struct chunk *c) { return chunk_size(c) >= PURGE_MIN_CHUNK && link_of(c)->mark == DIRTY_LISTED; }
+
+bool purge_state_ok(struct chunk *c) {
+  return chunk_size(c) < PURGE_MIN_CHUNK || link_of(c)->mark == DIRTY_LISTED || link_of(c)->mark == DIRTY_PURGED;
+}
+
+void purge_track(struct arena *a, struct chunk *c, size_t size) {
+  if (size < PURGE_MIN_CHUNK)
+    return;
+  struct dirty_link *l = link_of(c);
+  l->mark = DIRTY_LISTED;
+  l->lo = (uintptr_t)c;
+  l->hi = (uintptr_t)c + size;
+  l->freed_ms = now_ms();
+  l->next = NULL;
+  l->prev = a->dirty_tail;
+  if (a->dirty_tail)
+    link_of(a->dirty_tail)->next = c;
+  else
+    a->dirty_head = c;
+  a->dirty_tail = c;
+  a->dirty_bytes += size;
+  if (a->dirty_bytes >= THREAD_WAKE_BYTES && !__atomic_load_n(&thread_wanted, __ATOMIC_RELAXED))
+    __atomic_store_n(&thread_wanted, true, __ATOMIC_RELAXED);
+}
+
+static void dirty_unlink(struct arena *a, struct chunk *c, size_t size) {
+  struct dirty_link *l = link_of(c);
+  if (l->prev)
+    link_of(l->prev)->next = l->next;
+  else
+    a->dirty_head = l->next;
+  if (l->next)
+    link_of(l->next)->prev = l->prev;
+  else
+    a->dirty_tail = l->prev;
+  a->dirty_bytes -= size;
+}
+
+void purge_untrack(struct arena *a, struct chunk *c, size_t size) {
+  if (size < PURGE_MIN_CHUNK)
+    return;
+  struct dirty_link *l = link_of(c);
+  if (l->mark == DIRTY_LISTED) {
+    dirty_unlink(a, c, size);
+    l->mark = 0;
   }
-  a->count.purged_bytes += released;
+}
+
+struct purge_range purge_range_of(struct chunk *c, size_t size) {
+  struct purge_range r = {(uintptr_t)c, (uintptr_t)c + size};
+  if (size >= PURGE_MIN_CHUNK) {
+    struct dirty_link *l = link_of(c);
+    if (l->mark == DIRTY_PURGED)
+      r.lo = r.hi = 0;
+    else if (l->mark == DIRTY_LISTED)
+      r = (struct purge_range){l->lo, l->hi};
+  }
+  return r;
+}
+
+struct purge_range purge_range_hull(struct purge_range a, struct purge_range b) {
+  if (a.lo >= a.hi)
+    return b;
+  if (b.lo >= b.hi)
+    return a;
+  return (struct purge_range){a.lo < b.lo ? a.lo : b.lo, a.hi > b.hi ? a.hi : b.hi};
+}
+
+void purge_narrow(struct arena *a, struct chunk *c, size_t size, struct purge_range r) {
+  if (size < PURGE_MIN_CHUNK)
+    return;
+  struct dirty_link *l = link_of(c);
+  uintptr_t lo = r.lo > (uintptr_t)c ? r.lo : (uintptr_t)c;
+  uintptr_t hi = r.hi < (uintptr_t)c + size ? r.hi : (uintptr_t)c + size;
+  /* No whole page of it to give back: count it as purged. */
+  uintptr_t first = ((uintptr_t)(l + 1) + os_page - 1) & ~(uintptr_t)(os_page - 1);
+  uintptr_t last = os_page_down((uintptr_t)c + size);
+  if (lo >= hi || os_page_up(hi) <= first || os_page_down(lo) >= last) {
+    purge_untrack(a, c, size);
+    l->mark = DIRTY_PURGED;
+    return;
+  }
+  l->lo = lo;
+  l->hi = hi;
+}
+
+/* Give back the whole pages of free chunk c, keeping its header and links. */
+static size_t purge_chunk(struct arena *a, struct chunk *c, size_t size) {
+  struct dirty_link *l = link_of(c);
+  /* Whole pages of the chunk past its link that touch the dirty part
+   * (a page only partly dirty is handed back whole: the rest of it was
+   * purged already, or is free memory of this chunk too). */
+  uintptr_t first = ((uintptr_t)(l + 1) + os_page - 1) & ~(uintptr_t)(os_page - 1);
+  uintptr_t last = os_page_down((uintptr_t)c + size);
+  uintptr_t lo = os_page_down(l->lo), hi = os_page_up(l->hi);
+  if (lo < first)
+    lo = first;
+  if (hi > last)
+    hi = last;
+  if (hi <= lo)
+    return 0;
+  os_purge((void *)lo, hi - lo);
+  a->count.purged_bytes += hi - lo;
+  return hi - lo;
+}
+
+size_t purge_decayed(struct arena *a, bool everything, size_t max_chunks) {
+  if (!everything && opt.purge_decay_ms < 0)
+    return 0;
+  uint64_t now = now_ms();
+  uint64_t decay = opt.purge_decay_ms < 0 ? 0 : (uint64_t)opt.purge_decay_ms;
+  size_t released = 0;
+  struct chunk *c;
+  while ((c = a->dirty_head) != NULL && max_chunks-- > 0) {
+    struct dirty_link *l = link_of(c);
+    if (!everything && l->freed_ms + decay > now)
+      break;
+    size_t size = chunk_size(c);
+    dirty_unlink(a, c, size);
+    l->mark = DIRTY_PURGED;
+    released += purge_chunk(a, c, size);
+  }
   return released;
 }
 
@@ -115,9 +247,100 @@ bool purge_trim_all(size_t pad) {
     arena_consolidate(a);
     if (purge_trim_top(a, pad))
       released = true;
-    if (purge_free_chunks(a))
+    if (purge_decayed(a, true, SIZE_MAX))
       released = true;
     pthread_mutex_unlock(&a->lock);
   }
   return released;
+}
+
+/* --------------------------------------------------- background thread */
+
+/* One round over every arena; returns the dirty bytes left. */
+static size_t purge_round(void) {
+  size_t left = 0;
+  for (struct arena *a = arenas_first(); a; a = a->next) {
+    pthread_mutex_lock(&a->lock);
+    /* Fast-bin fragments of an idle arena merge into purgeable chunks. */
+    if (a->have_fastchunks && !a->dirty_head)
+      arena_consolidate(a);
+    if (a->top && chunk_size(a->top) >= opt.trim_threshold)
+      purge_trim_top(a, opt.top_pad);
+    /* Bounded work per lock hold, so threads using the arena wait little. */
+    while (purge_decayed(a, false, 16) > 0) {
+      pthread_mutex_unlock(&a->lock);
+      pthread_mutex_lock(&a->lock);
+    }
+    left += a->dirty_bytes;
+    pthread_mutex_unlock(&a->lock);
+  }
+  return left;
+}
+
+static void *purge_thread_main(void *unused) {
+  (void)unused;
+  int idle_rounds = 0;
+  for (;;) {
+    long period_ms = opt.purge_decay_ms / 2;
+    if (period_ms < 10)
+      period_ms = 10;
+    if (period_ms > 1000)
+      period_ms = 1000;
+    struct timespec ts = {period_ms / 1000, (period_ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+    __atomic_store_n(&thread_wanted, false, __ATOMIC_RELAXED);
+    size_t left = opt.purge_decay_ms < 0 ? 0 : purge_round();
+    if (left > 0) {
+      idle_rounds = 0;
+      continue;
+    }
+    if (++idle_rounds < 4)
+      continue;
+    /* Nothing to do for a while: end, unless new work just arrived. */
+    pthread_mutex_lock(&thread_lock);
+    if (!__atomic_load_n(&thread_wanted, __ATOMIC_RELAXED)) {
+      thread_running = false;
+      pthread_mutex_unlock(&thread_lock);
+      return NULL;
+    }
+    pthread_mutex_unlock(&thread_lock);
+    idle_rounds = 0;
+  }
+}
+
+void purge_maybe_start_thread(void) {
+  if (likely(!__atomic_load_n(&thread_wanted, __ATOMIC_RELAXED)) || __atomic_load_n(&thread_running, __ATOMIC_RELAXED))
+    return;
+  if (!opt.purge_thread || opt.purge_decay_ms < 0)
+    return;
+  pthread_mutex_lock(&thread_lock);
+  bool start = !thread_running;
+  thread_running = true;
+  pthread_mutex_unlock(&thread_lock);
+  if (!start)
+    return;
+  /* pthread_create may call malloc: no lock of ours is held here.  The
+   * thread takes no signals meant for the program. */
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, 64 * KiB);
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  pthread_t t;
+  int err = pthread_create(&t, &attr, purge_thread_main, NULL);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  pthread_attr_destroy(&attr);
+  if (err != 0) {
+    pthread_mutex_lock(&thread_lock);
+    thread_running = false;
+    pthread_mutex_unlock(&thread_lock);
+  }
+}
+
+void purge_postfork_child(void) {
+  pthread_mutex_init(&thread_lock, NULL);
+  thread_running = false;
 }

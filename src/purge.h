@@ -1,17 +1,64 @@
 /*
- * Returning memory to the OS (src/purge.c): trimming the top chunk
- * (sbrk for the main arena's break, shrinking and deleting heaps), and
- * malloc_trim.
+ * Returning memory to the OS (src/purge.c).
+ *
+ *  - the top chunk: the break moves down (main arena), heaps shrink and
+ *    empty heaps are unmapped, whenever top exceeds the trim threshold;
+ *  - free chunks inside the heap: every free chunk of at least
+ *    PURGE_MIN_CHUNK bytes is "dirty" when it enters a bin and goes on
+ *    its arena's dirty list, oldest first.  Once it has stayed free for
+ *    the decay time its whole pages are handed back with madvise and it
+ *    leaves the list ("purged").  A chunk reused sooner is never purged,
+ *    so hot malloc/free cycles never pay for a system call;
+ *  - a background thread, started only when there is dirty memory and
+ *    ending after a few idle rounds, does this for processes that stop
+ *    calling malloc.
+ *
+ * A dirty-list entry lives in the free chunk, after the bin links:
+ *
+ *   chunk -> [prev_size][size][fd][bk][fd_nextsize][bk_nextsize]
+ *            [dirty next][dirty prev][freed at, ms][mark][lo][hi] [pages]
+ *
+ * lo..hi is the part of the chunk that may still hold resident pages;
+ * purging hands back the whole pages of it past the link.
  */
 #ifndef TIDE_PURGE_H
 #define TIDE_PURGE_H
 
-#include "internal.h"
+#include "chunk.h"
 
-/* Arena lock held.  Keep pad bytes above the top's minimum; true if any
- * memory went back to the OS. */
+#define PURGE_MIN_CHUNK ((size_t)8192)
+
+/* Arena lock held for all but the last two. */
+void purge_track(struct arena *a, struct chunk *c, size_t size);   /* c became free in a bin */
+void purge_untrack(struct arena *a, struct chunk *c, size_t size); /* c leaves the bins */
+/* Which part of a free chunk in a bin may hold resident pages (all of a
+ * small chunk, none of a purged one).  When chunks merge or split, the
+ * result is narrowed to what its pieces had, so purged pages are not
+ * handed back twice. */
+struct purge_range {
+  uintptr_t lo, hi;
+};
+struct purge_range purge_range_of(struct chunk *c, size_t size);
+struct purge_range purge_range_hull(struct purge_range a, struct purge_range b);
+/* c was just put in a bin (dirty as a whole): only r of it is dirty. */
+void purge_narrow(struct arena *a, struct chunk *c, size_t size, struct purge_range r);
+/* Purge dirty chunks freed more than the decay ago (all of them when
+ * everything is set), at most max_chunks; returns bytes released. */
+size_t purge_decayed(struct arena *a, bool everything, size_t max_chunks);
+/* Now and then, from the arena slow paths. */
+static inline void purge_tick(struct arena *a) {
+  if (a->dirty_head && (++a->purge_tick & 31) == 0)
+    purge_decayed(a, false, 8);
+}
 bool purge_trim_top(struct arena *a, size_t pad);
-/* malloc_trim: every arena; true if memory was released. */
+/* malloc_trim: every arena, all dirty memory; true if memory was released. */
 bool purge_trim_all(size_t pad);
+/* Without locks held: start the background thread if it is wanted. */
+void purge_maybe_start_thread(void);
+void purge_postfork_child(void);
+/* Is c on its arena's dirty list? (checker) */
+bool purge_is_dirty(struct chunk *c);
+/* Is a free chunk in a bin either dirty or purged, as it must be? */
+bool purge_state_ok(struct chunk *c);
 
 #endif

@@ -6,6 +6,7 @@
 
 #include "arena.h"
 #include "arenas.h"
+#include "purge.h"
 
 __thread struct tcache *tcache_tls;
 /* 0: not created yet; 1: live; 2: off (disabled, or the thread is exiting). */
@@ -91,6 +92,7 @@ static void flush_list(struct tcache_entry *e) {
   if (locked)
     pthread_mutex_unlock(&locked->lock);
   tide_current_fn = saved;
+  purge_maybe_start_thread();
 }
 
 bool tcache_contains(struct tcache *tc, void *mem, size_t idx) {
