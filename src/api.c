@@ -85,7 +85,7 @@ static void reject_if_cached(struct chunk *p, struct arena *a, const char *fn) {
     return;
   struct tcache *tc = tcache_tls;
   size_t idx = tcache_index(chunk_size(p));
-  if (tc && idx < tc->nbins && tcache_contains(tc, chunk2mem(p), idx))
+  if (tc && idx < tcache_nbins && tcache_contains(tc, chunk2mem(p), idx))
     tide_fatal(fn, "pointer already freed (in thread cache)");
   (void)a;
 }
@@ -133,7 +133,7 @@ static struct chunk *alloc_chunk(size_t n, size_t nb, char **clean_from, bool us
   struct tcache *tc = tcache_get_or_create(a);
   struct chunk *c;
   size_t idx = tcache_index(nb);
-  if (use_tcache && tc && idx < tc->nbins) {
+  if (use_tcache && tc && idx < tcache_nbins) {
     c = tcache_refill(tc, a, idx);
     if (clean_from && c)
       *clean_from = (char *)chunk2mem(c) + chunk_usable(c);
@@ -175,7 +175,7 @@ static TIDE_NOINLINE void *malloc_slow(size_t n) {
 TIDE_EXPORT void *tide_malloc(size_t n) {
   struct tcache *tc = tcache_tls;
   size_t idx = tcache_request_index(n);
-  if (likely(tc != NULL && n <= TCACHE_MAX_REQUEST && idx < tc->nbins)) {
+  if (likely(tc != NULL && n <= TCACHE_MAX_REQUEST && idx < tcache_nbins)) {
     void *mem = tcache_pop(tc, idx);
     if (likely(mem != NULL)) {
       tc->mallocs++;
@@ -194,7 +194,7 @@ TIDE_EXPORT void *tide_calloc(size_t nmemb, size_t size) {
   }
   struct tcache *tc = tcache_tls;
   size_t idx = tcache_request_index(n);
-  if (tc && n <= TCACHE_MAX_REQUEST && idx < tc->nbins) {
+  if (tc && n <= TCACHE_MAX_REQUEST && idx < tcache_nbins) {
     void *mem = tcache_pop(tc, idx);
     if (mem) {
       tc->mallocs++;
@@ -244,7 +244,7 @@ static TIDE_NOINLINE void free_slow(void *mem) {
     tide_fatal("free", "invalid next size (the block's end was overwritten, or it was freed already)");
   struct tcache *tc = tcache_tls;
   size_t idx = tcache_index(size);
-  if (tc && idx < tc->nbins) {
+  if (tc && idx < tcache_nbins) {
     pthread_mutex_unlock(&a->lock);
     tcache_free_slow(tc, mem, idx);
     return;
@@ -267,7 +267,7 @@ TIDE_EXPORT void tide_free(void *mem) {
     struct chunk *p = mem2chunk(mem);
     size_t sf = p->size;
     size_t idx = tcache_index(sf);
-    if (likely(idx < tc->nbins && !(sf & IS_MMAPPED) && region_plausible(p, sf) && next_header_ok(p, sf)) &&
+    if (likely(idx < tcache_nbins && !(sf & IS_MMAPPED) && region_plausible(p, sf) && next_header_ok(p, sf)) &&
         likely(tcache_push(tc, mem, idx))) {
       tc->frees++;
       return;

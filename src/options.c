@@ -7,6 +7,7 @@
 #include "arena.h"
 #include "arenas.h"
 #include "os.h"
+#include "tcache.h"
 
 #include <stdlib.h>
 
@@ -16,7 +17,7 @@
 #define DEFAULT_TRIM_THRESHOLD (128 * KiB)
 #define DEFAULT_TOP_PAD (128 * KiB)
 #define DEFAULT_MMAP_MAX 65536
-#define DEFAULT_TCACHE_COUNT 16
+#define DEFAULT_TCACHE_COUNT TCACHE_DEFAULT_COUNT
 #define DEFAULT_DECAY_MS 200
 
 struct tide_options opt = {
@@ -87,12 +88,14 @@ static bool set_tcache_count(size_t v) {
   if (v > UINT16_MAX)
     return false;
   opt.tcache_count = v;
+  tcache_limit = (uint16_t)v;
   return true;
 }
 static bool set_tcache_max(size_t v) {
   if (v > TCACHE_MAX_REQUEST)
     return false;
   opt.tcache_max_bytes = v;
+  tcache_nbins = v == 0 ? 0 : (uint16_t)(tcache_request_index(v) + 1);
   return true;
 }
 static bool set_decay_ms(size_t v) {

@@ -9,6 +9,8 @@
 #include "purge.h"
 
 __thread struct tcache *tcache_tls;
+uint16_t tcache_limit = TCACHE_DEFAULT_COUNT;
+uint16_t tcache_nbins = TCACHE_BINS;
 /* 0: not created yet; 1: live; 2: off (disabled, or the thread is exiting). */
 static __thread unsigned char tcache_state;
 static pthread_key_t exit_key;
@@ -23,8 +25,6 @@ struct tcache *tcache_get_or_create(struct arena *a) {
   if (likely(tcache_state != 0))
     return tcache_tls;
   tcache_state = 2;
-  if (opt.tcache_count == 0 || opt.tcache_max_bytes == 0)
-    return NULL;
   size_t nb;
   request2size(sizeof(struct tcache), &nb);
   struct chunk *c = arena_malloc(a, nb, NULL);
@@ -32,8 +32,6 @@ struct tcache *tcache_get_or_create(struct arena *a) {
     return NULL;
   struct tcache *tc = chunk2mem(c);
   memset(tc, 0, sizeof *tc);
-  tc->limit = (uint16_t)opt.tcache_count;
-  tc->nbins = (uint16_t)(tcache_request_index(opt.tcache_max_bytes) + 1);
   tcache_tls = tc;
   tcache_state = 1;
   tcache_thread_start();
@@ -52,8 +50,8 @@ struct chunk *tcache_refill(struct tcache *tc, struct arena *a, size_t idx) {
   struct chunk *first = arena_malloc(a, nb, NULL);
   if (!first || chunk_is_mmapped(first))
     return first;
-  unsigned batch = tc->limit / 2u;
-  for (unsigned k = 1; k < batch && tc->count[idx] < tc->limit; k++) {
+  unsigned batch = tcache_limit / 2u;
+  for (unsigned k = 1; k < batch && tc->count[idx] < tcache_limit; k++) {
     struct chunk *c = arena_malloc(a, nb, NULL);
     if (!c)
       break;
@@ -114,16 +112,16 @@ void tcache_free_slow(struct tcache *tc, void *mem, size_t idx) {
       tide_fatal("free", "double free detected in tcache");
     e->key = 0; /* user data that happened to match */
   }
-  if (tc->count[idx] >= tc->limit) {
+  if (tc->count[idx] >= tcache_limit) {
     /* Keep the most recent half (warm in cache), flush the rest. */
-    unsigned keep = tc->limit / 2u;
+    unsigned keep = tcache_limit / 2u;
     struct tcache_entry *rest;
     if (keep == 0) {
       rest = tc->head[idx];
       tc->head[idx] = NULL;
     } else {
       struct tcache_entry *last = tc->head[idx];
-      for (unsigned k = 1; k < keep; k++)
+      for (unsigned k = 1; k < keep && last; k++)
         last = (struct tcache_entry *)link_reveal(&last->next, (struct chunk *)last->next);
       rest = (struct tcache_entry *)link_reveal(&last->next, (struct chunk *)last->next);
       last->next = (struct tcache_entry *)link_protect(&last->next, NULL);

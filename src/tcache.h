@@ -15,6 +15,10 @@
 
 #include "bins.h"
 
+/* Entries per bin unless tcache_count says otherwise (measured with
+ * make bench: see README). */
+#define TCACHE_DEFAULT_COUNT 16
+
 struct tcache_entry {
   struct tcache_entry *next; /* safe-linked (link_protect) */
   uintptr_t key;             /* tide_free_key while cached */
@@ -23,13 +27,15 @@ struct tcache_entry {
 struct tcache {
   struct tcache_entry *head[TCACHE_BINS];
   uint16_t count[TCACHE_BINS];
-  uint16_t limit;  /* entries per bin */
-  uint16_t nbins;  /* bins in use (from tcache_max) */
   /* Counted here, added to the arena's counters under its lock. */
   size_t mallocs, frees, bytes_requested;
 };
 
 extern __thread struct tcache *tcache_tls;
+/* From tcache_count and tcache_max (src/options.c); read on every call,
+ * so mallopt changes every thread's cache at once. */
+extern uint16_t tcache_limit; /* entries per bin */
+extern uint16_t tcache_nbins; /* bins in use */
 
 /* Chunk size -> bin; sizes below 32 give a huge index (rejected). */
 static inline size_t tcache_index(size_t chunk_size) { return (chunk_size >> 4) - 2; }
@@ -44,8 +50,8 @@ static inline void *tcache_pop(struct tcache *tc, size_t idx) {
   if (unlikely(!e))
     return NULL;
   struct tcache_entry *next = (struct tcache_entry *)link_reveal(&e->next, (struct chunk *)e->next);
-  if (unlikely((uintptr_t)next & CHUNK_ALIGN_MASK))
-    tide_fatal("malloc", "unaligned tcache chunk detected");
+  if (unlikely(((uintptr_t)next & CHUNK_ALIGN_MASK) | (e->key ^ tide_free_key)))
+    tide_fatal("malloc", "corrupted thread-cache entry (written after free?)");
   tc->head[idx] = next;
   tc->count[idx]--;
   e->key = 0;
@@ -56,7 +62,7 @@ static inline void *tcache_pop(struct tcache *tc, size_t idx) {
  * (the caller's slow path decides). */
 static inline bool tcache_push(struct tcache *tc, void *mem, size_t idx) {
   struct tcache_entry *e = mem;
-  if (unlikely(tc->count[idx] >= tc->limit || e->key == tide_free_key))
+  if (unlikely(tc->count[idx] >= tcache_limit || e->key == tide_free_key))
     return false;
   e->next = (struct tcache_entry *)link_protect(&e->next, (struct chunk *)tc->head[idx]);
   e->key = tide_free_key;
