@@ -225,7 +225,7 @@ void check_arena(struct arena *a) {
   REQUIRE(t.inuse_bytes - t.fast_bytes == a->count.in_use_bytes, "in-use counter disagrees with the heap");
 }
 
-int tide_heap_check(void) {
+TIDE_EXPORT int tide_heap_check(void) {
   tide_ensure_init();
   for (struct arena *a = arenas_first(); a; a = a->next) {
     pthread_mutex_lock(&a->lock);
