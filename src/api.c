@@ -83,7 +83,7 @@ static struct arena *owning_arena(struct chunk *p, const char *fn) {
 static void reject_if_cached(struct chunk *p, struct arena *a, const char *fn) {
   if (likely((uintptr_t)p->bk != tide_free_key))
     return;
-  struct tcache *tc = tcache_tls;
+  struct tcache *tc = tcache_mine();
   size_t idx = tcache_index(chunk_size(p));
   if (tc && idx < tcache_nbins && tcache_contains(tc, chunk2mem(p), idx))
     tide_fatal(fn, "pointer already freed (in thread cache)");
@@ -174,8 +174,8 @@ static TIDE_NOINLINE void *malloc_slow(size_t n) {
 
 TIDE_EXPORT void *tide_malloc(size_t n) {
   struct tcache *tc = tcache_tls;
-  size_t idx = tcache_request_index(n);
-  if (likely(tc != NULL && n <= TCACHE_MAX_REQUEST && idx < tcache_nbins)) {
+  if (likely(n <= tcache_max_request)) {
+    size_t idx = tcache_request_index(n);
     void *mem = tcache_pop(tc, idx);
     if (likely(mem != NULL)) {
       tc->mallocs++;
@@ -193,8 +193,8 @@ TIDE_EXPORT void *tide_calloc(size_t nmemb, size_t size) {
     return NULL;
   }
   struct tcache *tc = tcache_tls;
-  size_t idx = tcache_request_index(n);
-  if (tc && n <= TCACHE_MAX_REQUEST && idx < tcache_nbins) {
+  if (n <= tcache_max_request) {
+    size_t idx = tcache_request_index(n);
     void *mem = tcache_pop(tc, idx);
     if (mem) {
       tc->mallocs++;
@@ -242,7 +242,7 @@ static TIDE_NOINLINE void free_slow(void *mem) {
     tide_fatal("free", "double free or corruption (top)");
   if (unlikely(!next_header_ok(p, p->size)))
     tide_fatal("free", "invalid next size (the block's end was overwritten, or it was freed already)");
-  struct tcache *tc = tcache_tls;
+  struct tcache *tc = tcache_mine();
   size_t idx = tcache_index(size);
   if (tc && idx < tcache_nbins) {
     pthread_mutex_unlock(&a->lock);
@@ -263,7 +263,7 @@ TIDE_EXPORT void tide_free(void *mem) {
   if (unlikely(mem == NULL))
     return;
   struct tcache *tc = tcache_tls;
-  if (likely(tc != NULL && aligned_ok(mem) && !maybe_mmapped_mem(mem))) {
+  if (likely(aligned_ok(mem) && !maybe_mmapped_mem(mem))) {
     struct chunk *p = mem2chunk(mem);
     size_t sf = p->size;
     size_t idx = tcache_index(sf);

@@ -44,7 +44,7 @@ void heap_delete(struct heap_info *h);
 /* Is p inside a live heap?  One bit per possible heap in a 47-bit
  * address space; no memory but this static bitmap is read. */
 #define HEAP_SLOTS (((uintptr_t)1 << 47) / HEAP_MAX_SIZE)
-extern uint64_t heap_bits[HEAP_SLOTS / 64];
+extern TIDE_HIDDEN uint64_t heap_bits[HEAP_SLOTS / 64];
 static inline bool heap_registered(const void *p) {
   uintptr_t slot = (uintptr_t)p / HEAP_MAX_SIZE;
   if (slot >= HEAP_SLOTS)

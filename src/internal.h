@@ -51,6 +51,9 @@
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 #define TIDE_EXPORT __attribute__((visibility("default")))
+/* Internal data shared between files: hidden, so the compiler addresses
+ * it directly instead of through the GOT (fast paths read it). */
+#define TIDE_HIDDEN __attribute__((visibility("hidden")))
 #define TIDE_NOINLINE __attribute__((noinline))
 #define TIDE_COLD __attribute__((cold, noinline))
 
@@ -107,7 +110,7 @@ struct tide_options {
   bool purge_thread;        /* a background thread may purge idle processes */
   bool stats_at_exit;       /* TIDEMALLOC_STATS=1 */
 };
-extern struct tide_options opt;
+extern TIDE_HIDDEN struct tide_options opt;
 void opt_init(void);
 int opt_mallopt(int param, int value);
 
@@ -178,7 +181,7 @@ struct arena {
   unsigned purge_tick;
 };
 
-extern struct arena main_arena;
+extern TIDE_HIDDEN struct arena main_arena;
 
 /* ---- api-level helpers used across modules ---- */
 void tide_init_slow(void);
@@ -209,9 +212,10 @@ extern __thread const char *tide_current_fn;
 #define TIDE_STR2(x) #x
 #define TIDE_STR(x) TIDE_STR2(x)
 
-#endif /* TIDE_INTERNAL_H */
 
 /* Random value marking chunks sitting in a fast bin or a thread cache
  * (stored in the second word of their user data); a free that finds it
  * there looks for a double free.  Set once at start-up. */
-extern uintptr_t tide_free_key;
+extern TIDE_HIDDEN uintptr_t tide_free_key;
+
+#endif /* TIDE_INTERNAL_H */

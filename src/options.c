@@ -96,6 +96,8 @@ static bool set_tcache_max(size_t v) {
     return false;
   opt.tcache_max_bytes = v;
   tcache_nbins = v == 0 ? 0 : (uint16_t)(tcache_request_index(v) + 1);
+  /* The largest request whose chunk falls in the bins in use. */
+  tcache_max_request = tcache_nbins == 0 ? 0 : (size_t)(tcache_nbins + 1) * CHUNK_ALIGN - SIZE_SZ;
   return true;
 }
 static bool set_decay_ms(size_t v) {

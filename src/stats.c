@@ -151,7 +151,7 @@ int stats_info_xml(int options, FILE *fp) {
 void stats_get(struct tide_stats *out) {
   tide_ensure_init();
   memset(out, 0, sizeof *out);
-  struct tcache *tc = tcache_tls;
+  struct tcache *tc = tcache_mine();
   for (struct arena *a = arenas_first(); a; a = a->next) {
     pthread_mutex_lock(&a->lock);
     if (tc && a == arenas_thread_arena())

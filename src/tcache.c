@@ -8,9 +8,15 @@
 #include "arenas.h"
 #include "purge.h"
 
-__thread struct tcache *tcache_tls;
+/* A thread without a cache points at this one: no entries, every bin
+ * "full", so the fast paths need no NULL test and always miss. */
+static struct tcache tcache_none = {
+    .count = {[0 ... TCACHE_BINS - 1] = UINT16_MAX},
+};
+__thread struct tcache *tcache_tls = &tcache_none;
 uint16_t tcache_limit = TCACHE_DEFAULT_COUNT;
 uint16_t tcache_nbins = TCACHE_BINS;
+size_t tcache_max_request = TCACHE_MAX_REQUEST;
 /* 0: not created yet; 1: live; 2: off (disabled, or the thread is exiting). */
 static __thread unsigned char tcache_state;
 static pthread_key_t exit_key;
@@ -23,7 +29,7 @@ void tcache_thread_start(void) { pthread_setspecific(exit_key, (void *)1); }
 
 struct tcache *tcache_get_or_create(struct arena *a) {
   if (likely(tcache_state != 0))
-    return tcache_tls;
+    return tcache_state == 1 ? tcache_tls : NULL;
   tcache_state = 2;
   size_t nb;
   request2size(sizeof(struct tcache), &nb);
@@ -93,6 +99,8 @@ static void flush_list(struct tcache_entry *e) {
   purge_maybe_start_thread();
 }
 
+struct tcache *tcache_mine(void) { return tcache_state == 1 ? tcache_tls : NULL; }
+
 bool tcache_contains(struct tcache *tc, void *mem, size_t idx) {
   unsigned n = 0;
   for (struct tcache_entry *e = tc->head[idx]; e && n <= tc->count[idx]; n++) {
@@ -141,8 +149,8 @@ void tcache_free_slow(struct tcache *tc, void *mem, size_t idx) {
 
 static void thread_exit_hook(void *unused) {
   (void)unused;
-  struct tcache *tc = tcache_tls;
-  tcache_tls = NULL;
+  struct tcache *tc = tcache_state == 1 ? tcache_tls : NULL;
+  tcache_tls = &tcache_none;
   tcache_state = 2;
   if (tc) {
     for (size_t i = 0; i < TCACHE_BINS; i++) {

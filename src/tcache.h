@@ -31,11 +31,15 @@ struct tcache {
   size_t mallocs, frees, bytes_requested;
 };
 
+/* Never NULL: threads without a cache see an empty one that is always
+ * full.  Slow paths use tcache_mine(), which gives NULL for it. */
 extern __thread struct tcache *tcache_tls;
+struct tcache *tcache_mine(void);
 /* From tcache_count and tcache_max (src/options.c); read on every call,
  * so mallopt changes every thread's cache at once. */
-extern uint16_t tcache_limit; /* entries per bin */
-extern uint16_t tcache_nbins; /* bins in use */
+extern TIDE_HIDDEN uint16_t tcache_limit; /* entries per bin */
+extern TIDE_HIDDEN uint16_t tcache_nbins; /* bins in use */
+extern TIDE_HIDDEN size_t tcache_max_request; /* largest request they serve */
 
 /* Chunk size -> bin; sizes below 32 give a huge index (rejected). */
 static inline size_t tcache_index(size_t chunk_size) { return (chunk_size >> 4) - 2; }
@@ -62,10 +66,11 @@ static inline void *tcache_pop(struct tcache *tc, size_t idx) {
  * (the caller's slow path decides). */
 static inline bool tcache_push(struct tcache *tc, void *mem, size_t idx) {
   struct tcache_entry *e = mem;
-  if (unlikely(tc->count[idx] >= tcache_limit || e->key == tide_free_key))
+  uintptr_t key = tide_free_key;
+  if (unlikely(tc->count[idx] >= tcache_limit || e->key == key))
     return false;
   e->next = (struct tcache_entry *)link_protect(&e->next, (struct chunk *)tc->head[idx]);
-  e->key = tide_free_key;
+  e->key = key;
   tc->head[idx] = e;
   tc->count[idx]++;
   return true;
