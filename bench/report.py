@@ -358,7 +358,7 @@ if "tidemalloc" in allocs:
         rows.append(f"| {w} | {c.get('malloc_calls', 0):,.0f} | {c.get('free_calls', 0):,.0f} | "
                     f"{c.get('realloc_calls', 0):,.0f} | {fmt(pu / mib if pu is not None else None, 1)} | "
                     f"{fmt(po / mib if po is not None else None, 1)} | "
-                    f"{fmt(po / pu if pu and po else None)} | {fmt(c.get('arenas'), 0)} | "
+                    f"{fmt(po / pu if pu and po else None)} | {c.get('arenas', 0) or 0:.0f} | "
                     f"{fmt(c.get('purged', 0) / mib, 1)} |")
     if rows:
         md.append("## What tidemalloc did (its TIDEMALLOC_STATS=1 line, run 1)\n")
