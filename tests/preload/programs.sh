@@ -3,7 +3,8 @@
 # same run on glibc's malloc:
 #   python3  builds and sorts a large dict and list, json round trips
 #   sqlite3  creates, fills, indexes and queries a database
-#   sort     sorts a large generated file (big buffers)
+#   sort     sorts a large generated file (big buffers; --parallel threads)
+#   xz       compresses it with 4 threads and back
 #   gcc      compiles and links a small C program (driver, cc1, as, ld)
 #   git      makes a repository with many commits, log, gc, fsck
 # Output must be byte-identical.  Then the proof that tidemalloc's
@@ -130,8 +131,17 @@ with open("'"$W"'/lines.txt", "w") as f:
     for i in range(400000):
         f.write("%d %s\n" % (random.randrange(10**9), "x" * random.randrange(0, 60)))
 '
-  srt() { sort -k2,2 -k1,1n "$W/lines.txt" | sha256sum && sort -u -r "$W/lines.txt" | wc -l; }
+  srt() {
+    sort -k2,2 -k1,1n "$W/lines.txt" | sha256sum && sort -u -r "$W/lines.txt" | wc -l &&
+      sort --parallel=4 -S 20M -n "$W/lines.txt" | sha256sum # threads, temporary files
+  }
   same sort "$LIB" srt
+fi
+
+# ---- xz, multithreaded ----
+if need xz xz-utils; then
+  xzwork() { xz -T4 -6 -c "$W/lines.txt" | tee "$W/lines.xz.$$" | sha256sum && xz -d -c "$W/lines.xz.$$" | sha256sum; }
+  same xz "$LIB" xzwork
 fi
 
 # ---- gcc ----
