@@ -126,15 +126,15 @@ command -v gnuplot >/dev/null 2>&1 || say "bench: no gnuplot: results.svg will n
 
 # ---- workloads ----------------------------------------------------------------------
 # name | program and arguments (full) | (quick) | timeout in s (full) | (quick)
-WORKLOADS="churn|churn iters=40000000 slots=10000|churn iters=10000000 slots=10000|120|40
+WORKLOADS="churn|churn iters=40000000 slots=10000|churn iters=8000000 slots=10000|120|40
 symbolic|symbolic steps=8000000|symbolic steps=2500000|120|40
 larson-1t|larson threads=1 ops=20000000|larson threads=1 ops=5000000|120|40
 larson-2t|larson threads=2 ops=20000000|larson threads=2 ops=5000000|120|40
 xmalloc|xmalloc blocks=20000000 pairs=1|xmalloc blocks=5000000 pairs=1|120|40
 cache-thrash|falseshare mode=0 threads=2 iters=50000 writes=2000|falseshare mode=0 threads=2 iters=20000 writes=1000|120|40
 cache-scratch|falseshare mode=1 threads=2 iters=50000 writes=2000|falseshare mode=1 threads=2 iters=20000 writes=1000|120|40
-realloc|realloc rounds=800000|realloc rounds=200000|120|40
-large|large steps=2000|large steps=600|120|40
+realloc|realloc rounds=800000|realloc rounds=150000|120|40
+large|large steps=2000|large steps=400|120|40
 rotation|rotation days=6 day_mib=256 settle_ms=1000|rotation days=2 day_mib=96 settle_ms=1000|180|60"
 
 # How much parallelism does this machine give at all?  A pure-arithmetic loop
@@ -216,8 +216,12 @@ if [ "$METHOD" = perf ] || [ "$METHOD" = callgrind ]; then
   for a in "${ALLOCS[@]}"; do
     line=$(printf '%-14s' "$a")
     for size in 16 64 256 1024 8192; do
-      c1=$(count_instr "${LIB[$a]}" "$size" "$N1")
-      c2=$(count_instr "${LIB[$a]}" "$size" "$N2")
+      # Instruction counts do not depend on timing: run the two counts at once.
+      count_instr "${LIB[$a]}" "$size" "$N1" >"$OUT/fp1.tmp" &
+      count_instr "${LIB[$a]}" "$size" "$N2" >"$OUT/fp2.tmp" &
+      wait
+      c1=$(cat "$OUT/fp1.tmp")
+      c2=$(cat "$OUT/fp2.tmp")
       if [[ "$c1" =~ ^[0-9]+$ && "$c2" =~ ^[0-9]+$ ]]; then
         per=$(awk -v a="$c1" -v b="$c2" -v n="$((N2 - N1))" 'BEGIN { printf "%.1f", (b - a) / n }')
       else
@@ -232,6 +236,7 @@ elif [ "$METHOD" != skipped ]; then
   say "bench: SKIP fast path: neither perf (instructions counter) nor valgrind is usable"
 fi
 
+rm -f "$OUT/fp1.tmp" "$OUT/fp2.tmp"
 calibrate after | tee -a "$OUT/machine.txt"
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/machine.txt"
 T1=$(date +%s)
