@@ -144,13 +144,13 @@ static struct chunk *alloc_chunk(size_t n, size_t nb, char **clean_from, bool us
   a->count.bytes_requested += n;
   purge_tick(a);
   check_arena_sometimes(a);
-  pthread_mutex_unlock(&a->lock);
+  lock_release(&a->lock);
   purge_maybe_start_thread();
   if (unlikely(!c)) {
     struct arena *b = arenas_lock_other(a);
     if (b) {
       c = arena_malloc(b, nb, clean_from);
-      pthread_mutex_unlock(&b->lock);
+      lock_release(&b->lock);
     }
   }
   if (unlikely(!c))
@@ -232,20 +232,16 @@ static TIDE_NOINLINE void free_slow(void *mem) {
     mmapped_free(p);
     return;
   }
-  /* Validate under the lock, where the arena's regions and top are stable. */
+  /* Checked under the lock, where the arena's regions and top are stable
+   * (arena_free checks again what it frees). */
   struct arena *a = owning_arena(p, "free");
   size_t size = chunk_size(p);
-  pthread_mutex_lock(&a->lock);
-  if (unlikely(!arena_owns(a, p, size)))
-    tide_fatal("free", "invalid pointer (block runs outside its arena)");
-  if (unlikely(p == a->top))
-    tide_fatal("free", "double free or corruption (top)");
-  if (unlikely(!next_header_ok(p, p->size)))
-    tide_fatal("free", "invalid next size (the block's end was overwritten, or it was freed already)");
+  lock_acquire(&a->lock);
   struct tcache *tc = tcache_mine();
   size_t idx = tcache_index(size);
   if (tc && idx < tcache_nbins) {
-    pthread_mutex_unlock(&a->lock);
+    arena_check_freeable(a, p);
+    lock_release(&a->lock);
     tcache_free_slow(tc, mem, idx);
     return;
   }
@@ -255,7 +251,7 @@ static TIDE_NOINLINE void free_slow(void *mem) {
   a->count.free_calls++;
   purge_tick(a);
   check_arena_sometimes(a);
-  pthread_mutex_unlock(&a->lock);
+  lock_release(&a->lock);
   purge_maybe_start_thread();
 }
 
@@ -318,10 +314,10 @@ TIDE_EXPORT void *tide_realloc(void *mem, size_t n) {
   } else {
     struct arena *a = owning_arena(p, "realloc");
     reject_if_cached(p, a, "realloc");
-    pthread_mutex_lock(&a->lock);
+    lock_acquire(&a->lock);
     bool done = arena_resize_in_place(a, p, nb);
     a->count.realloc_calls++;
-    pthread_mutex_unlock(&a->lock);
+    lock_release(&a->lock);
     if (done)
       return mem;
   }
@@ -360,7 +356,7 @@ static void *memalign_common(size_t align, size_t n) {
   struct chunk *c = arena_memalign(a, align, nb);
   a->count.malloc_calls++;
   a->count.bytes_requested += n;
-  pthread_mutex_unlock(&a->lock);
+  lock_release(&a->lock);
   if (!c) {
     errno = ENOMEM;
     return NULL;

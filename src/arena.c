@@ -485,27 +485,35 @@ static void fastbin_push(struct arena *a, struct chunk *p, size_t size) {
   a->have_fastchunks = true;
 }
 
-void arena_free(struct arena *a, struct chunk *p) {
+void arena_check_freeable(struct arena *a, struct chunk *p) {
   size_t size = chunk_size(p);
   if (unlikely(!arena_owns(a, p, size)))
     tide_fatal(tide_current_fn, "invalid pointer (outside its arena)");
+  if (unlikely(p == a->top))
+    tide_fatal(tide_current_fn, "double free or corruption (top)");
+  struct chunk *next = chunk_at(p, size);
+  if (unlikely(!prev_inuse(next)))
+    tide_fatal(tide_current_fn, "double free or corruption (!prev)");
+  size_t nsize = chunk_size(next);
+  if (unlikely(nsize < CHUNK_HDR || nsize > a->system_mem || (next->size & (IS_MMAPPED | IN_HEAP)) != (p->size & IN_HEAP)))
+    tide_fatal(tide_current_fn, "invalid next size (the block's end was overwritten?)");
+}
+
+void arena_free(struct arena *a, struct chunk *p) {
+  arena_check_freeable(a, p);
+  size_t size = chunk_size(p);
   a->count.in_use_bytes -= size;
   if (size <= opt.max_fast) {
     fastbin_push(a, p, size);
     return;
   }
-  struct chunk *next = chunk_at(p, size);
-  if (unlikely(p == a->top))
-    tide_fatal(tide_current_fn, "double free or corruption (top)");
-  if (unlikely(!prev_inuse(next)))
-    tide_fatal(tide_current_fn, "double free or corruption (!prev)");
-  if (unlikely(chunk_size(next) < CHUNK_HDR || chunk_size(next) > a->system_mem))
-    tide_fatal(tide_current_fn, "invalid next size (normal)");
   size = free_coalesce(a, p, size);
   if (size >= FASTBIN_CONSOLIDATION_THRESHOLD) {
     if (a->have_fastchunks)
       arena_consolidate(a);
-    if (chunk_size(a->top) >= opt.trim_threshold)
+    /* Worth a look only when a whole page would go. */
+    size_t tsz = chunk_size(a->top);
+    if (tsz >= opt.trim_threshold && tsz >= opt.top_pad + MINSIZE + os_page)
       purge_trim_top(a, opt.top_pad);
   }
 }

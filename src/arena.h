@@ -14,7 +14,10 @@ void arena_init(struct arena *a);
  * memory is known to be zero (the end of its usable bytes when nothing
  * is known). */
 struct chunk *arena_malloc(struct arena *a, size_t nb, char **clean_from);
-/* Free a non-mmapped chunk that belongs to a. */
+/* Abort unless p looks like an in-use chunk of a that may be freed
+ * (inside a's memory, not top, next header sane and saying "in use"). */
+void arena_check_freeable(struct arena *a, struct chunk *p);
+/* Free a non-mmapped chunk that belongs to a (checked as above). */
 void arena_free(struct arena *a, struct chunk *p);
 /* Resize p (in use, of a) to nb without moving it; false if impossible. */
 bool arena_resize_in_place(struct arena *a, struct chunk *p, size_t nb);

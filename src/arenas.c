@@ -15,7 +15,7 @@
 #include "heap.h"
 #include "os.h"
 
-struct arena main_arena = {.lock = PTHREAD_MUTEX_INITIALIZER, .is_main = true};
+struct arena main_arena = {.lock = TIDE_LOCK_INIT, .is_main = true};
 
 static pthread_mutex_t list_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct arena *list_tail = &main_arena;
@@ -50,7 +50,7 @@ static struct arena *arena_create(void) {
     return NULL;
   struct arena *a = (struct arena *)(h + 1);
   memset(a, 0, sizeof *a);
-  pthread_mutex_init(&a->lock, NULL);
+  lock_init(&a->lock);
   arena_init(a);
   h->arena = a;
   a->heap = h;
@@ -60,7 +60,7 @@ static struct arena *arena_create(void) {
   a->top_dirty_end = (char *)top + CHUNK_HDR;
   a->system_mem = a->max_system_mem = h->size;
   a->index = (int)narenas;
-  pthread_mutex_lock(&a->lock);
+  lock_acquire(&a->lock);
   __atomic_store_n(&list_tail->next, a, __ATOMIC_RELEASE);
   list_tail = a;
   __atomic_store_n(&narenas, narenas + 1, __ATOMIC_RELAXED);
@@ -104,7 +104,7 @@ static TIDE_NOINLINE struct arena *bind_thread(void) {
   attach(a);
   pthread_mutex_unlock(&list_lock);
   if (!locked)
-    pthread_mutex_lock(&a->lock);
+    lock_acquire(&a->lock);
   return a;
 }
 
@@ -117,7 +117,7 @@ static TIDE_NOINLINE struct arena *contended(struct arena *busy) {
   if (!a) {
     for (struct arena *b = busy->next ? busy->next : &main_arena; b != busy;
          b = b->next ? b->next : &main_arena) {
-      if (pthread_mutex_trylock(&b->lock) == 0) {
+      if (lock_try(&b->lock)) {
         a = b;
         break;
       }
@@ -128,7 +128,7 @@ static TIDE_NOINLINE struct arena *contended(struct arena *busy) {
   pthread_mutex_unlock(&list_lock);
   if (!a) {
     a = busy;
-    pthread_mutex_lock(&a->lock);
+    lock_acquire(&a->lock);
   }
   return a;
 }
@@ -137,7 +137,7 @@ struct arena *arenas_lock_mine(void) {
   struct arena *a = thread_arena;
   if (unlikely(!a))
     return bind_thread();
-  if (likely(pthread_mutex_trylock(&a->lock) == 0))
+  if (likely(lock_try(&a->lock)))
     return a;
   return contended(a);
 }
@@ -148,7 +148,7 @@ struct arena *arenas_lock_other(struct arena *failed) {
   struct arena *a = failed == &main_arena ? main_arena.next : &main_arena;
   if (!a)
     return NULL;
-  pthread_mutex_lock(&a->lock);
+  lock_acquire(&a->lock);
   return a;
 }
 
@@ -184,12 +184,12 @@ void arenas_postfork_child(void);
 void arenas_prefork(void) {
   pthread_mutex_lock(&list_lock);
   for (struct arena *a = &main_arena; a; a = a->next)
-    pthread_mutex_lock(&a->lock);
+    lock_acquire(&a->lock);
 }
 
 void arenas_postfork_parent(void) {
   for (struct arena *a = &main_arena; a; a = a->next)
-    pthread_mutex_unlock(&a->lock);
+    lock_release(&a->lock);
   pthread_mutex_unlock(&list_lock);
 }
 
@@ -197,7 +197,7 @@ void arenas_postfork_child(void) {
   /* Only this thread survives: every other thread's arena is free now. */
   free_list = NULL;
   for (struct arena *a = &main_arena; a; a = a->next) {
-    pthread_mutex_init(&a->lock, NULL);
+    lock_init(&a->lock);
     a->attached_threads = a == thread_arena ? 1 : 0;
     if (a != thread_arena) {
       a->next_free = free_list;

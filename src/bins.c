@@ -16,6 +16,8 @@ static const struct {
 #define LADDER_STEPS (int)(sizeof large_ladder / sizeof large_ladder[0])
 
 int largebin_index(size_t sz) {
+  if (sz < MIN_LARGE_SIZE + 32 * 64) /* the first 32 bins, the busiest */
+    return FIRST_LARGE_BIN + (int)((sz - MIN_LARGE_SIZE) >> 6);
   size_t s = sz - MIN_LARGE_SIZE;
   int idx = FIRST_LARGE_BIN;
   for (int k = 0; k < LADDER_STEPS; k++) {

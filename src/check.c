@@ -228,9 +228,9 @@ void check_arena(struct arena *a) {
 TIDE_EXPORT int tide_heap_check(void) {
   tide_ensure_init();
   for (struct arena *a = arenas_first(); a; a = a->next) {
-    pthread_mutex_lock(&a->lock);
+    lock_acquire(&a->lock);
     check_arena(a);
-    pthread_mutex_unlock(&a->lock);
+    lock_release(&a->lock);
   }
   return 0;
 }

@@ -39,6 +39,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "lock.h"
 #include "tidemalloc.h"
 
 #ifndef TIDE_DEBUG
@@ -148,7 +149,7 @@ struct brk_segment {
  *   - system_mem = bytes of brk segments + committed heap bytes.
  */
 struct arena {
-  pthread_mutex_t lock;
+  struct tide_lock lock;
   bool have_fastchunks;
   bool is_main;
   struct chunk *fastbins[NFASTBINS];

@@ -223,9 +223,9 @@ int opt_mallopt(int param, int value) {
   tide_ensure_init();
   /* As in glibc: settle the fast bins first, since max_fast may change. */
   struct arena *a = &main_arena;
-  pthread_mutex_lock(&a->lock);
+  lock_acquire(&a->lock);
   arena_consolidate(a);
-  pthread_mutex_unlock(&a->lock);
+  lock_release(&a->lock);
   for (size_t i = 0; i < NOPTIONS; i++) {
     if (options[i].param != 0 && options[i].param == param) {
       /* Negative values become huge, as glibc's size_t parameters do. */

@@ -130,3 +130,24 @@ int os_cpu_count(void) {
 }
 
 const char *os_getenv(const char *name) { return getenv(name); }
+
+/* ------------------------------------------------- the arena lock's slow half */
+
+#include <linux/futex.h>
+#include <sys/syscall.h>
+
+#include "lock.h"
+
+void lock_wait(struct tide_lock *l) {
+  /* Spin a little: arena critical sections are short. */
+  for (int i = 0; i < 100; i++) {
+    if (__atomic_load_n(&l->state, __ATOMIC_RELAXED) == 0 && lock_try(l))
+      return;
+    __builtin_ia32_pause();
+  }
+  /* Mark "waiters" and sleep until the holder wakes us. */
+  while (__atomic_exchange_n(&l->state, 2, __ATOMIC_ACQUIRE) != 0)
+    syscall(SYS_futex, &l->state, FUTEX_WAIT_PRIVATE, 2, NULL, NULL, 0);
+}
+
+void lock_wake(struct tide_lock *l) { syscall(SYS_futex, &l->state, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0); }

@@ -243,13 +243,13 @@ size_t purge_decayed(struct arena *a, bool everything, size_t max_chunks) {
 bool purge_trim_all(size_t pad) {
   bool released = false;
   for (struct arena *a = arenas_first(); a; a = a->next) {
-    pthread_mutex_lock(&a->lock);
+    lock_acquire(&a->lock);
     arena_consolidate(a);
     if (purge_trim_top(a, pad))
       released = true;
     if (purge_decayed(a, true, SIZE_MAX))
       released = true;
-    pthread_mutex_unlock(&a->lock);
+    lock_release(&a->lock);
   }
   return released;
 }
@@ -260,7 +260,7 @@ bool purge_trim_all(size_t pad) {
 static size_t purge_round(void) {
   size_t left = 0;
   for (struct arena *a = arenas_first(); a; a = a->next) {
-    pthread_mutex_lock(&a->lock);
+    lock_acquire(&a->lock);
     /* Fast-bin fragments of an idle arena merge into purgeable chunks. */
     if (a->have_fastchunks && !a->dirty_head)
       arena_consolidate(a);
@@ -268,11 +268,11 @@ static size_t purge_round(void) {
       purge_trim_top(a, opt.top_pad);
     /* Bounded work per lock hold, so threads using the arena wait little. */
     while (purge_decayed(a, false, 16) > 0) {
-      pthread_mutex_unlock(&a->lock);
-      pthread_mutex_lock(&a->lock);
+      lock_release(&a->lock);
+      lock_acquire(&a->lock);
     }
     left += a->dirty_bytes;
-    pthread_mutex_unlock(&a->lock);
+    lock_release(&a->lock);
   }
   return left;
 }

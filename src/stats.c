@@ -25,7 +25,7 @@ struct arena_snapshot {
 
 static void snapshot(struct arena *a, struct arena_snapshot *s) {
   memset(s, 0, sizeof *s);
-  pthread_mutex_lock(&a->lock);
+  lock_acquire(&a->lock);
   s->system = a->system_mem;
   s->max_system = a->max_system_mem;
   s->count = a->count;
@@ -44,7 +44,7 @@ static void snapshot(struct arena *a, struct arena_snapshot *s) {
     s->free_chunks += s->bin_chunks[i];
     s->free_bytes += s->bin_bytes[i];
   }
-  pthread_mutex_unlock(&a->lock);
+  lock_release(&a->lock);
   /* As glibc: "in use" is everything not free, the top and fast bins too. */
   s->in_use = s->system - s->free_bytes - s->top - s->fast_bytes;
 }
@@ -153,7 +153,7 @@ void stats_get(struct tide_stats *out) {
   memset(out, 0, sizeof *out);
   struct tcache *tc = tcache_mine();
   for (struct arena *a = arenas_first(); a; a = a->next) {
-    pthread_mutex_lock(&a->lock);
+    lock_acquire(&a->lock);
     if (tc && a == arenas_thread_arena())
       tcache_publish(tc, a);
     out->malloc_calls += a->count.malloc_calls;
@@ -166,7 +166,7 @@ void stats_get(struct tide_stats *out) {
     out->peak_os_bytes += a->max_system_mem;
     out->purged_bytes += a->count.purged_bytes;
     out->arenas++;
-    pthread_mutex_unlock(&a->lock);
+    lock_release(&a->lock);
   }
   struct mmapped_totals mm = mmapped_totals();
   out->in_use_bytes += mm.bytes;
@@ -246,7 +246,7 @@ void stats_dump(int fd) {
   struct out o = {.fd = fd};
   int n = 0;
   for (struct arena *a = arenas_first(); a; a = a->next, n++) {
-    pthread_mutex_lock(&a->lock);
+    lock_acquire(&a->lock);
     out_str(&o, "arena ");
     out_u(&o, (size_t)n, 0);
     out_str(&o, n == 0 ? " (main)" : "");
@@ -287,7 +287,7 @@ void stats_dump(int fd) {
       dump_region(&o, a, a->seg[i].start, a->seg[i].fence ? (char *)a->seg[i].fence : a->seg[i].end, "brk segment");
     for (struct heap_info *h = a->heap; h; h = h->prev)
       dump_region(&o, a, (char *)heap_first_chunk(h), h->fence ? (char *)h->fence : heap_end(h), "heap");
-    pthread_mutex_unlock(&a->lock);
+    lock_release(&a->lock);
     out_flush(&o);
   }
   struct mmapped_totals mm = mmapped_totals();

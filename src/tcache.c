@@ -85,8 +85,8 @@ static void flush_list(struct tcache_entry *e) {
       tide_fatal("free", "invalid pointer in thread cache (corrupted entry)");
     if (a != locked) {
       if (locked)
-        pthread_mutex_unlock(&locked->lock);
-      pthread_mutex_lock(&a->lock);
+        lock_release(&locked->lock);
+      lock_acquire(&a->lock);
       locked = a;
     }
     e->key = 0;
@@ -94,7 +94,7 @@ static void flush_list(struct tcache_entry *e) {
     e = next;
   }
   if (locked)
-    pthread_mutex_unlock(&locked->lock);
+    lock_release(&locked->lock);
   tide_current_fn = saved;
   purge_maybe_start_thread();
 }
@@ -141,9 +141,9 @@ void tcache_free_slow(struct tcache *tc, void *mem, size_t idx) {
     /* limit 0: nothing is cached */
     struct chunk *p = mem2chunk(mem);
     struct arena *a = arenas_of_chunk(p, p->size);
-    pthread_mutex_lock(&a->lock);
+    lock_acquire(&a->lock);
     arena_free(a, p);
-    pthread_mutex_unlock(&a->lock);
+    lock_release(&a->lock);
   }
 }
 
@@ -161,10 +161,10 @@ static void thread_exit_hook(void *unused) {
     }
     struct chunk *p = mem2chunk(tc);
     struct arena *a = arenas_of_chunk(p, p->size);
-    pthread_mutex_lock(&a->lock);
+    lock_acquire(&a->lock);
     tcache_publish(tc, a);
     arena_free(a, p);
-    pthread_mutex_unlock(&a->lock);
+    lock_release(&a->lock);
   }
   arenas_thread_exit();
 }
