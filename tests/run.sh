@@ -97,19 +97,19 @@ run "wrong/misuse" 120 "$T/wrong/misuse" "$LIBDIR" "$T/wrong/victim-plain"
 run "wrong/misuse-fast" 120 "$T/wrong/misuse-fast"
 
 # stress (issue 2: core allocator)
-run "stress/random_ops-fast" 120 "$T/stress/random_ops-fast" "$SEED" 6000000 25
-run "stress/random_ops-debug" 120 "$T/stress/random_ops" "$((SEED + 1))" 4000000 20
+run "stress/random_ops-fast" 120 "$T/stress/random_ops-fast" "$SEED" 5000000 20
+run "stress/random_ops-debug" 120 "$T/stress/random_ops" "$((SEED + 1))" 3000000 15
 # the same under extreme options (each path of the option table in use)
 k=2
 for opts in glibc.malloc.mmap_threshold=4096 glibc.malloc.tcache_count=0 \
   glibc.malloc.mxfast=0 glibc.malloc.trim_threshold=0:glibc.malloc.top_pad=0 \
   glibc.malloc.mmap_max=0 glibc.malloc.perturb=85; do
   run "stress/random_ops[${opts//glibc.malloc./}]" 60 env GLIBC_TUNABLES="$opts" \
-    "$T/stress/random_ops-fast" "$((SEED + k))" 1500000 4
+    "$T/stress/random_ops-fast" "$((SEED + k))" 1000000 3
   k=$((k + 1))
 done
 run "stress/random_ops[decay_ms=0]" 60 env TIDEMALLOC_DECAY_MS=0 \
-  "$T/stress/random_ops-fast" "$((SEED + k))" 1500000 4
+  "$T/stress/random_ops-fast" "$((SEED + k))" 1000000 3
 run "stress/threads" 120 "$T/stress/threads" "$SEED"
 run "stress/threads-std" 120 "$T/stress/threads-std" "$SEED"
 run "stress/threads[arena_max=1]" 120 env GLIBC_TUNABLES=glibc.malloc.arena_max=1 \

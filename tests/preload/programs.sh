@@ -89,7 +89,7 @@ check "libtidemalloc-debug.so exists" test -f "$DLIB"
 # ---- python3 ----
 if need python3 python3; then
   PY=$(python3 -c 'import sys; print(sys.executable)')
-  same python "$LIB" "$PY" "$HERE/work.py" 300000
+  same python "$LIB" "$PY" "$HERE/work.py" 200000
   same python-debug "$DLIB" "$PY" "$HERE/work.py" 40000
 fi
 

@@ -1,6 +1,6 @@
 /*
- * fork while other threads are inside malloc: 3 threads allocate and free
- * without pause while the main thread forks 150 times.  Each child
+ * fork while other threads are inside malloc: 4 threads allocate and free
+ * without pause while the main thread forks 100 times.  Each child
  * allocates and frees blocks of every kind, checks the heap and exits 0;
  * a child that deadlocks on a lock held at the moment of fork is killed
  * by its alarm and counts as a failure.
@@ -22,7 +22,7 @@
 #define FLAVOUR "debug"
 #endif
 
-#define NFORKS 150
+#define NFORKS 100
 #define NHAMMER 4
 
 static atomic_int stop;
