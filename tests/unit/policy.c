@@ -10,6 +10,7 @@
  *    when freed, bigger ones are not; a large request consolidates them;
  *    M_MXFAST 0 turns them off.  (The thread cache is switched off first
  *    with mallopt(M_TCACHE_COUNT, 0), so frees reach the bins.)
+ *  - realloc in place; calloc leaves fresh zero pages untouched (RSS).
  *
  * The order matters: the threshold test needs a fresh process.
  */
@@ -176,11 +177,58 @@ static void test_realloc_in_place(void) {
   CHECK(tide_heap_check() == 0, "heap sound after in-place reallocs");
 }
 
+static size_t rss_now(void) {
+  FILE *f = fopen("/proc/self/statm", "r");
+  unsigned long size = 0, res = 0;
+  if (f) {
+    if (fscanf(f, "%lu %lu", &size, &res) != 2)
+      res = 0;
+    fclose(f);
+  }
+  return (size_t)res * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* calloc does not write memory that is known to be fresh zero pages (a
+ * new mapping, or top just grown from the OS): seen as RSS that does not
+ * grow with the zeroed bytes. */
+static void test_calloc_fresh(void) {
+  size_t r0 = rss_now();
+  char *m = tide_calloc(1, 64 * MiB);
+  size_t r1 = rss_now();
+  CHECK(m && r1 < r0 + 8 * MiB, "calloc(64 MiB) (a fresh mapping) is not memset: RSS +%zu KiB",
+        (r1 - r0) >> 10);
+  int zero = 1;
+  for (size_t i = 0; m && i < 64 * MiB; i += 4096)
+    if (m[i])
+      zero = 0;
+  CHECK(zero, "and reads as zero");
+  tide_free(m);
+
+  enum { N = 150 };
+  char *p[N];
+  r0 = rss_now();
+  for (int i = 0; i < N; i++)
+    p[i] = tide_calloc(1, 100000); /* below the threshold: from top, grown fresh */
+  r1 = rss_now();
+  CHECK(r1 < r0 + 5 * MiB, "150 x calloc(100000) from freshly grown top are not memset: RSS "
+                           "+%zu KiB for 15 MB", (r1 - r0) >> 10);
+  zero = 1;
+  for (int i = 0; i < N; i++)
+    for (size_t k = 0; p[i] && k < 100000; k += 512)
+      if (p[i][k])
+        zero = 0;
+  CHECK(zero, "and read as zero");
+  for (int i = 0; i < N; i++)
+    tide_free(p[i]);
+  CHECK(tide_heap_check() == 0, "heap sound after the fresh callocs");
+}
+
 int main(void) {
   printf("# unit/policy\n");
   test_dynamic_threshold();
   test_trim();
   test_fastbins();
   test_realloc_in_place();
+  test_calloc_fresh();
   TEST_MAIN_END("unit/policy");
 }
