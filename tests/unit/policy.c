@@ -7,7 +7,8 @@
  *    heap), never past 32 MiB, and not at all once mallopt set it;
  *  - top is trimmed back to the OS above the trim threshold;
  *  - fast bins: requests up to 128 bytes are kept uncoalesced in fast bins
- *    when freed, bigger ones are not; a large request consolidates them;
+ *    when freed, bigger ones are not; a large request, or a free that
+ *    coalesces past 64 KiB, consolidates them;
  *    M_MXFAST 0 turns them off.  (The thread cache is switched off first
  *    with mallopt(M_TCACHE_COUNT, 0), so frees reach the bins.)
  *  - realloc in place; calloc leaves fresh zero pages untouched (RSS).
@@ -123,6 +124,23 @@ static void test_fastbins(void) {
                                            "(smblks %zu)", m1.smblks);
   CHECK(tide_heap_check() == 0, "heap sound after consolidation");
   tide_free(big);
+
+  /* a free that coalesces past 64 KiB consolidates them too */
+  char *x = tide_malloc(70000);
+  void *xg = tide_malloc(300);
+  for (int i = 0; i < 50; i++)
+    f[i] = tide_malloc(100);
+  void *fg = tide_malloc(300);
+  for (int i = 0; i < 50; i++)
+    tide_free(f[i]);
+  m0 = tide_mallinfo2();
+  tide_free(x);
+  m1 = tide_mallinfo2();
+  CHECK(m0.smblks >= 50 && m1.smblks == 0,
+        "freeing a 70000-byte block consolidates the fast bins (smblks %zu -> %zu)", m0.smblks,
+        m1.smblks);
+  tide_free(xg);
+  tide_free(fg);
   for (int i = 0; i < 10; i++)
     tide_free(g[i]);
 
