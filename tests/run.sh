@@ -97,6 +97,8 @@ run "wrong/misuse" 120 "$T/wrong/misuse" "$LIBDIR" "$T/wrong/victim-plain"
 run "wrong/misuse-fast" 120 "$T/wrong/misuse-fast"
 
 # stress (issue 2: core allocator)
+run "stress/startup" 60 env LD_PRELOAD="$PRELOAD_LIB" "$T/stress/startup-plain"
+run "stress/startup-debug" 60 env LD_PRELOAD="${PRELOAD_LIB%.so}-debug.so" "$T/stress/startup-plain"
 run "stress/random_ops-fast" 120 "$T/stress/random_ops-fast" "$SEED" 5000000 20
 run "stress/random_ops-debug" 120 "$T/stress/random_ops" "$((SEED + 1))" 3000000 15
 # the same under extreme options (each path of the option table in use)

@@ -20,7 +20,9 @@ TEST_CFLAGS := -std=gnu11 -g -O2 -Wall -Wextra -Werror -Wshadow -Wno-unused-func
 	-Wno-use-after-free -Wno-free-nonheap-object -Wno-alloc-size-larger-than \
 	-fno-builtin -pthread -Iinclude -Itests
 TEST_DIRS := unit api stress wrong
-TEST_SRCS := $(filter-out tests/wrong/victim.c,$(wildcard $(TEST_DIRS:%=tests/%/*.c)))
+# (victim.c and startup.c are plain programs for LD_PRELOAD: -plain only)
+TEST_PLAIN := tests/wrong/victim.c tests/stress/startup.c
+TEST_SRCS := $(filter-out $(TEST_PLAIN),$(wildcard $(TEST_DIRS:%=tests/%/*.c)))
 TEST_HDRS := tests/harness.h include/tidemalloc.h $(wildcard $(TEST_DIRS:%=tests/%/*.h))
 TEST_OUT := $(BUILD)/tests
 # Where the libraries under test are (another directory lets the tests run
@@ -31,7 +33,7 @@ TEST_BINS := $(TEST_SRCS:tests/%.c=$(TEST_OUT)/%) \
 	$(patsubst tests/%.c,$(TEST_OUT)/%-std,$(wildcard tests/api/*.c)) \
 	$(patsubst tests/%.c,$(TEST_OUT)/%-preload,$(wildcard tests/api/*.c)) \
 	$(TEST_OUT)/stress/random_ops-fast $(TEST_OUT)/stress/threads-std \
-	$(TEST_OUT)/wrong/victim-plain $(TEST_OUT)/wrong/misuse-fast $(TEST_OUT)/stress/oom-std $(TEST_OUT)/stress/fork-std \
+	$(TEST_PLAIN:tests/%.c=$(TEST_OUT)/%-plain) $(TEST_OUT)/wrong/misuse-fast $(TEST_OUT)/stress/oom-std $(TEST_OUT)/stress/fork-std \
 	$(TEST_OUT)/stress/churn-std $(TEST_OUT)/stress/purge-std
 
 .PHONY: test test-build
