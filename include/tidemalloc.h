@@ -51,6 +51,7 @@ void tide_free_aligned_sized(void *ptr, size_t alignment, size_t size);
 #define TIDE_M_PURGE_THREAD (-102)   /* 1: background purge thread allowed */
 #define TIDE_M_TCACHE_COUNT (-103)   /* entries per thread-cache bin */
 #define TIDE_M_TCACHE_MAX (-104)     /* largest request served by the thread cache */
+#define TIDE_M_PURGE_LAZY (-105)     /* 1: purge with MADV_FREE instead of MADV_DONTNEED */
 
 int tide_mallopt(int param, int value);
 

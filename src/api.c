@@ -41,7 +41,12 @@ static void postfork_child(void) {
   arenas_postfork_child();
 }
 
-/* Reached from the first call of any entry point; never allocates. */
+/* Reached from the first call of any entry point, or from the library
+ * constructor below, whichever comes first; never allocates.  Running it
+ * at load time matters: a fork while another thread is half-way through
+ * initialising would leave the child waiting on init_lock for ever. */
+__attribute__((constructor)) static void tide_init_at_load(void) { tide_ensure_init(); }
+
 void tide_init_slow(void) {
   static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
   pthread_mutex_lock(&init_lock);

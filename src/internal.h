@@ -109,6 +109,7 @@ struct tide_options {
   size_t tcache_max_bytes;  /* largest request the thread cache serves */
   long purge_decay_ms;      /* free pages older than this go back; <0: never */
   bool purge_thread;        /* a background thread may purge idle processes */
+  bool purge_lazy;          /* MADV_FREE: pages go when the kernel needs them (RSS lags) */
   bool stats_at_exit;       /* TIDEMALLOC_STATS=1 */
 };
 extern TIDE_HIDDEN struct tide_options opt;

@@ -114,6 +114,10 @@ static bool set_purge_thread(size_t v) {
   opt.purge_thread = v != 0;
   return true;
 }
+static bool set_purge_lazy(size_t v) {
+  opt.purge_lazy = v != 0;
+  return true;
+}
 static bool set_stats(size_t v) {
   opt.stats_at_exit = v != 0;
   return true;
@@ -143,6 +147,8 @@ static const struct option_def {
      "free pages unused this long go back to the OS (default 200; -1 never)"},
     {"TIDEMALLOC_PURGE_THREAD", NULL, TIDE_M_PURGE_THREAD, set_purge_thread,
      "1: a background thread returns memory of idle processes (default 1)"},
+    {"TIDEMALLOC_PURGE_LAZY", NULL, TIDE_M_PURGE_LAZY, set_purge_lazy,
+     "1: purge with MADV_FREE (cheaper, but RSS only drops under memory pressure)"},
     {"TIDEMALLOC_STATS", NULL, 0, set_stats, "1: print one line of statistics at exit"},
 };
 #define NOPTIONS (sizeof options / sizeof options[0])

@@ -12,7 +12,8 @@
  *   os_unmap(p, n)        release a mapping or part of one.
  *   os_remap(p, old, new) resize a mapping, moving it if needed; NULL on failure.
  *   os_purge(p, n)        give the pages back, keep the range mapped: it reads
- *                         as zero afterwards (MADV_DONTNEED).
+ *                         as zero afterwards (MADV_DONTNEED), or, with the
+ *                         purge_lazy option, as zero or as it was (MADV_FREE).
  * All sizes and addresses given to the page calls are page multiples.
  */
 #ifndef TIDE_OS_H
