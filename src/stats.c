@@ -182,23 +182,22 @@ __attribute__((destructor)) static void stats_at_exit(void) {
     return;
   struct tide_stats s;
   stats_get(&s);
+  const struct {
+    const char *name;
+    size_t value;
+  } fields[] = {
+      {"malloc_calls", s.malloc_calls},  {"free_calls", s.free_calls},          {"realloc_calls", s.realloc_calls},
+      {"bytes_requested", s.bytes_requested}, {"peak_in_use", s.peak_in_use_bytes}, {"peak_os", s.peak_os_bytes},
+      {"arenas", s.arenas},              {"purged", s.purged_bytes},
+  };
   struct out o = {.fd = 2};
-  out_str(&o, "tidemalloc stats: malloc_calls=");
-  out_u(&o, s.malloc_calls, 0);
-  out_str(&o, " free_calls=");
-  out_u(&o, s.free_calls, 0);
-  out_str(&o, " realloc_calls=");
-  out_u(&o, s.realloc_calls, 0);
-  out_str(&o, " bytes_requested=");
-  out_u(&o, s.bytes_requested, 0);
-  out_str(&o, " peak_in_use=");
-  out_u(&o, s.peak_in_use_bytes, 0);
-  out_str(&o, " peak_os=");
-  out_u(&o, s.peak_os_bytes, 0);
-  out_str(&o, " arenas=");
-  out_u(&o, s.arenas, 0);
-  out_str(&o, " purged=");
-  out_u(&o, s.purged_bytes, 0);
+  out_str(&o, "tidemalloc stats:");
+  for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+    out_str(&o, " ");
+    out_str(&o, fields[i].name);
+    out_str(&o, "=");
+    out_u(&o, fields[i].value, 0);
+  }
   out_str(&o, "\n");
   out_flush(&o);
 }
