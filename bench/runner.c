@@ -31,7 +31,8 @@ static pid_t child_pid;
 static void on_alarm(int sig) {
   (void)sig;
   timed_out = 1;
-  if (child_pid > 0) kill(-child_pid, SIGKILL);
+  if (child_pid > 0)
+    kill(-child_pid, SIGKILL);
 }
 
 static double now_s(void) {
@@ -52,28 +53,45 @@ int main(int argc, char **argv) {
   unsigned timeout = 0;
   int i = 1;
   for (; i < argc; i++) {
-    if (strcmp(argv[i], "--") == 0) { i++; break; }
-    if (i + 1 >= argc) usage();
-    if (strcmp(argv[i], "-p") == 0) preload = argv[++i];
-    else if (strcmp(argv[i], "-t") == 0) timeout = (unsigned)atoi(argv[++i]);
-    else if (strcmp(argv[i], "-o") == 0) outfile = argv[++i];
-    else usage();
+    if (strcmp(argv[i], "--") == 0) {
+      i++;
+      break;
+    }
+    if (i + 1 >= argc)
+      usage();
+    if (strcmp(argv[i], "-p") == 0)
+      preload = argv[++i];
+    else if (strcmp(argv[i], "-t") == 0)
+      timeout = (unsigned)atoi(argv[++i]);
+    else if (strcmp(argv[i], "-o") == 0)
+      outfile = argv[++i];
+    else
+      usage();
   }
-  if (i >= argc) usage();
+  if (i >= argc)
+    usage();
 
   double t0 = now_s();
   child_pid = fork();
-  if (child_pid < 0) { perror("runner: fork"); return 2; }
+  if (child_pid < 0) {
+    perror("runner: fork");
+    return 2;
+  }
   if (child_pid == 0) {
     setpgid(0, 0);
     if (outfile) {
       int fd = open(outfile, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      if (fd < 0) { perror("runner: open"); _exit(126); }
+      if (fd < 0) {
+        perror("runner: open");
+        _exit(126);
+      }
       dup2(fd, 1);
       close(fd);
     }
-    if (preload && *preload) setenv("LD_PRELOAD", preload, 1);
-    else unsetenv("LD_PRELOAD");
+    if (preload && *preload)
+      setenv("LD_PRELOAD", preload, 1);
+    else
+      unsetenv("LD_PRELOAD");
     execvp(argv[i], argv + i);
     perror("runner: exec");
     _exit(127);
@@ -83,23 +101,32 @@ int main(int argc, char **argv) {
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_alarm;
   sigaction(SIGALRM, &sa, NULL);
-  if (timeout) alarm(timeout);
+  if (timeout)
+    alarm(timeout);
 
   int st = 0;
   struct rusage ru;
   pid_t r;
-  do r = wait4(child_pid, &st, 0, &ru);
+  do
+    r = wait4(child_pid, &st, 0, &ru);
   while (r < 0 && errno == EINTR);
   double wall = now_s() - t0;
   alarm(0);
-  if (r < 0) { perror("runner: wait4"); return 2; }
+  if (r < 0) {
+    perror("runner: wait4");
+    return 2;
+  }
 
   char status[32];
-  if (timed_out) snprintf(status, sizeof status, "timeout");
-  else if (WIFSIGNALED(st)) snprintf(status, sizeof status, "signal:%d", WTERMSIG(st));
-  else if (WEXITSTATUS(st) != 0) snprintf(status, sizeof status, "exit:%d", WEXITSTATUS(st));
-  else snprintf(status, sizeof status, "ok");
-  printf("status=%s wall=%.4f user=%.4f sys=%.4f maxrss_kb=%ld\n", status, wall, tv_s(ru.ru_utime),
-         tv_s(ru.ru_stime), ru.ru_maxrss);
+  if (timed_out)
+    snprintf(status, sizeof status, "timeout");
+  else if (WIFSIGNALED(st))
+    snprintf(status, sizeof status, "signal:%d", WTERMSIG(st));
+  else if (WEXITSTATUS(st) != 0)
+    snprintf(status, sizeof status, "exit:%d", WEXITSTATUS(st));
+  else
+    snprintf(status, sizeof status, "ok");
+  printf("status=%s wall=%.4f user=%.4f sys=%.4f maxrss_kb=%ld\n", status, wall, tv_s(ru.ru_utime), tv_s(ru.ru_stime),
+         ru.ru_maxrss);
   return 0;
 }

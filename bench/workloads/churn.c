@@ -18,15 +18,20 @@ int main(int argc, char **argv) {
   for (long i = 0; i < iters; i++) {
     size_t k = (size_t)(rng_next(&r) % (uint64_t)slots);
     if (pool[k]) {
-      if (pool[k][0] != (uint64_t)k) { fprintf(stderr, "churn: corrupted object\n"); return 4; }
+      if (pool[k][0] != (uint64_t)k) {
+        fprintf(stderr, "churn: corrupted object\n");
+        return 4;
+      }
       free(pool[k]);
     }
     size_t n = rng_range(&r, 8, 1024);
     pool[k] = xmalloc(n);
     pool[k][0] = (uint64_t)k;
-    if (n > 8) ((unsigned char *)pool[k])[n - 1] = (unsigned char)i;
+    if (n > 8)
+      ((unsigned char *)pool[k])[n - 1] = (unsigned char)i;
   }
-  for (long k = 0; k < slots; k++) free(pool[k]);
+  for (long k = 0; k < slots; k++)
+    free(pool[k]);
   free(pool);
   double t = now_s() - t0;
   printf("result ops=%ld secs=%.4f mops_per_s=%.3f\n", iters, t, (double)iters / t / 1e6);

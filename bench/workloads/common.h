@@ -23,12 +23,15 @@
 static inline long arg_long(int argc, char **argv, const char *key, long def) {
   size_t n = strlen(key);
   for (int i = 1; i < argc; i++)
-    if (strncmp(argv[i], key, n) == 0 && argv[i][n] == '=') return strtol(argv[i] + n + 1, NULL, 0);
+    if (strncmp(argv[i], key, n) == 0 && argv[i][n] == '=')
+      return strtol(argv[i] + n + 1, NULL, 0);
   return def;
 }
 
 /* xorshift64*: small, fast, good enough to pick sizes and slots. */
-typedef struct { uint64_t s; } rng_t;
+typedef struct {
+  uint64_t s;
+} rng_t;
 static inline void rng_seed(rng_t *r, uint64_t seed) { r->s = seed * 0x9E3779B97F4A7C15ull + 1; }
 static inline uint64_t rng_next(rng_t *r) {
   uint64_t x = r->s;
@@ -61,8 +64,10 @@ static inline double now_s(void) {
 static inline size_t rss_bytes(void) {
   long pages_total = 0, pages_res = 0;
   FILE *f = fopen("/proc/self/statm", "r");
-  if (!f) return 0;
-  if (fscanf(f, "%ld %ld", &pages_total, &pages_res) != 2) pages_res = 0;
+  if (!f)
+    return 0;
+  if (fscanf(f, "%ld %ld", &pages_total, &pages_res) != 2)
+    pages_res = 0;
   fclose(f);
   return (size_t)pages_res * (size_t)sysconf(_SC_PAGESIZE);
 }
@@ -71,8 +76,10 @@ static inline size_t rss_bytes(void) {
  * optimised away): first, last and every 4 KiB in between. */
 static inline void touch(void *p, size_t n, unsigned char v) {
   unsigned char *c = p;
-  if (n == 0) return;
-  for (size_t i = 0; i < n; i += 4096) c[i] = v;
+  if (n == 0)
+    return;
+  for (size_t i = 0; i < n; i += 4096)
+    c[i] = v;
   c[n - 1] = v;
 }
 

@@ -23,11 +23,13 @@ typedef struct {
 
 static void *worker(void *arg) {
   job_t *j = arg;
-  if (j->handed) free(j->handed);
+  if (j->handed)
+    free(j->handed);
   for (long i = 0; i < j->iters; i++) {
     volatile unsigned char *p = xmalloc(j->size);
     for (long w = 0; w < j->writes; w++) {
-      for (size_t b = 0; b < j->size; b++) p[b] = (unsigned char)(p[b] + 1);
+      for (size_t b = 0; b < j->size; b++)
+        p[b] = (unsigned char)(p[b] + 1);
     }
     free((void *)p);
   }
@@ -49,8 +51,10 @@ int main(int argc, char **argv) {
     jobs[i].size = size;
     jobs[i].handed = scratch ? xmalloc(size) : NULL;
   }
-  for (int i = 0; i < nthreads; i++) pthread_create(&th[i], NULL, worker, &jobs[i]);
-  for (int i = 0; i < nthreads; i++) pthread_join(th[i], NULL);
+  for (int i = 0; i < nthreads; i++)
+    pthread_create(&th[i], NULL, worker, &jobs[i]);
+  for (int i = 0; i < nthreads; i++)
+    pthread_join(th[i], NULL);
   double t = now_s() - t0;
   printf("result mode=%s threads=%d secs=%.4f\n", scratch ? "scratch" : "thrash", nthreads, t);
   return 0;

@@ -33,7 +33,8 @@ int main(int argc, char **argv) {
     pool[k] = xmalloc(n);
     sizes[k] = n;
     live += n;
-    if (live > peak_live) peak_live = live;
+    if (live > peak_live)
+      peak_live = live;
     if (rng_next(&r) & 1) {
       touch(pool[k], n, (unsigned char)k);
     } else {
@@ -44,7 +45,8 @@ int main(int argc, char **argv) {
     pool[k][0] = (unsigned char)k;
     pool[k][n - 1] = (unsigned char)k;
   }
-  for (int k = 0; k < SLOTS; k++) free(pool[k]);
+  for (int k = 0; k < SLOTS; k++)
+    free(pool[k]);
   double t = now_s() - t0;
   printf("result steps=%ld peak_live_mib=%.1f secs=%.4f\n", steps, (double)peak_live / 1048576.0, t);
   return 0;

@@ -33,7 +33,8 @@ static void *worker(void *arg) {
   for (long i = 0; i < j->ops; i++) {
     size_t k = (size_t)(rng_next(&r) % (uint64_t)t->nslots);
     unsigned char *old = t->slots[k];
-    if (old[0] != (unsigned char)t->sizes[k] || old[t->sizes[k] - 1] != (unsigned char)k) j->bad = 1;
+    if (old[0] != (unsigned char)t->sizes[k] || old[t->sizes[k] - 1] != (unsigned char)k)
+      j->bad = 1;
     free(old);
     size_t n = rng_range(&r, 8, 1000);
     unsigned char *p = xmalloc(n);
@@ -84,9 +85,13 @@ int main(int argc, char **argv) {
     }
   }
   double t = now_s() - t0;
-  if (bad) { fprintf(stderr, "larson: corrupted block\n"); return 4; }
+  if (bad) {
+    fprintf(stderr, "larson: corrupted block\n");
+    return 4;
+  }
   for (int i = 0; i < nthreads; i++) {
-    for (long k = 0; k < nslots; k++) free(tables[i].slots[k]);
+    for (long k = 0; k < nslots; k++)
+      free(tables[i].slots[k]);
     free(tables[i].slots);
     free(tables[i].sizes);
   }

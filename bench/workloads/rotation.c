@@ -51,10 +51,14 @@ static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static size_t record_size(rng_t *r) {
   unsigned k = (unsigned)(rng_next(r) % 1000);
-  if (k < 600) return rng_range(r, 16, 128);
-  if (k < 850) return rng_range(r, 129, 1024);
-  if (k < 970) return rng_range(r, 1025, 8192);
-  if (k < 997) return rng_range(r, 8193, 65536);
+  if (k < 600)
+    return rng_range(r, 16, 128);
+  if (k < 850)
+    return rng_range(r, 129, 1024);
+  if (k < 970)
+    return rng_range(r, 1025, 8192);
+  if (k < 997)
+    return rng_range(r, 8193, 65536);
   return rng_range(r, 65537, 512 * 1024);
 }
 
@@ -62,7 +66,8 @@ static void recs_push(recs_t *v, void *p, size_t size) {
   if (v->n == v->cap) {
     v->cap = v->cap ? v->cap * 2 : 1024;
     v->p = realloc(v->p, v->cap * sizeof(void *));
-    if (!v->p) exit(3);
+    if (!v->p)
+      exit(3);
   }
   v->p[v->n++] = p;
   v->bytes += size;
@@ -74,7 +79,8 @@ static void *loader(void *arg) {
   rng_seed(&r, 1000 + (uint64_t)id);
   for (;;) {
     pthread_barrier_wait(&load_go);
-    if (quitting) return NULL;
+    if (quitting)
+      return NULL;
     recs_t *v = &today[id];
     long quota = day_bytes / nloaders;
     while ((long)v->bytes < quota) {
@@ -110,12 +116,14 @@ static void *janitor(void *arg) {
   (void)arg;
   for (;;) {
     pthread_barrier_wait(&jan_go);
-    if (quitting) return NULL;
+    if (quitting)
+      return NULL;
     for (int i = 0; i < nloaders; i++) {
       recs_t *v = &yesterday[i];
       for (size_t k = 0; k < v->n; k++) {
         rec_hdr_t *h = v->p[k];
-        if (h->day != janitor_day || (h->tag & 0xffff0000u) != 0x7e1d0000u) janitor_bad = 1;
+        if (h->day != janitor_day || (h->tag & 0xffff0000u) != 0x7e1d0000u)
+          janitor_bad = 1;
         free(h);
       }
       free(v->p);
@@ -145,7 +153,8 @@ int main(int argc, char **argv) {
   pthread_barrier_init(&jan_go, NULL, 2);
   pthread_barrier_init(&jan_done, NULL, 2);
   pthread_t *lt = calloc((size_t)nloaders, sizeof *lt), jt;
-  for (int i = 0; i < nloaders; i++) pthread_create(&lt[i], NULL, loader, (void *)(intptr_t)i);
+  for (int i = 0; i < nloaders; i++)
+    pthread_create(&lt[i], NULL, loader, (void *)(intptr_t)i);
   pthread_create(&jt, NULL, janitor, NULL);
 
   printf("start rss_mib=%.1f\n", (double)rss_bytes() / mib);
@@ -165,7 +174,8 @@ int main(int argc, char **argv) {
     work += now_s() - t0;
     settle(settle_ms);
     size_t live = cache_bytes;
-    for (int i = 0; i < nloaders; i++) live += yesterday[i].bytes;
+    for (int i = 0; i < nloaders; i++)
+      live += yesterday[i].bytes;
     size_t rss = rss_bytes();
     double ratio = (double)rss / (double)live;
     printf("day n=%d live_mib=%.1f rss_mib=%.1f ratio=%.3f\n", d, (double)live / mib, (double)rss / mib, ratio);
@@ -173,24 +183,31 @@ int main(int argc, char **argv) {
     if (d >= 1 || days == 1) {
       ratio_sum += ratio;
       ratio_n++;
-      if (ratio > ratio_max) ratio_max = ratio;
+      if (ratio > ratio_max)
+        ratio_max = ratio;
     }
-    if ((double)rss > rss_max) rss_max = (double)rss;
+    if ((double)rss > rss_max)
+      rss_max = (double)rss;
   }
   double t0 = now_s();
   janitor_day = (uint32_t)(days - 1);
   pthread_barrier_wait(&jan_go); /* free the last day */
   pthread_barrier_wait(&jan_done);
-  for (int k = 0; k < CACHE_SLOTS; k++) free(cache[k]);
+  for (int k = 0; k < CACHE_SLOTS; k++)
+    free(cache[k]);
   work += now_s() - t0;
   settle(settle_ms);
   size_t final_rss = rss_bytes();
   quitting = 1;
   pthread_barrier_wait(&load_go);
   pthread_barrier_wait(&jan_go);
-  for (int i = 0; i < nloaders; i++) pthread_join(lt[i], NULL);
+  for (int i = 0; i < nloaders; i++)
+    pthread_join(lt[i], NULL);
   pthread_join(jt, NULL);
-  if (janitor_bad) { fprintf(stderr, "rotation: corrupted record\n"); return 4; }
+  if (janitor_bad) {
+    fprintf(stderr, "rotation: corrupted record\n");
+    return 4;
+  }
   printf("result days=%d day_mib=%ld steady_ratio=%.3f max_ratio=%.3f max_rss_mib=%.1f final_rss_mib=%.1f "
          "work_secs=%.4f\n",
          days, day_bytes >> 20, ratio_sum / ratio_n, ratio_max, rss_max / mib, (double)final_rss / mib, work);

@@ -35,7 +35,8 @@ static big_t *big_copy(const big_t *a) {
 /* Product of a and b, truncated to at most maxlen words. */
 static big_t *big_mul(const big_t *a, const big_t *b, uint32_t maxlen) {
   uint32_t n = a->len + b->len;
-  if (n > maxlen) n = maxlen;
+  if (n > maxlen)
+    n = maxlen;
   big_t *r = big_new(n);
   memset(r->w, 0, n * sizeof(uint32_t));
   for (uint32_t i = 0; i < a->len && i < n; i++) {
@@ -45,9 +46,11 @@ static big_t *big_mul(const big_t *a, const big_t *b, uint32_t maxlen) {
       r->w[i + j] = (uint32_t)t;
       carry = t >> 32;
     }
-    if (i + b->len < n) r->w[i + b->len] = (uint32_t)carry;
+    if (i + b->len < n)
+      r->w[i + b->len] = (uint32_t)carry;
   }
-  while (r->len > 1 && r->w[r->len - 1] == 0) r->len--;
+  while (r->len > 1 && r->w[r->len - 1] == 0)
+    r->len--;
   return r;
 }
 
@@ -60,7 +63,8 @@ static big_t *big_add_small(const big_t *a, uint32_t s) {
     carry = t >> 32;
   }
   r->w[a->len] = (uint32_t)carry;
-  if (!carry) r->len = a->len;
+  if (!carry)
+    r->len = a->len;
   return r;
 }
 
@@ -85,7 +89,7 @@ int main(int argc, char **argv) {
   cell_t **rels = xmalloc(caprel * sizeof *rels);
   double t0 = now_s();
   for (long s = 0; s < steps; s++) {
-    uint32_t maxlen = 2 + (uint32_t)(s % 31);       /* numbers of 2..32 words */
+    uint32_t maxlen = 2 + (uint32_t)(s % 31); /* numbers of 2..32 words */
     big_t *t = big_mul(x, a, maxlen);
     big_t *u = big_add_small(t, (uint32_t)s);
     free(t);
@@ -97,14 +101,16 @@ int main(int argc, char **argv) {
       for (int i = 0; i < k; i++) {
         cell_t *c = xmalloc(sizeof *c);
         c->val = big_copy(i ? a : x);
-        if (i) c->val->w[0] ^= (uint32_t)i;
+        if (i)
+          c->val->w[0] ^= (uint32_t)i;
         c->next = head;
         head = c;
       }
       if (nrel == caprel) {
         caprel *= 2;
         rels = realloc(rels, caprel * sizeof *rels);
-        if (!rels) return 3;
+        if (!rels)
+          return 3;
       }
       rels[nrel++] = head;
       live_rel++;
@@ -120,10 +126,13 @@ int main(int argc, char **argv) {
   }
   double t = now_s() - t0;
   uint64_t sum = 0;
-  for (uint32_t i = 0; i < x->len; i++) sum = sum * 31 + x->w[i];
+  for (uint32_t i = 0; i < x->len; i++)
+    sum = sum * 31 + x->w[i];
   for (size_t i = 0; i < nrel; i++)
-    for (cell_t *c = rels[i]; c; c = c->next) sum += c->val->w[0];
-  for (size_t i = 0; i < nrel; i++) rel_free(rels[i]);
+    for (cell_t *c = rels[i]; c; c = c->next)
+      sum += c->val->w[0];
+  for (size_t i = 0; i < nrel; i++)
+    rel_free(rels[i]);
   free(rels);
   free(x);
   free(a);

@@ -34,7 +34,8 @@ static void *producer(void *arg) {
   rng_seed(&r, q->seed);
   unsigned long head = 0;
   for (long done = 0; done < q->blocks;) {
-    while (head - atomic_load_explicit(&q->tail, memory_order_acquire) >= RING) sched_yield();
+    while (head - atomic_load_explicit(&q->tail, memory_order_acquire) >= RING)
+      sched_yield();
     batch_t *b = &q->slot[head % RING];
     b->n = 0;
     for (; b->n < BATCH && done < q->blocks; done++) {
@@ -54,13 +55,15 @@ static void *consumer(void *arg) {
   ring_t *q = arg;
   unsigned long tail = 0;
   for (long done = 0; done < q->blocks;) {
-    while (atomic_load_explicit(&q->head, memory_order_acquire) == tail) sched_yield();
+    while (atomic_load_explicit(&q->head, memory_order_acquire) == tail)
+      sched_yield();
     batch_t *b = &q->slot[tail % RING];
     for (int i = 0; i < b->n; i++) {
       unsigned char *p = b->p[i];
       uint16_t n16;
       memcpy(&n16, p, 2);
-      if (n16 < 16 || n16 > 512 || p[n16 - 1] != 0xA5) q->bad = 1;
+      if (n16 < 16 || n16 > 512 || p[n16 - 1] != 0xA5)
+        q->bad = 1;
       free(p);
     }
     done += b->n;
@@ -83,10 +86,15 @@ int main(int argc, char **argv) {
     pthread_create(&th[2 * i + 1], NULL, consumer, &q[i]);
   }
   int bad = 0;
-  for (int i = 0; i < 2 * pairs; i++) pthread_join(th[i], NULL);
-  for (int i = 0; i < pairs; i++) bad |= q[i].bad;
+  for (int i = 0; i < 2 * pairs; i++)
+    pthread_join(th[i], NULL);
+  for (int i = 0; i < pairs; i++)
+    bad |= q[i].bad;
   double t = now_s() - t0;
-  if (bad) { fprintf(stderr, "xmalloc: corrupted block\n"); return 4; }
+  if (bad) {
+    fprintf(stderr, "xmalloc: corrupted block\n");
+    return 4;
+  }
   long total = blocks * pairs;
   printf("result pairs=%d frees=%ld secs=%.4f mops_per_s=%.3f\n", pairs, total, t, (double)total / t / 1e6);
   return 0;
