@@ -5,6 +5,8 @@
  * frees them.  So blocks are freed and reallocated by threads other than
  * the one that allocated them, while all eight keep allocating.
  *
+ * A ninth thread runs tide_heap_check() over and over meanwhile.
+ *
  * Two builds: tide_* on the debug library, and (-std) the standard names
  * on the drop-in, where stdio and pthread allocate through tidemalloc too.
  *
@@ -12,6 +14,7 @@
  */
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <time.h>
 
@@ -169,6 +172,19 @@ static void *worker(void *arg) {
   return NULL;
 }
 
+/* The heap checker is public API: calling it while other threads allocate
+ * and free must be safe (and find nothing wrong). */
+static atomic_int checker_stop;
+static int checks_done;
+static void *check_loop(void *arg) {
+  (void)arg;
+  while (!atomic_load(&checker_stop)) {
+    tide_heap_check();
+    checks_done++;
+  }
+  return NULL;
+}
+
 int main(int argc, char **argv) {
   seed_base = argc > 1 ? strtoull(argv[1], NULL, 0) : (uint64_t)time(NULL);
   if (argc > 2)
@@ -178,14 +194,18 @@ int main(int argc, char **argv) {
   fflush(stdout);
   for (int i = 0; i < NTHREADS; i++)
     pthread_mutex_init(&rings[i].lock, NULL);
-  pthread_t t[NTHREADS];
+  pthread_t t[NTHREADS], checker;
   int started = 0;
+  pthread_create(&checker, NULL, check_loop, NULL);
   for (int i = 0; i < NTHREADS; i++)
     if (pthread_create(&t[i], NULL, worker, (void *)(intptr_t)i) == 0)
       started++;
   CHECK(started == NTHREADS, "%d threads started", started);
   for (int i = 0; i < started; i++)
     pthread_join(t[i], NULL);
+  atomic_store(&checker_stop, 1);
+  pthread_join(checker, NULL);
+  CHECK(checks_done > 0, "tide_heap_check ran %d times while the workers ran", checks_done);
   size_t errs = 0, handed = 0, leftover = 0;
   for (int i = 0; i < NTHREADS; i++) {
     errs += errors[i];
