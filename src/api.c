@@ -252,7 +252,7 @@ static TIDE_NOINLINE void free_slow(void *mem) {
   }
   if (opt.perturb)
     memset(mem, opt.perturb, size - CHUNK_HDR);
-  arena_free(a, p);
+  arena_free(a, p, false);
   a->count.free_calls++;
   purge_tick(a);
   check_arena_sometimes(a);

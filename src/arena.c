@@ -54,10 +54,23 @@ bool arena_holds(struct arena *a, const void *addr) {
 
 bool arena_owns(struct arena *a, struct chunk *p, size_t size) {
   char *first, *end;
-  if (chunk_in_heap(p) && heap_of(p)->arena != a)
-    return false;
-  arena_region_bounds(a, p, &first, &end);
-  return first && (char *)p >= first && size <= (size_t)(end - (char *)p);
+  if (chunk_in_heap(p)) {
+    struct heap_info *h = heap_of(p);
+    if (h->arena != a)
+      return false;
+    first = (char *)heap_first_chunk(h);
+    end = h->fence ? (char *)h->fence : heap_end(h);
+  } else {
+    /* Nearly always the newest brk segment. */
+    struct brk_segment *s = a->nsegs ? &a->seg[a->nsegs - 1] : NULL;
+    if (!s || (char *)p < s->start || (char *)p >= s->end)
+      s = brk_segment_of(a, p);
+    if (!s)
+      return false;
+    first = s->start;
+    end = s->fence ? (char *)s->fence : s->end;
+  }
+  return (char *)p >= first && (char *)p < end && size <= (size_t)(end - (char *)p);
 }
 
 /* -------------------------------------------------------------- coalesce */
@@ -106,23 +119,27 @@ static size_t free_coalesce(struct arena *a, struct chunk *p, size_t size) {
   return size;
 }
 
-void arena_consolidate(struct arena *a) {
-  a->have_fastchunks = false;
+bool arena_consolidate_some(struct arena *a, size_t budget) {
   for (int i = 0; i < NFASTBINS; i++) {
-    struct chunk *p = a->fastbins[i];
-    a->fastbins[i] = NULL;
-    while (p) {
+    struct chunk *p;
+    while ((p = a->fastbins[i]) != NULL) {
+      if (budget-- == 0)
+        return false;
       if (unlikely(!aligned_ok(p)))
         tide_fatal("malloc_consolidate", "unaligned fastbin chunk detected");
       size_t size = chunk_size(p);
       if (unlikely(size < MINSIZE || fastbin_index(size) != i))
         tide_fatal("malloc_consolidate", "invalid chunk size");
-      struct chunk *next = link_reveal(&p->fd, p->fd);
+      a->fastbins[i] = link_reveal(&p->fd, p->fd);
+      a->fast_bytes -= size;
       free_coalesce(a, p, size);
-      p = next;
     }
   }
+  a->have_fastchunks = false;
+  return true;
 }
+
+void arena_consolidate(struct arena *a) { arena_consolidate_some(a, SIZE_MAX); }
 
 /* ------------------------------------------------------------ splitting */
 
@@ -381,7 +398,7 @@ static struct chunk *take_from_larger_bin(struct arena *a, int i, size_t nb) {
 
 static struct chunk *malloc_locked(struct arena *a, size_t nb, char **clean_from) {
   /* 1. Fast bins: exact size, LIFO. */
-  if (nb <= opt.max_fast) {
+  if (nb <= MAX_FASTBIN_CHUNK) {
     int i = fastbin_index(nb);
     struct chunk *v = a->fastbins[i];
     if (v) {
@@ -390,6 +407,7 @@ static struct chunk *malloc_locked(struct arena *a, size_t nb, char **clean_from
       if (unlikely(fastbin_index(chunk_size(v)) != i))
         tide_fatal(tide_current_fn, "memory corruption (fast)");
       a->fastbins[i] = link_reveal(&v->fd, v->fd);
+      a->fast_bytes -= nb;
       v->bk = NULL; /* no stale double-free key */
       return v;
     }
@@ -460,6 +478,43 @@ struct chunk *arena_malloc(struct arena *a, size_t nb, char **clean_from) {
   return c;
 }
 
+/* Up to n more chunks of exactly nb bytes (a thread-cache refill), taken
+ * the cheap ways only: the fast bin, the small bin, the top.  Counted as
+ * in use.  Returns how many were stored in out. */
+size_t arena_malloc_more(struct arena *a, size_t nb, struct chunk **out, size_t n) {
+  size_t got = 0;
+  if (nb <= MAX_FASTBIN_CHUNK) {
+    int i = fastbin_index(nb);
+    while (got < n && a->fastbins[i]) {
+      struct chunk *v = a->fastbins[i];
+      if (unlikely(!aligned_ok(v) || fastbin_index(chunk_size(v)) != i))
+        tide_fatal(tide_current_fn, "memory corruption (fast)");
+      a->fastbins[i] = link_reveal(&v->fd, v->fd);
+      a->fast_bytes -= nb;
+      v->bk = NULL;
+      out[got++] = v;
+    }
+  }
+  if (in_smallbin_range(nb)) {
+    struct chunk *b = bin_at(a, smallbin_index(nb));
+    while (got < n && b->bk != b) {
+      struct chunk *v = b->bk, *bck = v->bk;
+      if (unlikely(bck->fd != v))
+        tide_fatal(tide_current_fn, "smallbin double linked list corrupted");
+      chunk_set_inuse(v);
+      b->bk = bck;
+      bck->fd = b;
+      out[got++] = v;
+    }
+  }
+  while (got < n && a->top && chunk_size(a->top) >= nb + MINSIZE)
+    out[got++] = take_from_top(a, nb, NULL);
+  a->count.in_use_bytes += got * nb;
+  if (a->count.in_use_bytes > a->count.peak_in_use_bytes)
+    a->count.peak_in_use_bytes = a->count.in_use_bytes;
+  return got;
+}
+
 /* ------------------------------------------------------------------ free */
 
 static void fastbin_push(struct arena *a, struct chunk *p, size_t size) {
@@ -483,6 +538,8 @@ static void fastbin_push(struct arena *a, struct chunk *p, size_t size) {
   p->bk = (struct chunk *)tide_free_key;
   a->fastbins[i] = p;
   a->have_fastchunks = true;
+  a->fast_bytes += size;
+  purge_note_pending(a);
 }
 
 void arena_check_freeable(struct arena *a, struct chunk *p) {
@@ -499,11 +556,11 @@ void arena_check_freeable(struct arena *a, struct chunk *p) {
     tide_fatal(tide_current_fn, "invalid next size (the block's end was overwritten?)");
 }
 
-void arena_free(struct arena *a, struct chunk *p) {
+void arena_free(struct arena *a, struct chunk *p, bool from_cache) {
   arena_check_freeable(a, p);
   size_t size = chunk_size(p);
   a->count.in_use_bytes -= size;
-  if (size <= opt.max_fast) {
+  if (size <= opt.max_fast || (from_cache && size <= MAX_FASTBIN_CHUNK)) {
     fastbin_push(a, p, size);
     return;
   }

@@ -14,17 +14,24 @@ void arena_init(struct arena *a);
  * memory is known to be zero (the end of its usable bytes when nothing
  * is known). */
 struct chunk *arena_malloc(struct arena *a, size_t nb, char **clean_from);
+/* After arena_malloc: up to n more chunks of exactly nb, from the fast
+ * bin, the small bin or the top only; returns how many went to out. */
+size_t arena_malloc_more(struct arena *a, size_t nb, struct chunk **out, size_t n);
 /* Abort unless p looks like an in-use chunk of a that may be freed
  * (inside a's memory, not top, next header sane and saying "in use"). */
 void arena_check_freeable(struct arena *a, struct chunk *p);
-/* Free a non-mmapped chunk that belongs to a (checked as above). */
-void arena_free(struct arena *a, struct chunk *p);
+/* Free a non-mmapped chunk that belongs to a (checked as above).
+ * from_cache: a thread cache's overflow, kept in a fast bin whatever
+ * M_MXFAST says, so the next refill takes it back without coalescing. */
+void arena_free(struct arena *a, struct chunk *p, bool from_cache);
 /* Resize p (in use, of a) to nb without moving it; false if impossible. */
 bool arena_resize_in_place(struct arena *a, struct chunk *p, size_t nb);
 /* A chunk whose memory is aligned to align (a power of two > 16). */
 struct chunk *arena_memalign(struct arena *a, size_t align, size_t nb);
 /* Move every fast-bin chunk into the regular bins, coalescing. */
 void arena_consolidate(struct arena *a);
+/* The same for at most budget chunks; true when the fast bins are empty. */
+bool arena_consolidate_some(struct arena *a, size_t budget);
 /* Give the top chunk back above pad bytes; true if memory was released. */
 bool arena_trim_top(struct arena *a, size_t pad);
 /* Does [p, p+size) lie inside memory a owns (for checking user pointers)? */

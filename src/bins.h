@@ -1,10 +1,14 @@
 /*
  * Bins: the free-chunk containers of one arena.
  *
- *   fast bins    10 singly linked LIFO lists, chunk sizes 32..176 by 16;
+ *   fast bins    singly linked LIFO lists, one per chunk size 32..1040;
  *                chunks stay marked in use (not coalesced) until the arena
- *                consolidates them.  Links are "safe-linked": stored
- *                xor'ed with their own address >> 12.
+ *                consolidates them.  A plain free puts chunks up to
+ *                M_MXFAST (128 B of request) here, as ptmalloc; a thread
+ *                cache hands back its overflow here for every size it
+ *                holds, so a batch moves between threads without being
+ *                coalesced and split again.  Links are "safe-linked":
+ *                stored xor'ed with their own address >> 12.
  *   bin 1        the unsorted bin: freed and split-off chunks wait here,
  *                FIFO, for one chance to be reused before being sorted.
  *   bins 2..63   small bins: one chunk size each (32..1008 by 16).
@@ -26,7 +30,8 @@
 #include "chunk.h"
 
 #define MIN_LARGE_SIZE ((size_t)NSMALLBINS * CHUNK_ALIGN) /* 1024 */
-#define MAX_FAST_SIZE ((size_t)(NFASTBINS + 1) * CHUNK_ALIGN) /* 176 */
+#define MAX_FASTBIN_CHUNK ((size_t)(NFASTBINS + 1) * CHUNK_ALIGN) /* 1040 */
+#define MXFAST_MAX ((size_t)160) /* largest M_MXFAST, as glibc */
 
 static inline struct chunk *bin_at(struct arena *a, int i) {
   return (struct chunk *)((char *)&a->bins[2 * i] - offsetof(struct chunk, fd));

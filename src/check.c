@@ -223,6 +223,7 @@ void check_arena(struct arena *a) {
   REQUIRE(!a->top || !prev_inuse(a->top) == false, "top's P bit clear");
   REQUIRE(t.system == a->system_mem, "system_mem disagrees with the regions");
   REQUIRE(t.inuse_bytes - t.fast_bytes == a->count.in_use_bytes, "in-use counter disagrees with the heap");
+  REQUIRE(t.fast_bytes == a->fast_bytes, "fast-bin byte count disagrees with the fast bins");
 }
 
 TIDE_EXPORT int tide_heap_check(void) {

@@ -72,7 +72,10 @@
 #define NSMALLBINS 64
 #define FIRST_LARGE_BIN 64
 #define LAST_BIN 126
-#define NFASTBINS 10
+/* Fast bins: one per chunk size from 32 to 1040, the thread-cache sizes.
+ * Plain frees use those up to M_MXFAST (128 B of request, as glibc);
+ * thread caches hand their overflow to all of them (src/tcache.c). */
+#define NFASTBINS 64
 #define BINMAP_WORDS 2
 
 /* A free that leaves a chunk at least this big consolidates the fast bins
@@ -152,6 +155,7 @@ struct brk_segment {
 struct arena {
   struct tide_lock lock;
   bool have_fastchunks;
+  size_t fast_bytes;            /* bytes in fast bins */
   bool is_main;
   struct chunk *fastbins[NFASTBINS];
   struct chunk *top;            /* NULL until the first growth */

@@ -35,7 +35,7 @@ struct tide_options opt = {
 
 /* Setters: false when the value is out of range (mallopt returns 0). */
 static bool set_mxfast(size_t v) {
-  if (v > MAX_FAST_SIZE - SIZE_SZ)
+  if (v > MXFAST_MAX)
     return false;
   opt.max_fast = v == 0 ? 0 : (v + SIZE_SZ) & ~CHUNK_ALIGN_MASK;
   return true;
@@ -130,7 +130,7 @@ static const struct option_def {
   bool (*set)(size_t);
   const char *doc;
 } options[] = {
-    {NULL, "mxfast", TIDE_M_MXFAST, set_mxfast, "largest request kept in fast bins (0..160, default 128)"},
+    {NULL, "mxfast", TIDE_M_MXFAST, set_mxfast, "largest request a plain free keeps in fast bins (0..160, default 128)"},
     {"MALLOC_TRIM_THRESHOLD_", "trim_threshold", TIDE_M_TRIM_THRESHOLD, set_trim_threshold,
      "top chunk size that triggers giving memory back (default 128 KiB)"},
     {"MALLOC_TOP_PAD_", "top_pad", TIDE_M_TOP_PAD, set_top_pad, "extra bytes per growth, kept at trim (default 128 KiB)"},

@@ -136,7 +136,11 @@ void purge_track(struct arena *a, struct chunk *c, size_t size) {
     a->dirty_head = c;
   a->dirty_tail = c;
   a->dirty_bytes += size;
-  if (a->dirty_bytes >= THREAD_WAKE_BYTES && !__atomic_load_n(&thread_wanted, __ATOMIC_RELAXED))
+  purge_note_pending(a);
+}
+
+void purge_note_pending(struct arena *a) {
+  if (a->dirty_bytes + a->fast_bytes >= THREAD_WAKE_BYTES && !__atomic_load_n(&thread_wanted, __ATOMIC_RELAXED))
     __atomic_store_n(&thread_wanted, true, __ATOMIC_RELAXED);
 }
 
@@ -261,9 +265,12 @@ static size_t purge_round(void) {
   size_t left = 0;
   for (struct arena *a = arenas_first(); a; a = a->next) {
     lock_acquire(&a->lock);
-    /* Fast-bin fragments of an idle arena merge into purgeable chunks. */
-    if (a->have_fastchunks && !a->dirty_head)
-      arena_consolidate(a);
+    /* Fast-bin chunks (thread-cache overflow) merge into purgeable free
+     * chunks, a bounded number per lock hold. */
+    while (a->have_fastchunks && !arena_consolidate_some(a, 4096)) {
+      lock_release(&a->lock);
+      lock_acquire(&a->lock);
+    }
     if (a->top && chunk_size(a->top) >= opt.trim_threshold)
       purge_trim_top(a, opt.top_pad);
     /* Bounded work per lock hold, so threads using the arena wait little. */
@@ -271,7 +278,7 @@ static size_t purge_round(void) {
       lock_release(&a->lock);
       lock_acquire(&a->lock);
     }
-    left += a->dirty_bytes;
+    left += a->dirty_bytes + a->fast_bytes;
     lock_release(&a->lock);
   }
   return left;

@@ -53,6 +53,9 @@ static inline void purge_tick(struct arena *a) {
 bool purge_trim_top(struct arena *a, size_t pad);
 /* malloc_trim: every arena, all dirty memory; true if memory was released. */
 bool purge_trim_all(size_t pad);
+/* Dirty or fast-bin memory of a (locked) grew: the background thread may
+ * be wanted (it is started by purge_maybe_start_thread). */
+void purge_note_pending(struct arena *a);
 /* Without locks held: start the background thread if it is wanted. */
 void purge_maybe_start_thread(void);
 void purge_postfork_child(void);

@@ -56,24 +56,26 @@ struct chunk *tcache_refill(struct tcache *tc, struct arena *a, size_t idx) {
   struct chunk *first = arena_malloc(a, nb, NULL);
   if (!first || chunk_is_mmapped(first))
     return first;
-  unsigned batch = tcache_limit / 2u;
-  for (unsigned k = 1; k < batch && tc->count[idx] < tcache_limit; k++) {
-    struct chunk *c = arena_malloc(a, nb, NULL);
-    if (!c)
-      break;
-    if (chunk_is_mmapped(c)) { /* only with a tiny mmap threshold */
-      arena_free(a, first);
-      return c;
-    }
-    tcache_push(tc, chunk2mem(c), idx);
+  /* The rest of the batch in one go, from where chunks of this size are
+   * cheapest to take. */
+  struct chunk *more[TCACHE_MAX_BATCH];
+  size_t want = tcache_limit / 2u;
+  if (want > TCACHE_MAX_BATCH)
+    want = TCACHE_MAX_BATCH;
+  if (want > 1u && tc->count[idx] + want - 1 <= tcache_limit) {
+    size_t got = arena_malloc_more(a, nb, more, want - 1);
+    /* Pushed in reverse, so they come out in address order. */
+    while (got > 0)
+      tcache_push(tc, chunk2mem(more[--got]), idx);
   }
   tcache_publish(tc, a);
   return first;
 }
 
 /* Give a list of cached chunks back to their arenas: one lock per run of
- * chunks of the same arena. */
-static void flush_list(struct tcache_entry *e) {
+ * chunks of the same arena.  to_fastbins: the overflow of a live cache,
+ * parked uncoalesced for the next refill (this thread's or another's). */
+static void flush_list(struct tcache_entry *e, bool to_fastbins) {
   struct arena *locked = NULL;
   const char *saved = tide_current_fn;
   tide_current_fn = "free";
@@ -90,7 +92,7 @@ static void flush_list(struct tcache_entry *e) {
       locked = a;
     }
     e->key = 0;
-    arena_free(a, p);
+    arena_free(a, p, to_fastbins);
     e = next;
   }
   if (locked)
@@ -135,14 +137,14 @@ void tcache_free_slow(struct tcache *tc, void *mem, size_t idx) {
       last->next = (struct tcache_entry *)link_protect(&last->next, NULL);
     }
     tc->count[idx] = (uint16_t)keep;
-    flush_list(rest);
+    flush_list(rest, true);
   }
   if (!tcache_push(tc, mem, idx)) {
     /* limit 0: nothing is cached */
     struct chunk *p = mem2chunk(mem);
     struct arena *a = arenas_of_chunk(p, p->size);
     lock_acquire(&a->lock);
-    arena_free(a, p);
+    arena_free(a, p, false);
     lock_release(&a->lock);
   }
 }
@@ -157,13 +159,13 @@ static void thread_exit_hook(void *unused) {
       struct tcache_entry *list = tc->head[i];
       tc->head[i] = NULL;
       tc->count[i] = 0;
-      flush_list(list);
+      flush_list(list, false);
     }
     struct chunk *p = mem2chunk(tc);
     struct arena *a = arenas_of_chunk(p, p->size);
     lock_acquire(&a->lock);
     tcache_publish(tc, a);
-    arena_free(a, p);
+    arena_free(a, p, false);
     lock_release(&a->lock);
   }
   arenas_thread_exit();

@@ -18,6 +18,8 @@
 /* Entries per bin unless tcache_count says otherwise (measured with
  * make bench: see README). */
 #define TCACHE_DEFAULT_COUNT 16
+/* Most chunks moved in one refill. */
+#define TCACHE_MAX_BATCH 64
 
 struct tcache_entry {
   struct tcache_entry *next; /* safe-linked (link_protect) */
