@@ -178,36 +178,33 @@ md.append("\nGeometric means are over the workloads an allocator completed (fail
           "and counted in the last row, if any). The CPU-time row (user+sys, ratio to the least) is "
           "less disturbed than wall time when other processes share the machine.\n")
 
-# Where tidemalloc is furthest behind the best peer.
-behind = []
+# Where tidemalloc is furthest behind the best peer: the three worst
+# workloads by time and, separately, by peak RSS (a failure counts as worst).
+behind_lines = []
 if "tidemalloc" in allocs:
     peers = [a for a in allocs if a != "tidemalloc"]
-    for w in workloads:
-        if not usable(w, "tidemalloc"):
-            if (w, "tidemalloc") in stats:
-                behind.append((float("inf"), w, "time", "FAILED"))
-            continue
-        for k, label in (("time", "time"), ("rss", "peak RSS")):
-            pv = [(stats[(w, a)][k], a) for a in peers if usable(w, a)]
-            if not pv:
-                continue
-            bv, ba = min(pv)
-            if bv:
-                behind.append((stats[(w, "tidemalloc")][k] / bv, w, label, ba))
-    behind.sort(reverse=True)
-    worst, seen = [], set()
-    for x in behind:
-        if x[1] not in seen:
-            worst.append(x)
-            seen.add(x[1])
-        if len(worst) == 3:
-            break
     md.append("### Where tidemalloc is furthest behind the best peer\n")
-    for r_, w, label, ba in worst:
-        if r_ == float("inf"):
-            md.append(f"- **{w}**: tidemalloc failed ({','.join(stats[(w, 'tidemalloc')]['fail'])})")
-        else:
-            md.append(f"- **{w}**: {label} {r_:.2f}x the best peer ({ba})")
+    for k, label in (("time", "time"), ("rss", "peak RSS")):
+        behind = []
+        for w in workloads:
+            if (w, "tidemalloc") not in stats:
+                continue
+            if not usable(w, "tidemalloc"):
+                behind.append((float("inf"), w, "-"))
+                continue
+            pv = [(stats[(w, a)][k], a) for a in peers if usable(w, a)]
+            if pv and min(pv)[0]:
+                bv, ba = min(pv)
+                behind.append((stats[(w, "tidemalloc")][k] / bv, w, ba))
+        behind.sort(reverse=True)
+        items = []
+        for r_, w, ba in behind[:3]:
+            if r_ == float("inf"):
+                items.append(f"**{w}** failed ({','.join(sorted(set(stats[(w, 'tidemalloc')]['fail'])))})")
+            else:
+                items.append(f"**{w}** {r_:.2f}x ({ba})")
+        md.append(f"- by {label}: " + "; ".join(items))
+        behind_lines.append(f"tidemalloc furthest behind the best peer by {label}: " + "; ".join(items).replace("**", ""))
     md.append("")
 
 # ---- per-workload tables ---------------------------------------------------------------
@@ -409,6 +406,7 @@ for w in workloads:
     lines.append(row)
 lines.append(f"{'geomean time':<15}" + "".join(f"{fmt(gm_t[a]):>{col + 2}}" for a in allocs))
 lines.append(f"{'geomean RSS':<15}" + "".join(f"{fmt(gm_r[a]):>{col + 2}}" for a in allocs))
+lines.extend(behind_lines)
 open(os.path.join(OUT, "summary.txt"), "w").write("\n".join(lines) + "\n")
 
 # ---- chart inputs ------------------------------------------------------------------------------
