@@ -139,6 +139,14 @@ struct arena *arenas_lock_mine(void) {
     return bind_thread();
   if (likely(lock_try(&a->lock)))
     return a;
+  /* Most holds are short (often another thread handing back a batch of
+   * this arena's chunks): wait a moment before moving elsewhere, or a
+   * producer would flee its consumer's frees from arena to arena. */
+  for (int i = 0; i < 256; i++) {
+    __builtin_ia32_pause();
+    if (__atomic_load_n(&a->lock.state, __ATOMIC_RELAXED) == 0 && lock_try(&a->lock))
+      return a;
+  }
   return contended(a);
 }
 
