@@ -123,10 +123,12 @@ run "stress/oom" 120 "$T/stress/oom"
 run "stress/oom-std" 120 "$T/stress/oom-std"
 run "stress/fork" 120 "$T/stress/fork"
 run "stress/fork-std" 120 "$T/stress/fork-std"
-# stress (issue 4: arenas per thread, thread caches)
+# stress (issue 4: arenas per thread, thread caches, heaps)
 run "stress/arenas" 120 "$T/stress/arenas"
 run "stress/churn" 120 "$T/stress/churn"
 run "stress/churn-std" 120 "$T/stress/churn-std"
+run "stress/heaps" 120 "$T/stress/heaps"
+run "stress/heaps-std" 120 "$T/stress/heaps-std"
 # stress (issue 5: giving memory back)
 run "stress/purge" 120 "$T/stress/purge"
 run "stress/purge-std" 120 "$T/stress/purge-std"

@@ -17,7 +17,7 @@
 # malloc/free pair or an impossible malloc away.
 
 TEST_CFLAGS := -std=gnu11 -g -O2 -Wall -Wextra -Werror -Wshadow -Wno-unused-function \
-	-Wno-use-after-free -Wno-free-nonheap-object -Wno-alloc-size-larger-than \
+	-Wno-use-after-free -Wno-free-nonheap-object -Wno-alloc-size-larger-than -Wno-array-bounds \
 	-fno-builtin -pthread -Iinclude -Itests
 TEST_DIRS := unit api stress wrong
 # (victim.c and startup.c are plain programs for LD_PRELOAD: -plain only)
@@ -34,7 +34,7 @@ TEST_BINS := $(TEST_SRCS:tests/%.c=$(TEST_OUT)/%) \
 	$(patsubst tests/%.c,$(TEST_OUT)/%-preload,$(wildcard tests/api/*.c)) \
 	$(TEST_OUT)/stress/random_ops-fast $(TEST_OUT)/stress/threads-std \
 	$(TEST_PLAIN:tests/%.c=$(TEST_OUT)/%-plain) $(TEST_OUT)/wrong/misuse-fast $(TEST_OUT)/stress/oom-std $(TEST_OUT)/stress/fork-std \
-	$(TEST_OUT)/stress/churn-std $(TEST_OUT)/stress/purge-std
+	$(TEST_OUT)/stress/churn-std $(TEST_OUT)/stress/purge-std $(TEST_OUT)/stress/heaps-std
 
 .PHONY: test test-build
 test: lib test-build
