@@ -241,6 +241,44 @@ static void test_calloc_fresh(void) {
   CHECK(tide_heap_check() == 0, "heap sound after the fresh callocs");
 }
 
+/* Many mmapped chunks at once (the registry of mappings grows and
+ * rehashes), freed in a scrambled order. */
+static void test_many_mmapped(void) {
+  enum { N = 3000 };
+  static char *m[N];
+  size_t base = mmapped_now(), bad = 0;
+  for (int i = 0; i < N; i++) {
+    m[i] = tide_malloc(600000 + (size_t)i * 64); /* above the 256K threshold set above */
+    if (!is_mmapped(m[i]))
+      bad++;
+    else
+      m[i][0] = (char)i, m[i][599999] = (char)~i;
+  }
+  CHECK(bad == 0 && mmapped_now() == base + N, "%d live mmapped chunks (%zu counted)", N,
+        mmapped_now() - base);
+  struct th_rng r;
+  th_rng_seed(&r, 5);
+  for (int k = 0; k < N; k++) {
+    int i = (int)th_rng_range(&r, 0, N - 1);
+    while (!m[i])
+      i = (i + 1) % N;
+    if (m[i][0] != (char)i || m[i][599999] != (char)~i)
+      bad++;
+    if (k % 7 == 0) {
+      char *q = tide_realloc(m[i], 3 * MiB); /* mremap while the registry is full */
+      if (!q || q[0] != (char)i)
+        bad++;
+      m[i] = q;
+    }
+    tide_free(m[i]);
+    m[i] = NULL;
+  }
+  CHECK(bad == 0 && mmapped_now() == base, "all freed in a scrambled order, some after a "
+                                           "realloc (%zu bad, %zu left)", bad,
+        mmapped_now() - base);
+  CHECK(tide_heap_check() == 0, "heap sound after the mmapped chunks");
+}
+
 int main(void) {
   printf("# unit/policy\n");
   test_dynamic_threshold();
@@ -248,5 +286,6 @@ int main(void) {
   test_fastbins();
   test_realloc_in_place();
   test_calloc_fresh();
+  test_many_mmapped();
   TEST_MAIN_END("unit/policy");
 }

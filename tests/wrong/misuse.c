@@ -234,6 +234,41 @@ static void c_corrupt_links(void *arg) {
   tide_free(g);
 }
 
+/* fake chunks with the M or A bit, and one in memory the program mapped */
+static void c_fake_mmapped_chunk(void *arg) {
+  (void)arg;
+  size_t *w = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  w[0] = 0;                   /* offset from the mapping's start */
+  w[1] = ((size_t)1 << 20) | 2; /* size 1 MiB, M */
+  tide_free(&w[2]);
+}
+
+static void c_fake_heap_chunk(void *arg) {
+  (void)arg;
+  size_t *w = (size_t *)static_area;
+  w[1] = 0x100 | 4 | 1; /* size 256, A, P */
+  w[33] = 0x100 | 4 | 1;
+  tide_free(&w[2]);
+}
+
+static void c_fake_chunk_in_own_mapping(void *arg) {
+  (void)arg;
+  size_t *w = mmap(NULL, 1 << 16, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  w[1] = 0x100 | 1; /* size 256, P: looks like a main-arena chunk */
+  w[33] = 0x100 | 1;
+  w[65] = 0x100 | 1;
+  tide_free(&w[2]);
+}
+
+static void c_realloc_fake_mmapped(void *arg) {
+  (void)arg;
+  size_t *w = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  w[0] = 0;
+  w[1] = ((size_t)1 << 20) | 2;
+  void *p = tide_realloc(&w[2], 2 << 20);
+  sink = (size_t)p;
+}
+
 struct wcase {
   const char *name;
   void (*fn)(void *);
@@ -267,6 +302,11 @@ static const struct wcase cases[] = {
     {"free of a glibc malloc(200) pointer", c_free_glibc_small, "free"},
     {"free of a glibc mmapped pointer", c_free_glibc_mmapped, "free"},
     {"freed chunk's links overwritten, then malloc", c_corrupt_links, "malloc"},
+    {"free of a fake chunk with the mmapped bit", c_fake_mmapped_chunk, "free"},
+    {"free of a fake chunk with the heap (A) bit", c_fake_heap_chunk, "free"},
+    {"free of a chunk-like pointer in the program's own mapping", c_fake_chunk_in_own_mapping,
+     "free"},
+    {"realloc of a fake chunk with the mmapped bit", c_realloc_fake_mmapped, "realloc"},
 };
 
 static void run_case(const struct wcase *w) {
