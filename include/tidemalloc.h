@@ -89,10 +89,12 @@ struct tide_stats {
   size_t free_calls;       /* free of a non-NULL pointer, realloc(p, 0) */
   size_t realloc_calls;
   size_t bytes_requested;  /* sum of requested sizes */
-  size_t in_use_bytes;     /* chunk bytes currently handed out (incl. mmapped) */
-  size_t peak_in_use_bytes;
-  size_t os_bytes;         /* bytes currently obtained from the OS (brk + heaps + mmapped) */
-  size_t peak_os_bytes;
+  size_t in_use_bytes;     /* chunk bytes currently handed out (incl. mmapped and
+                              thread-cached chunks) */
+  size_t peak_in_use_bytes; /* highest in_use_bytes seen when the heap grew */
+  size_t os_bytes;         /* bytes currently obtained from the OS (brk + heaps + mmapped;
+                              purged pages inside them still count) */
+  size_t peak_os_bytes;     /* highest os_bytes seen when the heap grew */
   size_t mmapped_chunks;   /* live mmapped chunks */
   size_t arenas;           /* arenas created */
   size_t purged_bytes;     /* bytes handed back to the OS with madvise/munmap/sbrk since start */

@@ -248,6 +248,7 @@ static TIDE_NOINLINE void free_slow(void *mem) {
     arena_check_freeable(a, p);
     lock_release(&a->lock);
     tcache_free_slow(tc, mem, idx);
+    tc->frees++;
     return;
   }
   if (opt.perturb)

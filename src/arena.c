@@ -10,6 +10,7 @@
 #include "mmapped.h"
 #include "os.h"
 #include "purge.h"
+#include "stats.h"
 
 void arena_init(struct arena *a) {
   bin_init(a);
@@ -208,6 +209,7 @@ static void note_system_mem(struct arena *a, size_t added) {
   a->system_mem += added;
   if (a->system_mem > a->max_system_mem)
     a->max_system_mem = a->system_mem;
+  stats_note_growth();
 }
 
 /* Main arena: extend the break.  True when top now has nb + MINSIZE. */

@@ -4,6 +4,7 @@
 #include "mmapped.h"
 
 #include "os.h"
+#include "stats.h"
 
 #define DEFAULT_MMAP_THRESHOLD_MAX (32 * MiB)
 
@@ -109,6 +110,7 @@ struct chunk *mmapped_alloc(size_t nb) {
     os_unmap(m, len);
     return NULL;
   }
+  stats_note_growth();
   return p;
 }
 
@@ -181,6 +183,8 @@ void mmapped_rekey(struct chunk *old, struct chunk *moved) {
   }
   pthread_mutex_unlock(&reg.lock);
 }
+
+size_t mmapped_totals_unlocked_bytes(void) { return __atomic_load_n(&reg.bytes, __ATOMIC_RELAXED); }
 
 struct mmapped_totals mmapped_totals(void) {
   pthread_mutex_lock(&reg.lock);

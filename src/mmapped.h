@@ -28,6 +28,7 @@ struct mmapped_totals {
   size_t count, max_count, bytes, max_bytes;
 };
 struct mmapped_totals mmapped_totals(void);
+size_t mmapped_totals_unlocked_bytes(void); /* racy, for sampling */
 void mmapped_prefork(void);
 void mmapped_postfork_parent(void);
 void mmapped_postfork_child(void);

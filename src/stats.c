@@ -148,6 +148,24 @@ int stats_info_xml(int options, FILE *fp) {
   return 0;
 }
 
+static size_t peak_total_in_use, peak_total_os;
+
+static void raise_to(size_t *peak_var, size_t now) {
+  size_t peak = __atomic_load_n(peak_var, __ATOMIC_RELAXED);
+  while (now > peak && !__atomic_compare_exchange_n(peak_var, &peak, now, true, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+  }
+}
+
+void stats_note_growth(void) {
+  size_t mm = mmapped_totals_unlocked_bytes(), in_use = mm, os = mm;
+  for (struct arena *a = arenas_first(); a; a = a->next) {
+    in_use += __atomic_load_n(&a->count.in_use_bytes, __ATOMIC_RELAXED);
+    os += __atomic_load_n(&a->system_mem, __ATOMIC_RELAXED);
+  }
+  raise_to(&peak_total_in_use, in_use);
+  raise_to(&peak_total_os, os);
+}
+
 void stats_get(struct tide_stats *out) {
   tide_ensure_init();
   memset(out, 0, sizeof *out);
@@ -170,7 +188,14 @@ void stats_get(struct tide_stats *out) {
   }
   struct mmapped_totals mm = mmapped_totals();
   out->in_use_bytes += mm.bytes;
-  out->peak_in_use_bytes += mm.max_bytes;
+  /* The per-arena peaks were summed above; the sampled total is truer
+   * when arenas peaked at different times. */
+  size_t sampled = __atomic_load_n(&peak_total_in_use, __ATOMIC_RELAXED);
+  if (sampled < out->in_use_bytes)
+    sampled = out->in_use_bytes;
+  out->peak_in_use_bytes = sampled;
+  sampled = __atomic_load_n(&peak_total_os, __ATOMIC_RELAXED);
+  out->peak_os_bytes = sampled > out->os_bytes ? sampled : out->os_bytes;
   out->os_bytes += mm.bytes;
   out->peak_os_bytes += mm.max_bytes;
   out->mmapped_chunks = mm.count;

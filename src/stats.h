@@ -9,5 +9,9 @@ void stats_print(void);                  /* malloc_stats */
 int stats_info_xml(int options, FILE *fp); /* malloc_info */
 void stats_get(struct tide_stats *out);
 void stats_dump(int fd);
+/* The heap just grew: sample the process-wide bytes in use for the peak
+ * (in use only grows past its old peak by taking memory from the OS, so
+ * sampling there finds the peak; reads other arenas' counters unlocked). */
+void stats_note_growth(void);
 
 #endif
