@@ -120,7 +120,7 @@ static void precheck_unreadable(void *mem, const char *fn) {
   if (!maybe_mmapped_mem(mem) || mmapped_known(p) || heap_registered(p) ||
       ((char *)p >= main_arena.brk_lo && (char *)p < main_arena.brk_hi))
     return;
-  tide_fatal(fn, "invalid pointer (an mmapped block freed already, or never allocated)");
+  tide_fatal(fn, "invalid pointer (not a block of ours: freed already, or never allocated)");
 }
 
 static void perturb_alloc(void *mem, size_t n) {

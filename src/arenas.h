@@ -15,6 +15,10 @@ void arenas_init(void);
 /* The calling thread's arena, locked.  On contention the thread may move
  * to another arena or a new one (within the limit). */
 struct arena *arenas_lock_mine(void);
+/* While on, the calling thread allocates from the main arena (used while
+ * tidemalloc starts its own thread, so what pthread_create allocates for
+ * it does not pin memory in a user thread's heap). */
+void arenas_prefer_main(bool on);
 /* After a failed allocation in `failed` (unlocked): another arena to try,
  * locked, or NULL. */
 struct arena *arenas_lock_other(struct arena *failed);

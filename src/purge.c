@@ -8,6 +8,7 @@
 #include "arenas.h"
 #include "heap.h"
 #include "os.h"
+#include "tcache.h"
 
 #include <signal.h>
 #include <time.h>
@@ -337,7 +338,11 @@ void purge_maybe_start_thread(void) {
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
   pthread_t t;
+  struct tcache *tc = tcache_suspend();
+  arenas_prefer_main(true);
   int err = pthread_create(&t, &attr, purge_thread_main, NULL);
+  arenas_prefer_main(false);
+  tcache_resume(tc);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   pthread_attr_destroy(&attr);
   if (err != 0) {

@@ -17,7 +17,8 @@ __thread struct tcache *tcache_tls = &tcache_none;
 uint16_t tcache_limit = TCACHE_DEFAULT_COUNT;
 uint16_t tcache_nbins = TCACHE_BINS;
 size_t tcache_max_request = TCACHE_MAX_REQUEST;
-/* 0: not created yet; 1: live; 2: off (disabled, or the thread is exiting). */
+/* 0: not created yet; 1: live; 2: off (disabled, or the thread is exiting);
+ * 3: live but suspended (tcache_suspend). */
 static __thread unsigned char tcache_state;
 static pthread_key_t exit_key;
 
@@ -102,6 +103,19 @@ static void flush_list(struct tcache_entry *e, bool to_fastbins) {
 }
 
 struct tcache *tcache_mine(void) { return tcache_state == 1 ? tcache_tls : NULL; }
+
+struct tcache *tcache_suspend(void) {
+  struct tcache *tc = tcache_tls;
+  tcache_tls = &tcache_none;
+  tcache_state = tcache_state == 1 ? 3 : tcache_state;
+  return tc;
+}
+
+void tcache_resume(struct tcache *tc) {
+  tcache_tls = tc;
+  if (tcache_state == 3)
+    tcache_state = 1;
+}
 
 bool tcache_contains(struct tcache *tc, void *mem, size_t idx) {
   unsigned n = 0;

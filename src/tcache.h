@@ -37,6 +37,10 @@ struct tcache {
  * full.  Slow paths use tcache_mine(), which gives NULL for it. */
 extern __thread struct tcache *tcache_tls;
 struct tcache *tcache_mine(void);
+/* Bypass the calling thread's cache for a while (its allocations take
+ * the arena path); tcache_resume gives it back. */
+struct tcache *tcache_suspend(void);
+void tcache_resume(struct tcache *tc);
 /* From tcache_count and tcache_max (src/options.c); read on every call,
  * so mallopt changes every thread's cache at once. */
 extern TIDE_HIDDEN uint16_t tcache_limit; /* entries per bin */
