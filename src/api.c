@@ -135,6 +135,7 @@ static void perturb_alloc(void *mem, size_t n) {
 static struct chunk *alloc_chunk(size_t n, size_t nb, char **clean_from, bool use_tcache) {
   tide_current_fn = "malloc";
   struct arena *a = arenas_lock_mine();
+  arena_drain_remote(a);
   struct tcache *tc = tcache_get_or_create(a);
   struct chunk *c;
   size_t idx = tcache_index(nb);
@@ -241,9 +242,11 @@ static TIDE_NOINLINE void free_slow(void *mem) {
    * (arena_free checks again what it frees). */
   struct arena *a = owning_arena(p, "free");
   size_t size = chunk_size(p);
-  lock_acquire(&a->lock);
-  struct tcache *tc = tcache_mine();
   size_t idx = tcache_index(size);
+  /* A thread that only frees (a consumer) gets a cache too, so it hands
+   * blocks back in batches instead of taking the owner's lock for each. */
+  struct tcache *tc = idx < tcache_nbins ? tcache_mine_or_create() : NULL;
+  lock_acquire(&a->lock);
   if (tc && idx < tcache_nbins) {
     arena_check_freeable(a, p);
     lock_release(&a->lock);

@@ -156,6 +156,9 @@ struct arena {
   struct tide_lock lock;
   bool have_fastchunks;
   size_t fast_bytes;            /* bytes in fast bins */
+  /* Chunks other threads freed while the lock was busy: a list through
+   * their fd words, pushed without the lock, drained with it. */
+  struct chunk *remote_free;
   bool is_main;
   struct chunk *fastbins[NFASTBINS];
   struct chunk *top;            /* NULL until the first growth */

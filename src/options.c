@@ -141,7 +141,7 @@ static const struct option_def {
     {"MALLOC_PERTURB_", "perturb", TIDE_M_PERTURB, set_perturb, "fill allocated memory with ~byte, freed with byte"},
     {"MALLOC_ARENA_MAX", "arena_max", TIDE_M_ARENA_MAX, set_arena_max, "most arenas (default 8 x usable CPUs + 1)"},
     {"MALLOC_ARENA_TEST", "arena_test", TIDE_M_ARENA_TEST, set_arena_test, "accepted for compatibility"},
-    {NULL, "tcache_count", TIDE_M_TCACHE_COUNT, set_tcache_count, "entries per thread-cache bin (default 16)"},
+    {NULL, "tcache_count", TIDE_M_TCACHE_COUNT, set_tcache_count, "entries per thread-cache bin (default 64)"},
     {NULL, "tcache_max", TIDE_M_TCACHE_MAX, set_tcache_max, "largest request in the thread cache (default 1032)"},
     {"TIDEMALLOC_DECAY_MS", NULL, TIDE_M_PURGE_DECAY_MS, set_decay_ms,
      "free pages unused this long go back to the OS (default 200; -1 never)"},

@@ -140,6 +140,11 @@ void purge_track(struct arena *a, struct chunk *c, size_t size) {
   purge_note_pending(a);
 }
 
+void purge_note_remote(void) {
+  if (!__atomic_load_n(&thread_wanted, __ATOMIC_RELAXED))
+    __atomic_store_n(&thread_wanted, true, __ATOMIC_RELAXED);
+}
+
 void purge_note_pending(struct arena *a) {
   if (a->dirty_bytes + a->fast_bytes >= THREAD_WAKE_BYTES && !__atomic_load_n(&thread_wanted, __ATOMIC_RELAXED))
     __atomic_store_n(&thread_wanted, true, __ATOMIC_RELAXED);
@@ -249,6 +254,7 @@ bool purge_trim_all(size_t pad) {
   bool released = false;
   for (struct arena *a = arenas_first(); a; a = a->next) {
     lock_acquire(&a->lock);
+    arena_drain_remote(a);
     arena_consolidate(a);
     if (purge_trim_top(a, pad))
       released = true;
@@ -266,6 +272,7 @@ static size_t purge_round(void) {
   size_t left = 0;
   for (struct arena *a = arenas_first(); a; a = a->next) {
     lock_acquire(&a->lock);
+    arena_drain_remote(a);
     /* Fast-bin chunks (thread-cache overflow) merge into purgeable free
      * chunks, a bounded number per lock hold. */
     while (a->have_fastchunks && !arena_consolidate_some(a, 4096)) {
@@ -279,7 +286,7 @@ static size_t purge_round(void) {
       lock_release(&a->lock);
       lock_acquire(&a->lock);
     }
-    left += a->dirty_bytes + a->fast_bytes;
+    left += a->dirty_bytes + a->fast_bytes + (__atomic_load_n(&a->remote_free, __ATOMIC_RELAXED) != NULL);
     lock_release(&a->lock);
   }
   return left;

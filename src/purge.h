@@ -56,6 +56,9 @@ bool purge_trim_all(size_t pad);
 /* Dirty or fast-bin memory of a (locked) grew: the background thread may
  * be wanted (it is started by purge_maybe_start_thread). */
 void purge_note_pending(struct arena *a);
+/* Chunks were pushed on some arena's remote-free list: the background
+ * thread should come round to drain it if nobody else does. */
+void purge_note_remote(void);
 /* Without locks held: start the background thread if it is wanted. */
 void purge_maybe_start_thread(void);
 void purge_postfork_child(void);

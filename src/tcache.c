@@ -18,7 +18,7 @@ uint16_t tcache_limit = TCACHE_DEFAULT_COUNT;
 uint16_t tcache_nbins = TCACHE_BINS;
 size_t tcache_max_request = TCACHE_MAX_REQUEST;
 /* 0: not created yet; 1: live; 2: off (disabled, or the thread is exiting);
- * 3: live but suspended (tcache_suspend). */
+ * 3: suspended (tcache_suspend; none is made meanwhile). */
 static __thread unsigned char tcache_state;
 static pthread_key_t exit_key;
 
@@ -77,44 +77,72 @@ struct chunk *tcache_refill(struct tcache *tc, struct arena *a, size_t idx) {
  * chunks of the same arena.  to_fastbins: the overflow of a live cache,
  * parked uncoalesced for the next refill (this thread's or another's). */
 static void flush_list(struct tcache_entry *e, bool to_fastbins) {
-  struct arena *locked = NULL;
   const char *saved = tide_current_fn;
   tide_current_fn = "free";
   while (e) {
-    struct tcache_entry *next = (struct tcache_entry *)link_reveal(&e->next, (struct chunk *)e->next);
-    struct chunk *p = mem2chunk(e);
-    struct arena *a = arenas_of_chunk(p, p->size);
+    /* A run of chunks of one arena. */
+    struct chunk *first = mem2chunk(e), *last = first;
+    struct arena *a = arenas_of_chunk(first, first->size);
     if (unlikely(!a))
       tide_fatal("free", "invalid pointer in thread cache (corrupted entry)");
-    if (a != locked) {
-      if (locked)
-        lock_release(&locked->lock);
-      lock_acquire(&a->lock);
-      locked = a;
+    size_t n = 1;
+    e = (struct tcache_entry *)link_reveal(&e->next, (struct chunk *)e->next);
+    while (e) {
+      struct chunk *p = mem2chunk(e);
+      if (arenas_of_chunk(p, p->size) != a)
+        break;
+      last->fd = p; /* relink the run through the chunks' fd words */
+      last = p;
+      n++;
+      e = (struct tcache_entry *)link_reveal(&e->next, (struct chunk *)e->next);
     }
-    e->key = 0;
-    arena_free(a, p, to_fastbins);
-    e = next;
+    last->fd = NULL;
+    /* Another thread's arena is not locked at all: the run goes on its
+     * remote-free list, which whoever next allocates from it drains (or
+     * the purge thread).  So a consumer never contends with the producer
+     * whose blocks it frees. */
+    if (to_fastbins && a != arenas_thread_arena()) {
+      arena_remote_push(a, first, last);
+      purge_note_remote();
+      continue;
+    }
+    lock_acquire(&a->lock);
+    for (struct chunk *p = first, *next; p; p = next) {
+      next = p->fd;
+      ((struct tcache_entry *)chunk2mem(p))->key = 0;
+      arena_free(a, p, to_fastbins);
+    }
+    arena_drain_remote(a);
+    lock_release(&a->lock);
   }
-  if (locked)
-    lock_release(&locked->lock);
   tide_current_fn = saved;
   purge_maybe_start_thread();
 }
 
 struct tcache *tcache_mine(void) { return tcache_state == 1 ? tcache_tls : NULL; }
 
+struct tcache *tcache_mine_or_create(void) {
+  if (likely(tcache_state != 0))
+    return tcache_mine();
+  struct arena *a = arenas_lock_mine();
+  struct tcache *tc = tcache_get_or_create(a);
+  lock_release(&a->lock);
+  return tc;
+}
+
+static __thread unsigned char state_before_suspend;
+
 struct tcache *tcache_suspend(void) {
   struct tcache *tc = tcache_tls;
+  state_before_suspend = tcache_state;
+  tcache_state = 3; /* no cache is made meanwhile either */
   tcache_tls = &tcache_none;
-  tcache_state = tcache_state == 1 ? 3 : tcache_state;
   return tc;
 }
 
 void tcache_resume(struct tcache *tc) {
   tcache_tls = tc;
-  if (tcache_state == 3)
-    tcache_state = 1;
+  tcache_state = state_before_suspend;
 }
 
 bool tcache_contains(struct tcache *tc, void *mem, size_t idx) {

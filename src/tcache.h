@@ -17,7 +17,7 @@
 
 /* Entries per bin unless tcache_count says otherwise (measured with
  * make bench: see README). */
-#define TCACHE_DEFAULT_COUNT 16
+#define TCACHE_DEFAULT_COUNT 64
 /* Most chunks moved in one refill. */
 #define TCACHE_MAX_BATCH 64
 
@@ -37,6 +37,8 @@ struct tcache {
  * full.  Slow paths use tcache_mine(), which gives NULL for it. */
 extern __thread struct tcache *tcache_tls;
 struct tcache *tcache_mine(void);
+/* The same, making the cache first if this thread has none yet. */
+struct tcache *tcache_mine_or_create(void);
 /* Bypass the calling thread's cache for a while (its allocations take
  * the arena path); tcache_resume gives it back. */
 struct tcache *tcache_suspend(void);
