@@ -52,6 +52,7 @@ void tide_init_slow(void) {
   pthread_mutex_lock(&init_lock);
   if (!tide_initialized) {
     os_init();
+    tcache_set_count(opt.tcache_count);
     opt_init();
     tide_free_key = (uintptr_t)os_random64();
     arenas_init();

@@ -88,7 +88,7 @@ static bool set_tcache_count(size_t v) {
   if (v > UINT16_MAX)
     return false;
   opt.tcache_count = v;
-  tcache_limit = (uint16_t)v;
+  tcache_set_count(v);
   return true;
 }
 static bool set_tcache_max(size_t v) {

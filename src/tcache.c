@@ -14,7 +14,16 @@ static struct tcache tcache_none = {
     .count = {[0 ... TCACHE_BINS - 1] = UINT16_MAX},
 };
 __thread struct tcache *tcache_tls = &tcache_none;
-uint16_t tcache_limit = TCACHE_DEFAULT_COUNT;
+uint16_t tcache_limit[TCACHE_BINS];
+
+void tcache_set_count(size_t count) {
+  for (size_t i = 0; i < TCACHE_BINS; i++) {
+    size_t chunk = (i + 2) * CHUNK_ALIGN, cap = TCACHE_BIN_BYTES / chunk;
+    if (cap < 8)
+      cap = 8;
+    tcache_limit[i] = (uint16_t)(count < cap ? count : cap);
+  }
+}
 uint16_t tcache_nbins = TCACHE_BINS;
 size_t tcache_max_request = TCACHE_MAX_REQUEST;
 /* 0: not created yet; 1: live; 2: off (disabled, or the thread is exiting);
@@ -60,10 +69,10 @@ struct chunk *tcache_refill(struct tcache *tc, struct arena *a, size_t idx) {
   /* The rest of the batch in one go, from where chunks of this size are
    * cheapest to take. */
   struct chunk *more[TCACHE_MAX_BATCH];
-  size_t want = tcache_limit / 2u;
+  size_t want = tcache_limit[idx] / 2u;
   if (want > TCACHE_MAX_BATCH)
     want = TCACHE_MAX_BATCH;
-  if (want > 1u && tc->count[idx] + want - 1 <= tcache_limit) {
+  if (want > 1u && tc->count[idx] + want - 1 <= tcache_limit[idx]) {
     size_t got = arena_malloc_more(a, nb, more, want - 1);
     /* Pushed in reverse, so they come out in address order. */
     while (got > 0)
@@ -164,9 +173,9 @@ void tcache_free_slow(struct tcache *tc, void *mem, size_t idx) {
       tide_fatal("free", "double free detected in tcache");
     e->key = 0; /* user data that happened to match */
   }
-  if (tc->count[idx] >= tcache_limit) {
+  if (tc->count[idx] >= tcache_limit[idx]) {
     /* Keep the most recent half (warm in cache), flush the rest. */
-    unsigned keep = tcache_limit / 2u;
+    unsigned keep = tcache_limit[idx] / 2u;
     struct tcache_entry *rest;
     if (keep == 0) {
       rest = tc->head[idx];

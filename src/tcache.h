@@ -20,6 +20,9 @@
 #define TCACHE_DEFAULT_COUNT 64
 /* Most chunks moved in one refill. */
 #define TCACHE_MAX_BATCH 64
+/* Most bytes one bin holds: small sizes keep tcache_count entries, large
+ * ones fewer (16 of 1 KiB), so a thread's cache stays under ~1 MiB. */
+#define TCACHE_BIN_BYTES ((size_t)16 * 1024)
 
 struct tcache_entry {
   struct tcache_entry *next; /* safe-linked (link_protect) */
@@ -45,7 +48,10 @@ struct tcache *tcache_suspend(void);
 void tcache_resume(struct tcache *tc);
 /* From tcache_count and tcache_max (src/options.c); read on every call,
  * so mallopt changes every thread's cache at once. */
-extern TIDE_HIDDEN uint16_t tcache_limit; /* entries per bin */
+/* Entries per bin: tcache_count, but no bin holds more than
+ * TCACHE_BIN_BYTES, so an idle thread keeps little (src/tcache.c). */
+extern TIDE_HIDDEN uint16_t tcache_limit[TCACHE_BINS];
+void tcache_set_count(size_t count);
 extern TIDE_HIDDEN uint16_t tcache_nbins; /* bins in use */
 extern TIDE_HIDDEN size_t tcache_max_request; /* largest request they serve */
 
@@ -75,7 +81,7 @@ static inline void *tcache_pop(struct tcache *tc, size_t idx) {
 static inline bool tcache_push(struct tcache *tc, void *mem, size_t idx) {
   struct tcache_entry *e = mem;
   uintptr_t key = tide_free_key;
-  if (unlikely(tc->count[idx] >= tcache_limit || e->key == key))
+  if (unlikely(tc->count[idx] >= tcache_limit[idx] || e->key == key))
     return false;
   e->next = (struct tcache_entry *)link_protect(&e->next, (struct chunk *)tc->head[idx]);
   e->key = key;

@@ -16,13 +16,7 @@
 #include "harness.h"
 #include "tidemalloc.h"
 
-#ifdef TIDE_TEST_STD
-#define F(name) name
-#define FLAVOUR "std"
-#else
-#define F(name) tide_##name
-#define FLAVOUR "debug"
-#endif
+#include "flavour.h"
 
 #define NTHREADS 2000
 #define WAVE 8

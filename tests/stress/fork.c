@@ -14,13 +14,7 @@
 #include "harness.h"
 #include "tidemalloc.h"
 
-#ifdef TIDE_TEST_STD
-#define F(name) name
-#define FLAVOUR "std"
-#else
-#define F(name) tide_##name
-#define FLAVOUR "debug"
-#endif
+#include "flavour.h"
 
 #define NFORKS 100
 #define NHAMMER 4

@@ -18,16 +18,7 @@
 #include "harness.h"
 #include "tidemalloc.h"
 
-#ifdef TIDE_TEST_STD
-#include <malloc.h>
-#define F(name) name
-#define FLAVOUR "std"
-#else
-#define F(name) tide_##name
-#define FLAVOUR "debug"
-#endif
-
-#define MiB ((size_t)1 << 20)
+#include "flavour.h"
 #define NB 1800
 #define BS 100000
 

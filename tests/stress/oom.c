@@ -17,15 +17,7 @@
 #include "harness.h"
 #include "tidemalloc.h"
 
-#ifdef TIDE_TEST_STD
-#define F(name) name
-#define FLAVOUR "std"
-#else
-#define F(name) tide_##name
-#define FLAVOUR "debug"
-#endif
-
-#define MiB ((size_t)1 << 20)
+#include "flavour.h"
 
 static size_t vm_size(void) {
   FILE *f = fopen("/proc/self/statm", "r");

@@ -26,15 +26,7 @@
 #include "harness.h"
 #include "tidemalloc.h"
 
-#ifdef TIDE_TEST_STD
-#define F(name) name
-#define FLAVOUR "std"
-#else
-#define F(name) tide_##name
-#define FLAVOUR "debug"
-#endif
-
-#define MiB ((size_t)1 << 20)
+#include "flavour.h"
 #define NWORK 4
 #define PER_THREAD_BYTES (80 * MiB)
 #define KEEP_EVERY 64

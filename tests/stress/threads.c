@@ -21,14 +21,7 @@
 #include "harness.h"
 #include "tidemalloc.h"
 
-#ifdef TIDE_TEST_STD
-#include <malloc.h>
-#define F(name) name
-#define FLAVOUR "std"
-#else
-#define F(name) tide_##name
-#define FLAVOUR "debug"
-#endif
+#include "flavour.h"
 
 #define NTHREADS 8
 #define NLOCAL 512
