@@ -96,18 +96,20 @@ static void reject_if_cached(struct chunk *p, struct arena *a, const char *fn) {
   (void)a;
 }
 
-static inline bool region_plausible(struct chunk *p, size_t size_field) {
-  if (size_field & IN_HEAP)
-    return heap_registered(p);
-  return (char *)p >= main_arena.brk_lo && (char *)p < main_arena.brk_hi;
-}
-
-/* The header after an in-use arena chunk must say "previous in use", not
- * mmapped, same region kind, and a size that can exist: a write past the
- * end of a block usually breaks one of these. */
-static inline bool next_header_ok(struct chunk *p, size_t size_field) {
+/* The free fast path's checks: p lies in our brk memory or a registered
+ * heap and is not mmapped, and the header after it says "previous in use",
+ * not mmapped, same region kind, with a size that can exist -- a write
+ * past the end of a block usually breaks one of these. */
+static inline bool cacheable_chunk(struct chunk *p, size_t size_field) {
+  size_t kind = size_field & (IS_MMAPPED | IN_HEAP);
+  if (likely(kind == 0)) {
+    if ((char *)p < main_arena.brk_lo || (char *)p >= main_arena.brk_hi)
+      return false;
+  } else if (kind != IN_HEAP || !heap_registered(p)) {
+    return false;
+  }
   size_t nsf = chunk_at(p, size_field & ~CHUNK_FLAGS)->size;
-  return (nsf & CHUNK_FLAGS) == ((size_field & IN_HEAP) | PREV_INUSE) && nsf - FENCE_SIZE < ((size_t)1 << 46);
+  return (nsf & CHUNK_FLAGS) == (kind | PREV_INUSE) && nsf - FENCE_SIZE < ((size_t)1 << 46);
 }
 
 /* An mmapped chunk's memory starts 16 bytes into a page.  Such a pointer
@@ -273,7 +275,7 @@ TIDE_EXPORT void tide_free(void *mem) {
     struct chunk *p = mem2chunk(mem);
     size_t sf = p->size;
     size_t idx = tcache_index(sf);
-    if (likely(idx < tcache_nbins && !(sf & IS_MMAPPED) && region_plausible(p, sf) && next_header_ok(p, sf)) &&
+    if (likely(idx < tcache_nbins && cacheable_chunk(p, sf)) &&
         likely(tcache_push(tc, mem, idx))) {
       tc->frees++;
       return;
