@@ -579,7 +579,14 @@ void arena_check_freeable(struct arena *a, struct chunk *p) {
 }
 
 void arena_free(struct arena *a, struct chunk *p, bool from_cache) {
-  arena_check_freeable(a, p);
+  if (from_cache) {
+    /* Checked when it entered the thread cache (its region and the next
+     * header); what can have changed since is cheap to look at. */
+    if (unlikely(p == a->top || !prev_inuse(chunk_next(p))))
+      tide_fatal(tide_current_fn, "double free or corruption (cached chunk)");
+  } else {
+    arena_check_freeable(a, p);
+  }
   size_t size = chunk_size(p);
   a->count.in_use_bytes -= size;
   if (size <= opt.max_fast || (from_cache && size <= MAX_FASTBIN_CHUNK)) {

@@ -25,8 +25,9 @@ void arena_drain_remote(struct arena *a);
  * (inside a's memory, not top, next header sane and saying "in use"). */
 void arena_check_freeable(struct arena *a, struct chunk *p);
 /* Free a non-mmapped chunk that belongs to a (checked as above).
- * from_cache: a thread cache's overflow, kept in a fast bin whatever
- * M_MXFAST says, so the next refill takes it back without coalescing. */
+ * from_cache: a thread cache's overflow (checked when it was cached),
+ * kept in a fast bin whatever M_MXFAST says, so the next refill takes it
+ * back without coalescing. */
 void arena_free(struct arena *a, struct chunk *p, bool from_cache);
 /* Resize p (in use, of a) to nb without moving it; false if impossible. */
 bool arena_resize_in_place(struct arena *a, struct chunk *p, size_t nb);
