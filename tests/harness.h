@@ -218,4 +218,17 @@ static inline uint64_t th_rng_range(struct th_rng *r, uint64_t lo, uint64_t hi) 
   return lo + th_rng_next(r) % (hi - lo + 1);
 }
 
+
+/* Resident set size of this process, from /proc/self/statm (0 if unreadable). */
+static inline size_t th_rss_bytes(void) {
+  FILE *f = fopen("/proc/self/statm", "r");
+  unsigned long size = 0, res = 0;
+  if (f) {
+    if (fscanf(f, "%lu %lu", &size, &res) != 2)
+      res = 0;
+    fclose(f);
+  }
+  return (size_t)res * (size_t)sysconf(_SC_PAGESIZE);
+}
+
 #endif

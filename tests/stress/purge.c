@@ -32,16 +32,6 @@
 #define KEEP_EVERY 64
 #define DEADLINE_MS 5000
 
-static size_t rss_bytes(void) {
-  FILE *f = fopen("/proc/self/statm", "r");
-  unsigned long size = 0, res = 0;
-  if (f) {
-    if (fscanf(f, "%lu %lu", &size, &res) != 2)
-      res = 0;
-    fclose(f);
-  }
-  return (size_t)res * (size_t)sysconf(_SC_PAGESIZE);
-}
 
 static void sleep_ms(long ms) {
   struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -118,7 +108,7 @@ static void *build_and_free(void *arg) {
 }
 
 static void test_rss_follows(void) {
-  size_t rss0 = rss_bytes();
+  size_t rss0 = th_rss_bytes();
   struct worker w[NWORK];
   pthread_t t[NWORK];
   memset(w, 0, sizeof w);
@@ -133,17 +123,17 @@ static void test_rss_follows(void) {
     errors += w[i].errors;
     live += w[i].kept_bytes;
   }
-  size_t rss_full = rss_bytes();
+  size_t rss_full = th_rss_bytes();
   CHECK(errors == 0, "4 threads built %zu MiB and freed all but %zu MiB", NWORK * PER_THREAD_BYTES >> 20,
         live >> 20);
   /* the bound: where we started, the live bytes, and their pages' slack */
   size_t bound = rss0 + 2 * live + 48 * MiB;
   long start = now_ms(), waited = 0;
-  size_t rss = rss_bytes();
+  size_t rss = th_rss_bytes();
   while (rss > bound && waited < DEADLINE_MS) {
     sleep_ms(50);
     waited = now_ms() - start;
-    rss = rss_bytes();
+    rss = th_rss_bytes();
   }
   NOTE("RSS: %zu MiB at start, %zu MiB at the peak, %zu MiB after %ld ms (bound %zu MiB)",
        rss0 >> 20, rss_full >> 20, rss >> 20, waited, bound >> 20);
@@ -278,9 +268,9 @@ static void test_trim(void) {
     if (i % 50)
       F(free)(p[i]);
   sleep_ms(300);
-  size_t before = rss_bytes();
+  size_t before = th_rss_bytes();
   int r = F(malloc_trim)(0);
-  size_t after = rss_bytes();
+  size_t after = th_rss_bytes();
   CHECK(r == 1, "malloc_trim(0) returns 1 when it gave memory back (got %d)", r);
   CHECK(after + 40 * MiB < before, "and RSS dropped: %zu -> %zu MiB", before >> 20, after >> 20);
   for (int i = 0; i < N; i += 50)

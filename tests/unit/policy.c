@@ -195,24 +195,14 @@ static void test_realloc_in_place(void) {
   CHECK(tide_heap_check() == 0, "heap sound after in-place reallocs");
 }
 
-static size_t rss_now(void) {
-  FILE *f = fopen("/proc/self/statm", "r");
-  unsigned long size = 0, res = 0;
-  if (f) {
-    if (fscanf(f, "%lu %lu", &size, &res) != 2)
-      res = 0;
-    fclose(f);
-  }
-  return (size_t)res * (size_t)sysconf(_SC_PAGESIZE);
-}
 
 /* calloc does not write memory that is known to be fresh zero pages (a
  * new mapping, or top just grown from the OS): seen as RSS that does not
  * grow with the zeroed bytes. */
 static void test_calloc_fresh(void) {
-  size_t r0 = rss_now();
+  size_t r0 = th_rss_bytes();
   char *m = tide_calloc(1, 64 * MiB);
-  size_t r1 = rss_now();
+  size_t r1 = th_rss_bytes();
   CHECK(m && r1 < r0 + 8 * MiB, "calloc(64 MiB) (a fresh mapping) is not memset: RSS +%zu KiB",
         (r1 - r0) >> 10);
   int zero = 1;
@@ -224,10 +214,10 @@ static void test_calloc_fresh(void) {
 
   enum { N = 150 };
   char *p[N];
-  r0 = rss_now();
+  r0 = th_rss_bytes();
   for (int i = 0; i < N; i++)
     p[i] = tide_calloc(1, 100000); /* below the threshold: from top, grown fresh */
-  r1 = rss_now();
+  r1 = th_rss_bytes();
   CHECK(r1 < r0 + 5 * MiB, "150 x calloc(100000) from freshly grown top are not memset: RSS "
                            "+%zu KiB for 15 MB", (r1 - r0) >> 10);
   zero = 1;
