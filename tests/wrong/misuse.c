@@ -168,11 +168,13 @@ static void overflow_then_free(size_t n, int free_next) {
   char *g = tide_malloc(32);
   size_t u = tide_malloc_usable_size(a);
   memset(a, 'A', u + 8);
-  if (free_next)
+  if (free_next) {
     tide_free(b);
-  else
+  } else {
+    /* The overflow must be caught at this very free, not later. */
     tide_free(a);
-  tide_free(b);
+    _exit(0);
+  }
   tide_free(g);
   for (int i = 0; i < nh; i++)
     tide_free(held[i]);
