@@ -138,7 +138,7 @@ static void perturb_alloc(void *mem, size_t n) {
 static struct chunk *alloc_chunk(size_t n, size_t nb, char **clean_from, bool use_tcache) {
   tide_current_fn = "malloc";
   struct arena *a = arenas_lock_mine();
-  arena_drain_remote(a);
+  tcache_drain_remote(a);
   struct tcache *tc = tcache_get_or_create(a);
   struct chunk *c;
   size_t idx = tcache_index(nb);
@@ -173,6 +173,20 @@ static TIDE_NOINLINE void *malloc_slow(size_t n) {
   if (unlikely(!request2size(n, &nb))) {
     errno = ENOMEM;
     return NULL;
+  }
+  /* A miss in the cache: blocks of this size that other threads freed
+   * back to our arena refill it without a lock. */
+  struct tcache *tc = tcache_mine();
+  struct arena *mine = arenas_thread_arena();
+  size_t idx = tcache_index(nb);
+  if (tc && mine && idx < tcache_nbins) {
+    void *mem = tcache_adopt_remote(tc, mine, idx);
+    if (mem) {
+      tc->mallocs++;
+      tc->bytes_requested += n;
+      perturb_alloc(mem, n);
+      return mem;
+    }
   }
   struct chunk *c = alloc_chunk(n, nb, NULL, true);
   if (!c)
@@ -249,8 +263,15 @@ static TIDE_NOINLINE void free_slow(void *mem) {
   /* A thread that only frees (a consumer) gets a cache too, so it hands
    * blocks back in batches instead of taking the owner's lock for each. */
   struct tcache *tc = idx < tcache_nbins ? tcache_mine_or_create() : NULL;
+  if (tc && cacheable_chunk(p, p->size)) {
+    /* The fast path's checks hold; the bin was full (or the block looked
+     * cached): no arena lock is needed to sort that out. */
+    tcache_free_slow(tc, mem, idx);
+    tc->frees++;
+    return;
+  }
   lock_acquire(&a->lock);
-  if (tc && idx < tcache_nbins) {
+  if (tc) {
     arena_check_freeable(a, p);
     lock_release(&a->lock);
     tcache_free_slow(tc, mem, idx);

@@ -519,26 +519,6 @@ size_t arena_malloc_more(struct arena *a, size_t nb, struct chunk **out, size_t 
 
 /* ------------------------------------------------------------------ free */
 
-void arena_remote_push(struct arena *a, struct chunk *first, struct chunk *last) {
-  struct chunk *head = __atomic_load_n(&a->remote_free, __ATOMIC_RELAXED);
-  do
-    last->fd = head;
-  while (!__atomic_compare_exchange_n(&a->remote_free, &head, first, true, __ATOMIC_RELEASE, __ATOMIC_RELAXED));
-}
-
-void arena_drain_remote(struct arena *a) {
-  if (likely(__atomic_load_n(&a->remote_free, __ATOMIC_RELAXED) == NULL))
-    return;
-  struct chunk *p = __atomic_exchange_n(&a->remote_free, NULL, __ATOMIC_ACQUIRE);
-  while (p) {
-    struct chunk *next = p->fd;
-    ((struct chunk **)chunk2mem(p))[1] = NULL; /* the cached-chunk key */
-    arena_free(a, p, true);
-    p = next;
-  }
-}
-
-
 static void fastbin_push(struct arena *a, struct chunk *p, size_t size) {
   struct chunk *next = chunk_at(p, size);
   if (unlikely(chunk_size(next) < CHUNK_HDR || chunk_size(next) >= a->system_mem))

@@ -19,8 +19,6 @@ struct chunk *arena_malloc(struct arena *a, size_t nb, char **clean_from);
 size_t arena_malloc_more(struct arena *a, size_t nb, struct chunk **out, size_t n);
 /* Without the lock: hand a's chunks first..last (linked through fd) to
  * a for freeing.  With the lock: free whatever was handed so. */
-void arena_remote_push(struct arena *a, struct chunk *first, struct chunk *last);
-void arena_drain_remote(struct arena *a);
 /* Abort unless p looks like an in-use chunk of a that may be freed
  * (inside a's memory, not top, next header sane and saying "in use"). */
 void arena_check_freeable(struct arena *a, struct chunk *p);

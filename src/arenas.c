@@ -45,11 +45,11 @@ void arenas_init(void) {
 
 /* A new arena in a heap of its own; list_lock held.  Returned locked. */
 static struct arena *arena_create(void) {
-  size_t hdr = sizeof(struct heap_info) + sizeof(struct arena);
+  size_t hdr = HEAP_ARENA_OFFSET + sizeof(struct arena);
   struct heap_info *h = heap_new(hdr + 128 * KiB, NULL);
   if (!h)
     return NULL;
-  struct arena *a = (struct arena *)(h + 1);
+  struct arena *a = heap_arena_slot(h);
   memset(a, 0, sizeof *a);
   lock_init(&a->lock);
   arena_init(a);

@@ -62,7 +62,7 @@ void heap_delete(struct heap_info *h) {
 
 struct chunk *heap_first_chunk(struct heap_info *h) {
   uintptr_t p = (uintptr_t)(h + 1);
-  if ((char *)h->arena == (char *)(h + 1))
-    p += sizeof(struct arena);
+  if (h->arena == heap_arena_slot(h))
+    p = (uintptr_t)(h->arena + 1);
   return (struct chunk *)((p + CHUNK_ALIGN_MASK) & ~(uintptr_t)CHUNK_ALIGN_MASK);
 }

@@ -32,6 +32,10 @@ static inline struct heap_info *heap_of(const void *p) {
   return (struct heap_info *)((uintptr_t)p & ~(uintptr_t)(HEAP_MAX_SIZE - 1));
 }
 static inline char *heap_end(const struct heap_info *h) { return (char *)h + h->size; }
+/* Where a heap that starts an arena keeps the arena (cache-line aligned,
+ * after the heap_info). */
+#define HEAP_ARENA_OFFSET ((sizeof(struct heap_info) + 63) & ~(size_t)63)
+static inline struct arena *heap_arena_slot(struct heap_info *h) { return (struct arena *)((char *)h + HEAP_ARENA_OFFSET); }
 
 /* A fresh heap with at least `size` committed bytes (size includes the
  * heap_info), or NULL. */

@@ -152,13 +152,11 @@ struct brk_segment {
  *     marked in use and so may neighbour free ones;
  *   - system_mem = bytes of brk segments + committed heap bytes.
  */
+struct tcache_entry;
 struct arena {
   struct tide_lock lock;
   bool have_fastchunks;
   size_t fast_bytes;            /* bytes in fast bins */
-  /* Chunks other threads freed while the lock was busy: a list through
-   * their fd words, pushed without the lock, drained with it. */
-  struct chunk *remote_free;
   bool is_main;
   struct chunk *fastbins[NFASTBINS];
   struct chunk *top;            /* NULL until the first growth */
@@ -188,6 +186,15 @@ struct arena {
   struct chunk *dirty_head, *dirty_tail;
   size_t dirty_bytes;
   unsigned purge_tick;
+
+  /* Blocks of this arena that other threads' caches handed back: one
+   * lock-free stack per cache bin, in thread-cache format (src/tcache.h),
+   * pushed a batch at a time without the lock.  The owner's cache adopts
+   * a whole stack on a miss, also without the lock; whoever holds the
+   * lock may drain them all into the fast bins.  On cache lines of their
+   * own, since other threads write them. */
+  _Alignas(64) struct tcache_entry *remote[TCACHE_BINS];
+  unsigned remote_pending; /* set after a push, cleared by a drain */
 };
 
 extern TIDE_HIDDEN struct arena main_arena;

@@ -254,7 +254,7 @@ bool purge_trim_all(size_t pad) {
   bool released = false;
   for (struct arena *a = arenas_first(); a; a = a->next) {
     lock_acquire(&a->lock);
-    arena_drain_remote(a);
+    tcache_drain_remote(a);
     arena_consolidate(a);
     if (purge_trim_top(a, pad))
       released = true;
@@ -272,7 +272,7 @@ static size_t purge_round(void) {
   size_t left = 0;
   for (struct arena *a = arenas_first(); a; a = a->next) {
     lock_acquire(&a->lock);
-    arena_drain_remote(a);
+    tcache_drain_remote(a);
     /* Fast-bin chunks (thread-cache overflow) merge into purgeable free
      * chunks, a bounded number per lock hold. */
     while (a->have_fastchunks && !arena_consolidate_some(a, 4096)) {
@@ -286,7 +286,7 @@ static size_t purge_round(void) {
       lock_release(&a->lock);
       lock_acquire(&a->lock);
     }
-    left += a->dirty_bytes + a->fast_bytes + (__atomic_load_n(&a->remote_free, __ATOMIC_RELAXED) != NULL);
+    left += a->dirty_bytes + a->fast_bytes + tcache_remote_pending(a);
     lock_release(&a->lock);
   }
   return left;

@@ -26,7 +26,7 @@ struct arena_snapshot {
 static void snapshot(struct arena *a, struct arena_snapshot *s) {
   memset(s, 0, sizeof *s);
   lock_acquire(&a->lock);
-  arena_drain_remote(a); /* blocks freed by other threads count as free */
+  tcache_drain_remote(a); /* blocks freed by other threads count as free */
   s->system = a->system_mem;
   s->max_system = a->max_system_mem;
   s->count = a->count;
@@ -173,7 +173,7 @@ void stats_get(struct tide_stats *out) {
   struct tcache *tc = tcache_mine();
   for (struct arena *a = arenas_first(); a; a = a->next) {
     lock_acquire(&a->lock);
-    arena_drain_remote(a); /* blocks freed by other threads count as free */
+    tcache_drain_remote(a); /* blocks freed by other threads count as free */
     if (tc && a == arenas_thread_arena())
       tcache_publish(tc, a);
     out->malloc_calls += a->count.malloc_calls;

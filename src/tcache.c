@@ -82,46 +82,120 @@ struct chunk *tcache_refill(struct tcache *tc, struct arena *a, size_t idx) {
   return first;
 }
 
-/* Give a list of cached chunks back to their arenas: one lock per run of
- * chunks of the same arena.  to_fastbins: the overflow of a live cache,
- * parked uncoalesced for the next refill (this thread's or another's). */
-static void flush_list(struct tcache_entry *e, bool to_fastbins) {
+/* ------------------------------------------------------- remote stacks */
+
+static inline struct tcache_entry *entry_next(struct tcache_entry *e) {
+  return (struct tcache_entry *)link_reveal(&e->next, (struct chunk *)e->next);
+}
+
+/* Push a run first..last of one bin's entries, all of arena a, onto a's
+ * remote stack: one compare-and-swap for the whole run. */
+static void remote_push(struct arena *a, size_t idx, struct tcache_entry *first, struct tcache_entry *last) {
+  struct tcache_entry *head = __atomic_load_n(&a->remote[idx], __ATOMIC_RELAXED);
+  do
+    last->next = (struct tcache_entry *)link_protect(&last->next, (struct chunk *)head);
+  while (!__atomic_compare_exchange_n(&a->remote[idx], &head, first, true, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED));
+  /* After the push, so a drain that clears the flag first sees the push. */
+  if (!__atomic_load_n(&a->remote_pending, __ATOMIC_SEQ_CST))
+    __atomic_store_n(&a->remote_pending, 1, __ATOMIC_SEQ_CST);
+  purge_note_remote();
+}
+
+/* Entries back to a (locked): parked in its fast bins (from_cache), or
+ * fully checked and freed. */
+static void free_entries(struct arena *a, struct tcache_entry *e, bool from_cache) {
+  while (e) {
+    struct tcache_entry *next = entry_next(e);
+    if (unlikely((uintptr_t)next & CHUNK_ALIGN_MASK))
+      tide_fatal(tide_current_fn, "corrupted remote-free list (written after free?)");
+    e->key = 0;
+    arena_free(a, mem2chunk(e), from_cache);
+    e = next;
+  }
+}
+
+void tcache_drain_remote(struct arena *a) {
+  if (likely(!tcache_remote_pending(a)))
+    return;
+  /* Cleared before looking, so a push we miss sets it again. */
+  __atomic_store_n(&a->remote_pending, 0, __ATOMIC_SEQ_CST);
+  for (size_t i = 0; i < TCACHE_BINS; i++)
+    if (__atomic_load_n(&a->remote[i], __ATOMIC_RELAXED))
+      free_entries(a, __atomic_exchange_n(&a->remote[i], NULL, __ATOMIC_ACQUIRE), true);
+}
+
+void *tcache_adopt_remote(struct tcache *tc, struct arena *a, size_t idx) {
+  if (__atomic_load_n(&a->remote[idx], __ATOMIC_RELAXED) == NULL)
+    return NULL;
+  struct tcache_entry *first = __atomic_exchange_n(&a->remote[idx], NULL, __ATOMIC_ACQUIRE);
+  if (!first)
+    return NULL;
+  /* Walk what fits in the bin (counting, and checking each entry: it sat
+   * in memory anyone could write); the rest goes to the fast bins. */
+  size_t nb = (idx + 2) * CHUNK_ALIGN;
+  unsigned n = 1, room = tcache_limit[idx] > 1 ? tcache_limit[idx] : 1;
+  struct tcache_entry *e = first, *rest = NULL;
+  for (;;) {
+    if (unlikely(e->key != tide_free_key || chunk_size(mem2chunk(e)) != nb))
+      tide_fatal("malloc", "corrupted remote-free entry (written after free?)");
+    struct tcache_entry *next = entry_next(e);
+    if (unlikely((uintptr_t)next & CHUNK_ALIGN_MASK))
+      tide_fatal("malloc", "corrupted remote-free entry (written after free?)");
+    if (!next)
+      break;
+    if (n == room) {
+      rest = next;
+      e->next = (struct tcache_entry *)link_protect(&e->next, NULL);
+      break;
+    }
+    e = next;
+    n++;
+  }
+  tc->head[idx] = entry_next(first);
+  tc->count[idx] = (uint16_t)(n - 1);
+  first->key = 0;
+  if (rest) {
+    const char *saved = tide_current_fn;
+    tide_current_fn = "malloc";
+    lock_acquire(&a->lock);
+    free_entries(a, rest, true);
+    lock_release(&a->lock);
+    tide_current_fn = saved;
+  }
+  return first;
+}
+
+/* Give one bin's list of cached chunks back to their arenas: one lock
+ * (or one push) per run of chunks of the same arena.  live: the overflow
+ * of a live cache, parked uncoalesced for the next refill. */
+static void flush_list(struct tcache_entry *e, size_t idx, bool live) {
   const char *saved = tide_current_fn;
   tide_current_fn = "free";
   while (e) {
     /* A run of chunks of one arena. */
-    struct chunk *first = mem2chunk(e), *last = first;
-    struct arena *a = arenas_of_chunk(first, first->size);
+    struct tcache_entry *first = e, *last = e;
+    struct chunk *c = mem2chunk(e);
+    struct arena *a = arenas_of_chunk(c, c->size);
     if (unlikely(!a))
       tide_fatal("free", "invalid pointer in thread cache (corrupted entry)");
-    size_t n = 1;
-    e = (struct tcache_entry *)link_reveal(&e->next, (struct chunk *)e->next);
-    while (e) {
-      struct chunk *p = mem2chunk(e);
-      if (arenas_of_chunk(p, p->size) != a)
+    for (e = entry_next(e); e; e = entry_next(e)) {
+      c = mem2chunk(e);
+      if (arenas_of_chunk(c, c->size) != a)
         break;
-      last->fd = p; /* relink the run through the chunks' fd words */
-      last = p;
-      n++;
-      e = (struct tcache_entry *)link_reveal(&e->next, (struct chunk *)e->next);
+      last = e;
     }
-    last->fd = NULL;
     /* Another thread's arena is not locked at all: the run goes on its
-     * remote-free list, which whoever next allocates from it drains (or
-     * the purge thread).  So a consumer never contends with the producer
-     * whose blocks it frees. */
-    if (to_fastbins && a != arenas_thread_arena()) {
-      arena_remote_push(a, first, last);
-      purge_note_remote();
+     * remote stack, which its thread adopts on its next miss in this bin
+     * (or a drain under the lock empties).  So a consumer never contends
+     * with the producer whose blocks it frees. */
+    if (live && a != arenas_thread_arena()) {
+      remote_push(a, idx, first, last);
       continue;
     }
+    last->next = (struct tcache_entry *)link_protect(&last->next, NULL);
     lock_acquire(&a->lock);
-    for (struct chunk *p = first, *next; p; p = next) {
-      next = p->fd;
-      ((struct tcache_entry *)chunk2mem(p))->key = 0;
-      arena_free(a, p, to_fastbins);
-    }
-    arena_drain_remote(a);
+    free_entries(a, first, live);
+    tcache_drain_remote(a);
     lock_release(&a->lock);
   }
   tide_current_fn = saved;
@@ -188,7 +262,7 @@ void tcache_free_slow(struct tcache *tc, void *mem, size_t idx) {
       last->next = (struct tcache_entry *)link_protect(&last->next, NULL);
     }
     tc->count[idx] = (uint16_t)keep;
-    flush_list(rest, true);
+    flush_list(rest, idx, true);
   }
   if (!tcache_push(tc, mem, idx)) {
     /* limit 0: nothing is cached */
@@ -210,7 +284,7 @@ static void thread_exit_hook(void *unused) {
       struct tcache_entry *list = tc->head[i];
       tc->head[i] = NULL;
       tc->count[i] = 0;
-      flush_list(list, false);
+      flush_list(list, i, false);
     }
     struct chunk *p = mem2chunk(tc);
     struct arena *a = arenas_of_chunk(p, p->size);

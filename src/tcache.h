@@ -106,4 +106,14 @@ bool tcache_contains(struct tcache *tc, void *mem, size_t idx);
 /* Move the thread's counters into a (locked). */
 void tcache_publish(struct tcache *tc, struct arena *a);
 
+/* Blocks freed by other threads (the remote stacks of struct arena). */
+/* A miss in bin idx (empty) of the cache of a's thread: take a's remote
+ * stack for idx whole, without the lock.  Returns one block, or NULL. */
+void *tcache_adopt_remote(struct tcache *tc, struct arena *a, size_t idx);
+/* Move every remote stack of a (locked) into its fast bins. */
+void tcache_drain_remote(struct arena *a);
+static inline bool tcache_remote_pending(struct arena *a) {
+  return __atomic_load_n(&a->remote_pending, __ATOMIC_RELAXED) != 0;
+}
+
 #endif
