@@ -138,15 +138,18 @@ static void perturb_alloc(void *mem, size_t n) {
 static struct chunk *alloc_chunk(size_t n, size_t nb, char **clean_from, bool use_tcache) {
   tide_current_fn = "malloc";
   struct arena *a = arenas_lock_mine();
-  tcache_drain_remote(a);
+  purge_note_activity(a);
   struct tcache *tc = tcache_get_or_create(a);
   struct chunk *c;
   size_t idx = tcache_index(nb);
   if (use_tcache && tc && idx < tcache_nbins) {
+    /* Other sizes' remote stacks stay for their own misses to adopt. */
     c = tcache_refill(tc, a, idx);
     if (clean_from && c)
       *clean_from = (char *)chunk2mem(c) + chunk_usable(c);
   } else {
+    /* Blocks other threads freed may merge into what is wanted. */
+    tcache_drain_remote(a);
     c = arena_malloc(a, nb, clean_from);
   }
   a->count.malloc_calls++;
@@ -180,6 +183,7 @@ static TIDE_NOINLINE void *malloc_slow(size_t n) {
   struct arena *mine = arenas_thread_arena();
   size_t idx = tcache_index(nb);
   if (tc && mine && idx < tcache_nbins) {
+    purge_note_activity(mine);
     void *mem = tcache_adopt_remote(tc, mine, idx);
     if (mem) {
       tc->mallocs++;

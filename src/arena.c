@@ -11,6 +11,7 @@
 #include "os.h"
 #include "purge.h"
 #include "stats.h"
+#include "tcache.h"
 
 void arena_init(struct arena *a) {
   bin_init(a);
@@ -434,6 +435,7 @@ static struct chunk *malloc_locked(struct arena *a, size_t nb, char **clean_from
     if (a->have_fastchunks)
       arena_consolidate(a);
   }
+  bool drained = false;
   for (;;) {
     /* 3. The unsorted bin: exact fit or last remainder, else sort. */
     struct chunk *v = sweep_unsorted(a, nb);
@@ -452,7 +454,12 @@ static struct chunk *malloc_locked(struct arena *a, size_t nb, char **clean_from
     /* 6. The top chunk. */
     if (a->top && chunk_size(a->top) >= nb + MINSIZE)
       return take_from_top(a, nb, clean_from);
-    /* 7. Fast-bin fragments may merge into something big enough. */
+    /* 7. Blocks other threads handed back, and fast-bin fragments, may
+     * merge into something big enough. */
+    if (!drained && tcache_remote_pending(a)) {
+      tcache_drain_remote(a);
+      drained = true;
+    }
     if (a->have_fastchunks) {
       arena_consolidate(a);
       continue;

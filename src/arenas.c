@@ -154,6 +154,11 @@ struct arena *arenas_lock_mine(void) {
     if (__atomic_load_n(&a->lock.state, __ATOMIC_RELAXED) == 0 && lock_try(&a->lock))
       return a;
   }
+  /* The background thread holds it only briefly: no reason to move. */
+  if (__atomic_load_n(&a->purging, __ATOMIC_RELAXED)) {
+    lock_acquire(&a->lock);
+    return a;
+  }
   return contended(a);
 }
 

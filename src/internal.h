@@ -186,6 +186,12 @@ struct arena {
   struct chunk *dirty_head, *dirty_tail;
   size_t dirty_bytes;
   unsigned purge_tick;
+  /* Slow-path allocations so far (bumped by the owner, read by the
+   * background thread to tell a busy arena from an idle one). */
+  unsigned long activity;
+  unsigned long activity_seen; /* background thread: at its last round */
+  unsigned busy_rounds;        /* background thread: rounds it stayed busy */
+  bool purging;                /* the background thread holds the lock */
 
   /* Blocks of this arena that other threads' caches handed back: one
    * lock-free stack per cache bin, in thread-cache format (src/tcache.h),

@@ -267,26 +267,46 @@ bool purge_trim_all(size_t pad) {
 
 /* --------------------------------------------------- background thread */
 
+/* Rounds a busy arena's parked blocks are left to its threads before
+ * the background thread takes them anyway (about a second). */
+#define BUSY_ROUNDS_MAX 10
+
 /* One round over every arena; returns the dirty bytes left. */
 static size_t purge_round(void) {
   size_t left = 0;
   for (struct arena *a = arenas_first(); a; a = a->next) {
     lock_acquire(&a->lock);
-    tcache_drain_remote(a);
-    /* Fast-bin chunks (thread-cache overflow) merge into purgeable free
-     * chunks, a bounded number per lock hold. */
-    while (a->have_fastchunks && !arena_consolidate_some(a, 4096)) {
-      lock_release(&a->lock);
-      lock_acquire(&a->lock);
+    a->purging = true;
+    /* Blocks other threads handed back and fast-bin chunks are what a
+     * busy arena's thread refills its cache from: taking them would make
+     * it carve new ones.  They are left alone while the arena is busy,
+     * up to about a second. */
+    unsigned long act = __atomic_load_n(&a->activity, __ATOMIC_RELAXED);
+    bool busy = act != a->activity_seen && a->busy_rounds < BUSY_ROUNDS_MAX;
+    a->activity_seen = act;
+    a->busy_rounds = busy ? a->busy_rounds + 1 : 0;
+    if (!busy) {
+      tcache_drain_remote(a);
+      /* Fast-bin chunks merge into purgeable free chunks, a bounded
+       * number per lock hold. */
+      while (a->have_fastchunks && !arena_consolidate_some(a, 4096)) {
+        a->purging = false;
+        lock_release(&a->lock);
+        lock_acquire(&a->lock);
+        a->purging = true;
+      }
     }
     if (a->top && chunk_size(a->top) >= opt.trim_threshold)
       purge_trim_top(a, opt.top_pad);
     /* Bounded work per lock hold, so threads using the arena wait little. */
     while (purge_decayed(a, false, 16) > 0) {
+      a->purging = false;
       lock_release(&a->lock);
       lock_acquire(&a->lock);
+      a->purging = true;
     }
     left += a->dirty_bytes + a->fast_bytes + tcache_remote_pending(a);
+    a->purging = false;
     lock_release(&a->lock);
   }
   return left;

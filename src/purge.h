@@ -45,6 +45,10 @@ void purge_narrow(struct arena *a, struct chunk *c, size_t size, struct purge_ra
 /* Purge dirty chunks freed more than the decay ago (all of them when
  * everything is set), at most max_chunks; returns bytes released. */
 size_t purge_decayed(struct arena *a, bool everything, size_t max_chunks);
+/* A slow-path allocation in a (by its thread; lock not needed). */
+static inline void purge_note_activity(struct arena *a) {
+  __atomic_store_n(&a->activity, a->activity + 1, __ATOMIC_RELAXED);
+}
 /* Now and then, from the arena slow paths. */
 static inline void purge_tick(struct arena *a) {
   if (a->dirty_head && (++a->purge_tick & 31) == 0)
