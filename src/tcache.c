@@ -41,13 +41,17 @@ struct tcache *tcache_get_or_create(struct arena *a) {
   if (likely(tcache_state != 0))
     return tcache_state == 1 ? tcache_tls : NULL;
   tcache_state = 2;
+  /* On cache lines of its own: the neighbouring blocks may be another
+   * thread's, and this is written on every malloc and free. */
   size_t nb;
-  request2size(sizeof(struct tcache), &nb);
+  request2size((sizeof(struct tcache) + 63) / 64 * 64 + 64, &nb);
   struct chunk *c = arena_malloc(a, nb, NULL);
   if (!c)
     return NULL;
-  struct tcache *tc = chunk2mem(c);
+  uintptr_t at = ((uintptr_t)chunk2mem(c) + 63) & ~(uintptr_t)63;
+  struct tcache *tc = (struct tcache *)at;
   memset(tc, 0, sizeof *tc);
+  tc->block = chunk2mem(c);
   tcache_tls = tc;
   tcache_state = 1;
   tcache_thread_start();
@@ -106,8 +110,8 @@ static void remote_push(struct arena *a, size_t idx, struct tcache_entry *first,
 static void free_entries(struct arena *a, struct tcache_entry *e, bool from_cache) {
   while (e) {
     struct tcache_entry *next = entry_next(e);
-    if (unlikely((uintptr_t)next & CHUNK_ALIGN_MASK))
-      tide_fatal(tide_current_fn, "corrupted remote-free list (written after free?)");
+    if (unlikely(((uintptr_t)next & CHUNK_ALIGN_MASK) | (e->key ^ tide_free_key)))
+      tide_fatal(tide_current_fn, "corrupted thread-cache entry (written after free?)");
     e->key = 0;
     arena_free(a, mem2chunk(e), from_cache);
     e = next;
@@ -286,7 +290,7 @@ static void thread_exit_hook(void *unused) {
       tc->count[i] = 0;
       flush_list(list, i, false);
     }
-    struct chunk *p = mem2chunk(tc);
+    struct chunk *p = mem2chunk(tc->block);
     struct arena *a = arenas_of_chunk(p, p->size);
     lock_acquire(&a->lock);
     tcache_publish(tc, a);

@@ -34,6 +34,7 @@ struct tcache {
   uint16_t count[TCACHE_BINS];
   /* Counted here, added to the arena's counters under its lock. */
   size_t mallocs, frees, bytes_requested;
+  void *block; /* the block this cache lives in (it is aligned inside) */
 };
 
 /* Never NULL: threads without a cache see an empty one that is always

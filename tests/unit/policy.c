@@ -12,9 +12,12 @@
  *    M_MXFAST 0 turns them off.  (The thread cache is switched off first
  *    with mallopt(M_TCACHE_COUNT, 0), so frees reach the bins.)
  *  - realloc in place; calloc leaves fresh zero pages untouched (RSS).
+ *  - blocks another thread frees go back to the thread that allocated
+ *    them (through its arena's remote stacks) and are reused by it.
  *
  * The order matters: the threshold test needs a fresh process.
  */
+#include <pthread.h>
 #include <string.h>
 
 #include "harness.h"
@@ -269,6 +272,58 @@ static void test_many_mmapped(void) {
   CHECK(tide_heap_check() == 0, "heap sound after the mmapped chunks");
 }
 
+#define REMOTE_N 256
+static void *remote_set[REMOTE_N];
+static pthread_barrier_t remote_step;
+
+static void *remote_freer(void *arg) {
+  (void)arg;
+  pthread_barrier_wait(&remote_step); /* the owner has allocated */
+  for (int i = 0; i < REMOTE_N; i++)
+    tide_free(remote_set[i]);
+  pthread_barrier_wait(&remote_step); /* freed; the owner looks */
+  pthread_barrier_wait(&remote_step); /* the owner is done */
+  return NULL;
+}
+
+static void *remote_owner(void *arg) {
+  int *reused = arg;
+  for (int i = 0; i < REMOTE_N; i++)
+    remote_set[i] = tide_malloc(64);
+  pthread_barrier_wait(&remote_step);
+  pthread_barrier_wait(&remote_step);
+  void *again[REMOTE_N];
+  for (int i = 0; i < REMOTE_N; i++) {
+    again[i] = tide_malloc(64);
+    for (int k = 0; k < REMOTE_N; k++)
+      if (again[i] == remote_set[k]) {
+        (*reused)++;
+        break;
+      }
+  }
+  for (int i = 0; i < REMOTE_N; i++)
+    tide_free(again[i]);
+  pthread_barrier_wait(&remote_step);
+  return NULL;
+}
+
+static void test_remote_frees_come_back(void) {
+  tide_mallopt(TIDE_M_TCACHE_COUNT, 64);
+  tide_mallopt(TIDE_M_PURGE_THREAD, 0);
+  pthread_barrier_init(&remote_step, NULL, 2);
+  int reused = 0;
+  pthread_t owner, freer;
+  pthread_create(&owner, NULL, remote_owner, &reused);
+  pthread_create(&freer, NULL, remote_freer, NULL);
+  pthread_join(owner, NULL);
+  pthread_join(freer, NULL);
+  /* The freer's cache keeps up to 64 of them; the rest went back. */
+  CHECK(reused >= REMOTE_N / 2, "blocks another thread freed are reused by their owner: %d of the "
+        "next %d mallocs of that size", reused, REMOTE_N);
+  CHECK(tide_heap_check() == 0, "heap sound after cross-thread frees");
+  tide_mallopt(TIDE_M_PURGE_THREAD, 1);
+}
+
 int main(void) {
   printf("# unit/policy\n");
   test_dynamic_threshold();
@@ -277,5 +332,6 @@ int main(void) {
   test_realloc_in_place();
   test_calloc_fresh();
   test_many_mmapped();
+  test_remote_frees_come_back();
   TEST_MAIN_END("unit/policy");
 }

@@ -15,6 +15,8 @@
  * usage: misuse LIBDIR VICTIM
  */
 #include <malloc.h>
+#include <pthread.h>
+#include <unistd.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -271,6 +273,37 @@ static void c_realloc_fake_mmapped(void *arg) {
   sink = (size_t)p;
 }
 
+/* A block another thread freed waits on its arena's remote stack until
+ * the owner's cache takes the stack over; a write after free there (the
+ * cache-entry key is overwritten) must be caught when it is taken. */
+#define REMOTE_BLOCKS 200
+static void *remote_blocks[REMOTE_BLOCKS];
+static pthread_barrier_t remote_freed;
+static void *free_remote_blocks(void *arg) {
+  (void)arg;
+  for (int i = 0; i < REMOTE_BLOCKS; i++)
+    tide_free(remote_blocks[i]);
+  /* The first block went to the owner's remote stack at the first
+   * overflow of this thread's cache. */
+  memset(remote_blocks[0], 0x41, 16);
+  pthread_barrier_wait(&remote_freed);
+  for (;;) /* stays alive: its exit would flush (and check) first */
+    pause();
+  return NULL;
+}
+static void c_write_after_remote_free(void *arg) {
+  (void)arg;
+  tide_mallopt(TIDE_M_PURGE_THREAD, 0); /* nobody drains the stack but us */
+  for (int i = 0; i < REMOTE_BLOCKS; i++)
+    remote_blocks[i] = tide_malloc(64);
+  pthread_barrier_init(&remote_freed, NULL, 2);
+  pthread_t t;
+  pthread_create(&t, NULL, free_remote_blocks, NULL);
+  pthread_barrier_wait(&remote_freed);
+  for (int i = 0; i < 4 * REMOTE_BLOCKS; i++)
+    sink += (size_t)tide_malloc(64);
+}
+
 struct wcase {
   const char *name;
   void (*fn)(void *);
@@ -309,6 +342,7 @@ static const struct wcase cases[] = {
     {"free of a chunk-like pointer in the program's own mapping", c_fake_chunk_in_own_mapping,
      "free"},
     {"realloc of a fake chunk with the mmapped bit", c_realloc_fake_mmapped, "realloc"},
+    {"write after free into a block on the owner's remote stack, then malloc", c_write_after_remote_free, "malloc"},
 };
 
 static void run_case(const struct wcase *w) {
