@@ -91,7 +91,7 @@ static void reject_if_cached(struct chunk *p, struct arena *a, const char *fn) {
     return;
   struct tcache *tc = tcache_mine();
   size_t idx = tcache_index(chunk_size(p));
-  if (tc && idx < tcache_nbins && tcache_contains(tc, chunk2mem(p), idx))
+  if (tc && ((idx < tcache_nbins && tcache_contains(tc, chunk2mem(p), idx)) || tcache_big_contains(tc, p)))
     tide_fatal(fn, "pointer already freed (in thread cache)");
   (void)a;
 }
@@ -182,6 +182,15 @@ static TIDE_NOINLINE void *malloc_slow(size_t n) {
   struct tcache *tc = tcache_mine();
   struct arena *mine = arenas_thread_arena();
   size_t idx = tcache_index(nb);
+  if (tc && tcache_big_size(nb)) {
+    void *mem = tcache_big_take(tc, nb);
+    if (mem) {
+      tc->mallocs++;
+      tc->bytes_requested += n;
+      perturb_alloc(mem, n);
+      return mem;
+    }
+  }
   if (tc && mine && idx < tcache_nbins) {
     purge_note_activity(mine);
     void *mem = tcache_adopt_remote(tc, mine, idx);
@@ -266,6 +275,13 @@ static TIDE_NOINLINE void free_slow(void *mem) {
   size_t idx = tcache_index(size);
   /* A thread that only frees (a consumer) gets a cache too, so it hands
    * blocks back in batches instead of taking the owner's lock for each. */
+  if (tcache_big_size(size) && cacheable_chunk(p, p->size)) {
+    struct tcache *tb = tcache_mine_or_create();
+    if (tb && tcache_big_put(tb, p)) {
+      tb->frees++;
+      return;
+    }
+  }
   struct tcache *tc = idx < tcache_nbins ? tcache_mine_or_create() : NULL;
   if (tc && cacheable_chunk(p, p->size)) {
     /* The fast path's checks hold; the bin was full (or the block looked

@@ -28,7 +28,7 @@ struct tide_options opt = {
     .mmap_max = DEFAULT_MMAP_MAX,
     .dynamic_threshold = true,
     .tcache_count = DEFAULT_TCACHE_COUNT,
-    .tcache_max_bytes = TCACHE_MAX_REQUEST,
+    .tcache_max_bytes = TCACHE_BIG_MAX_CHUNK - SIZE_SZ,
     .purge_decay_ms = DEFAULT_DECAY_MS,
     .purge_thread = true,
 };
@@ -89,13 +89,20 @@ static bool set_tcache_count(size_t v) {
     return false;
   opt.tcache_count = v;
   tcache_set_count(v);
+  if (v == 0)
+    tcache_big_flush_mine();
   return true;
 }
 static bool set_tcache_max(size_t v) {
-  if (v > TCACHE_MAX_REQUEST)
+  if (v > TCACHE_BIG_MAX_CHUNK - SIZE_SZ)
     return false;
   opt.tcache_max_bytes = v;
-  tcache_nbins = v == 0 ? 0 : (uint16_t)(tcache_request_index(v) + 1);
+  /* Up to 1032 bytes in the per-size bins; past that, the medium cache. */
+  size_t bins = v == 0 ? 0 : tcache_request_index(v) + 1;
+  tcache_nbins = (uint16_t)(bins < TCACHE_BINS ? bins : TCACHE_BINS);
+  size_t nb = 0;
+  tcache_big_max_chunk = v > TCACHE_MAX_REQUEST && request2size(v, &nb) ? nb : 0;
+  tcache_big_flush_mine();
   /* The largest request whose chunk falls in the bins in use. */
   tcache_max_request = tcache_nbins == 0 ? 0 : (size_t)(tcache_nbins + 1) * CHUNK_ALIGN - SIZE_SZ;
   return true;
@@ -142,7 +149,7 @@ static const struct option_def {
     {"MALLOC_ARENA_MAX", "arena_max", TIDE_M_ARENA_MAX, set_arena_max, "most arenas (default 8 x usable CPUs + 1)"},
     {"MALLOC_ARENA_TEST", "arena_test", TIDE_M_ARENA_TEST, set_arena_test, "accepted for compatibility"},
     {NULL, "tcache_count", TIDE_M_TCACHE_COUNT, set_tcache_count, "entries per thread-cache bin (default 64)"},
-    {NULL, "tcache_max", TIDE_M_TCACHE_MAX, set_tcache_max, "largest request in the thread cache (default 1032)"},
+    {NULL, "tcache_max", TIDE_M_TCACHE_MAX, set_tcache_max, "largest request in the thread cache (default 65528; bins up to 1032, a few medium blocks above)"},
     {"TIDEMALLOC_DECAY_MS", NULL, TIDE_M_PURGE_DECAY_MS, set_decay_ms,
      "free pages unused this long go back to the OS (default 200; -1 never)"},
     {"TIDEMALLOC_PURGE_THREAD", NULL, TIDE_M_PURGE_THREAD, set_purge_thread,

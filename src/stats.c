@@ -338,6 +338,9 @@ static void collect_tcache(struct dump_table *t, struct arena *a) {
       if (arena_holds(a, mem2chunk(e)))
         table_add(t, mem2chunk(e), TAG_TCACHE);
   }
+  for (unsigned i = 0; i < tc->nbig; i++) /* the medium blocks */
+    if (arena_holds(a, tc->big[i]))
+      table_add(t, tc->big[i], TAG_TCACHE);
 }
 
 /* Fast bins (a locked).  A link that leaves the arena ends the walk. */

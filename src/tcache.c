@@ -26,6 +26,7 @@ void tcache_set_count(size_t count) {
 }
 uint16_t tcache_nbins = TCACHE_BINS;
 size_t tcache_max_request = TCACHE_MAX_REQUEST;
+size_t tcache_big_max_chunk = TCACHE_BIG_MAX_CHUNK;
 /* 0: not created yet; 1: live; 2: off (disabled, or the thread is exiting);
  * 3: suspended (tcache_suspend; none is made meanwhile). */
 static __thread unsigned char tcache_state;
@@ -206,6 +207,80 @@ static void flush_list(struct tcache_entry *e, size_t idx, bool live) {
   purge_maybe_start_thread();
 }
 
+/* ------------------------------------------------------ medium chunks */
+
+static uintptr_t *big_key(struct chunk *c) { return &((uintptr_t *)chunk2mem(c))[1]; }
+
+static void big_remove(struct tcache *tc, unsigned i) {
+  tc->big_bytes -= chunk_size(tc->big[i]);
+  for (; i + 1 < tc->nbig; i++)
+    tc->big[i] = tc->big[i + 1];
+  tc->nbig--;
+}
+
+void *tcache_big_take(struct tcache *tc, size_t nb) {
+  size_t most = nb + nb / 4;
+  for (unsigned i = tc->nbig; i-- > 0;) { /* newest first: warm in cache */
+    struct chunk *c = tc->big[i];
+    size_t size = chunk_size(c);
+    if (size < nb || size > most)
+      continue;
+    if (unlikely(*big_key(c) != tide_free_key))
+      tide_fatal("malloc", "corrupted thread-cache entry (written after free?)");
+    *big_key(c) = 0;
+    big_remove(tc, i);
+    return chunk2mem(c);
+  }
+  return NULL;
+}
+
+bool tcache_big_contains(struct tcache *tc, struct chunk *p) {
+  for (unsigned i = 0; i < tc->nbig; i++)
+    if (tc->big[i] == p)
+      return true;
+  return false;
+}
+
+/* Back to its arena, fully checked and coalesced. */
+static void big_release(struct chunk *c) {
+  *big_key(c) = 0;
+  struct arena *a = arenas_of_chunk(c, c->size);
+  if (unlikely(!a))
+    tide_fatal(tide_current_fn, "invalid pointer in thread cache (corrupted entry)");
+  lock_acquire(&a->lock);
+  arena_free(a, c, false);
+  lock_release(&a->lock);
+}
+
+void tcache_big_flush_mine(void) {
+  struct tcache *tc = tcache_mine();
+  while (tc && tc->nbig > 0) {
+    struct chunk *c = tc->big[tc->nbig - 1];
+    big_remove(tc, tc->nbig - 1);
+    big_release(c);
+  }
+}
+
+bool tcache_big_put(struct tcache *tc, struct chunk *p) {
+  if (unlikely(*big_key(p) == tide_free_key)) {
+    if (tcache_big_contains(tc, p))
+      tide_fatal("free", "double free detected in tcache");
+    *big_key(p) = 0; /* user data that happened to match */
+  }
+  if (opt.tcache_count == 0)
+    return false;
+  size_t size = chunk_size(p);
+  while (tc->nbig == TCACHE_BIG_SLOTS || tc->big_bytes + size > TCACHE_BIG_BYTES) {
+    struct chunk *old = tc->big[0];
+    big_remove(tc, 0);
+    big_release(old);
+  }
+  *big_key(p) = tide_free_key;
+  tc->big[tc->nbig++] = p;
+  tc->big_bytes += size;
+  return true;
+}
+
 struct tcache *tcache_mine(void) { return tcache_state == 1 ? tcache_tls : NULL; }
 
 struct tcache *tcache_mine_or_create(void) {
@@ -289,6 +364,12 @@ static void thread_exit_hook(void *unused) {
       tc->head[i] = NULL;
       tc->count[i] = 0;
       flush_list(list, i, false);
+    }
+    tide_current_fn = "free";
+    while (tc->nbig > 0) {
+      struct chunk *c = tc->big[tc->nbig - 1];
+      big_remove(tc, tc->nbig - 1);
+      big_release(c);
     }
     struct chunk *p = mem2chunk(tc->block);
     struct arena *a = arenas_of_chunk(p, p->size);

@@ -24,6 +24,14 @@
  * ones fewer (16 of 1 KiB), so a thread's cache stays under ~1 MiB. */
 #define TCACHE_BIN_BYTES ((size_t)16 * 1024)
 
+/* Medium blocks (chunks over 1040 bytes up to 64 KiB) have no bins here:
+ * the cache keeps the few most recently freed of them, whatever their
+ * size, and a request takes one that fits with at most 1/4 to spare.
+ * Bounded in count and bytes, so an idle thread holds little. */
+#define TCACHE_BIG_SLOTS 8
+#define TCACHE_BIG_MAX_CHUNK ((size_t)64 * 1024)
+#define TCACHE_BIG_BYTES ((size_t)256 * 1024)
+
 struct tcache_entry {
   struct tcache_entry *next; /* safe-linked (link_protect) */
   uintptr_t key;             /* tide_free_key while cached */
@@ -35,6 +43,11 @@ struct tcache {
   /* Counted here, added to the arena's counters under its lock. */
   size_t mallocs, frees, bytes_requested;
   void *block; /* the block this cache lives in (it is aligned inside) */
+  /* Medium chunks, oldest first; in use as far as their arenas know,
+   * marked with the key like the entries above. */
+  struct chunk *big[TCACHE_BIG_SLOTS];
+  unsigned nbig;
+  size_t big_bytes;
 };
 
 /* Never NULL: threads without a cache see an empty one that is always
@@ -104,6 +117,21 @@ struct chunk *tcache_refill(struct tcache *tc, struct arena *a, size_t idx);
 void tcache_free_slow(struct tcache *tc, void *mem, size_t idx);
 /* Is mem in this thread's cache? */
 bool tcache_contains(struct tcache *tc, void *mem, size_t idx);
+/* Medium chunks: is nb (a chunk size over the bins' range) one? */
+extern TIDE_HIDDEN size_t tcache_big_max_chunk; /* from tcache_max; 0: off */
+static inline bool tcache_big_size(size_t nb) {
+  return nb > (TCACHE_BINS + 1) * CHUNK_ALIGN && nb <= tcache_big_max_chunk;
+}
+/* A cached medium chunk that fits nb, or NULL. */
+void *tcache_big_take(struct tcache *tc, size_t nb);
+/* Cache p (checked by the caller, its arena unlocked), making room by
+ * handing the oldest back; false if the cache is off. */
+bool tcache_big_put(struct tcache *tc, struct chunk *p);
+bool tcache_big_contains(struct tcache *tc, struct chunk *p);
+/* Hand back what the calling thread's medium cache holds (after mallopt
+ * narrowed the cache; other threads' caches follow as they turn over). */
+void tcache_big_flush_mine(void);
+
 /* Move the thread's counters into a (locked). */
 void tcache_publish(struct tcache *tc, struct arena *a);
 

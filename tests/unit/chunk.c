@@ -239,6 +239,9 @@ static void expect_check_abort(const char *what, void (*fn)(void *)) {
 int main(void) {
   printf("# unit/chunk\n");
   test_sizes();
+  /* Medium blocks straight to the bins (no thread cache above 1032
+   * bytes), as the boundary-tag and checker cases below need. */
+  CHECK(tide_mallopt(TIDE_M_TCACHE_MAX, 1032) == 1, "mallopt(M_TCACHE_MAX, 1032)");
   test_tags();
   expect_check_abort("a free chunk's size changed", d_free_size);
   expect_check_abort("a free chunk's fd overwritten", d_free_fd);
