@@ -14,6 +14,9 @@
  *  - realloc in place; calloc leaves fresh zero pages untouched (RSS).
  *  - blocks another thread frees go back to the thread that allocated
  *    them (through its arena's remote stacks) and are reused by it.
+ *  - medium blocks (1-64 KiB): the thread cache keeps the last few freed
+ *    and gives one back to a request it fits with at most 1/4 to spare;
+ *    mallopt(M_TCACHE_MAX, 1032) turns that off.
  *
  * The order matters: the threshold test needs a fresh process.
  */
@@ -324,6 +327,44 @@ static void test_remote_frees_come_back(void) {
   tide_mallopt(TIDE_M_PURGE_THREAD, 1);
 }
 
+static void test_medium_cache(void) {
+  CHECK(tide_mallopt(TIDE_M_TCACHE_MAX, 65528) == 1, "mallopt(M_TCACHE_MAX, 65528) (the default)");
+  void *guard = tide_malloc(100);
+  void *p = tide_malloc(8000);
+  void *g2 = tide_malloc(100); /* p does not border top */
+  struct tide_stats s0, s1;
+  tide_stats_get(&s0);
+  tide_free(p);
+  tide_stats_get(&s1);
+  CHECK(s1.in_use_bytes == s0.in_use_bytes, "a freed 8000 B block stays with the thread (in use "
+        "%zu -> %zu)", s0.in_use_bytes, s1.in_use_bytes);
+  void *q = tide_malloc(7000);
+  CHECK(q == p, "malloc(7000) takes it back (fits with under 1/4 to spare)");
+  tide_free(q);
+  void *r = tide_malloc(5000);
+  CHECK(r != p, "malloc(5000) does not (8000 would waste over 1/4)");
+  tide_free(r);
+  void *big[12];
+  for (int i = 0; i < 12; i++)
+    big[i] = tide_malloc(30000);
+  for (int i = 0; i < 12; i++)
+    tide_free(big[i]);
+  struct tide_mallinfo2 mi = tide_mallinfo2();
+  CHECK(mi.uordblks < 12 * 30000, "12 freed 30000 B blocks: the cache keeps at most 256 KiB "
+        "(in use %zu)", mi.uordblks);
+  CHECK(tide_mallopt(TIDE_M_TCACHE_MAX, 1032) == 1, "mallopt(M_TCACHE_MAX, 1032)");
+  p = tide_malloc(8000);
+  tide_stats_get(&s0);
+  tide_free(p);
+  tide_stats_get(&s1);
+  CHECK(s1.in_use_bytes < s0.in_use_bytes, "after it a freed 8000 B block goes back to the arena "
+        "at once (in use %zu -> %zu)", s0.in_use_bytes, s1.in_use_bytes);
+  tide_free(guard);
+  tide_free(g2);
+  CHECK(tide_mallopt(TIDE_M_TCACHE_MAX, 65528) == 1, "and back to the default");
+  CHECK(tide_heap_check() == 0, "heap sound after the medium-cache checks");
+}
+
 int main(void) {
   printf("# unit/policy\n");
   test_dynamic_threshold();
@@ -333,5 +374,6 @@ int main(void) {
   test_calloc_fresh();
   test_many_mmapped();
   test_remote_frees_come_back();
+  test_medium_cache();
   TEST_MAIN_END("unit/policy");
 }
