@@ -137,6 +137,11 @@ static void perturb_alloc(void *mem, size_t n) {
  * errno set.  *clean_from as in arena_malloc. */
 static struct chunk *alloc_chunk(size_t n, size_t nb, char **clean_from, bool use_tcache) {
   tide_current_fn = "malloc";
+  if (unlikely(arenas_isolating) && mmapped_can_map()) {
+    struct chunk *m = mmapped_alloc(nb); /* see arenas_isolate */
+    if (m)
+      return m;
+  }
   struct arena *a = arenas_lock_mine();
   purge_note_activity(a);
   struct tcache *tc = tcache_get_or_create(a);

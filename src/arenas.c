@@ -23,7 +23,7 @@ static struct arena *free_list;
 static size_t narenas = 1;
 static size_t arena_limit;
 static __thread struct arena *thread_arena;
-static __thread bool prefer_main; /* arenas_prefer_main */
+__thread bool arenas_isolating; /* arenas_isolate */
 
 struct arena *arenas_first(void) { return &main_arena; }
 size_t arenas_count(void) { return __atomic_load_n(&narenas, __ATOMIC_RELAXED); }
@@ -134,11 +134,11 @@ static TIDE_NOINLINE struct arena *contended(struct arena *busy) {
   return a;
 }
 
-void arenas_prefer_main(bool on) { prefer_main = on; }
+void arenas_isolate(bool on) { arenas_isolating = on; }
 
 struct arena *arenas_lock_mine(void) {
   struct arena *a = thread_arena;
-  if (unlikely(prefer_main)) {
+  if (unlikely(arenas_isolating)) {
     lock_acquire(&main_arena.lock);
     return &main_arena;
   }

@@ -15,10 +15,13 @@ void arenas_init(void);
 /* The calling thread's arena, locked.  On contention the thread may move
  * to another arena or a new one (within the limit). */
 struct arena *arenas_lock_mine(void);
-/* While on, the calling thread allocates from the main arena (used while
- * tidemalloc starts its own thread, so what pthread_create allocates for
- * it does not pin memory in a user thread's heap). */
-void arenas_prefer_main(bool on);
+/* While on, the calling thread's allocations get mappings of their own
+ * (the main arena if mmap is not allowed): used while tidemalloc starts its
+ * own thread, so what pthread_create allocates for it pins no arena's
+ * memory -- a small block left at the top of a heap keeps every byte below
+ * it from being trimmed. */
+void arenas_isolate(bool on);
+extern __thread bool arenas_isolating;
 /* After a failed allocation in `failed` (unlocked): another arena to try,
  * locked, or NULL. */
 struct arena *arenas_lock_other(struct arena *failed);

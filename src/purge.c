@@ -366,9 +366,9 @@ void purge_maybe_start_thread(void) {
   pthread_sigmask(SIG_SETMASK, &all, &old);
   pthread_t t;
   struct tcache *tc = tcache_suspend();
-  arenas_prefer_main(true);
+  arenas_isolate(true);
   int err = pthread_create(&t, &attr, purge_thread_main, NULL);
-  arenas_prefer_main(false);
+  arenas_isolate(false);
   tcache_resume(tc);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   pthread_attr_destroy(&attr);

@@ -132,6 +132,7 @@ run "stress/heaps-std" 120 "$T/stress/heaps-std"
 # stress (issue 5: giving memory back)
 run "stress/purge" 120 "$T/stress/purge"
 run "stress/purge-std" 120 "$T/stress/purge-std"
+run "stress/ownthread-std" 60 "$T/stress/ownthread-std"
 
 # real programs under LD_PRELOAD
 run "preload/programs" 240 bash tests/preload/programs.sh "$LIBDIR"
