@@ -313,6 +313,12 @@ static TIDE_NOINLINE void free_slow(void *mem) {
   purge_maybe_start_thread();
 }
 
+/* A small block of another thread's arena: on its way back there. */
+static TIDE_NOINLINE void free_foreign(void *mem, size_t idx) {
+  if (!tcache_free_foreign(tcache_tls, mem, idx))
+    free_slow(mem);
+}
+
 TIDE_EXPORT void tide_free(void *mem) {
   if (unlikely(mem == NULL))
     return;
@@ -321,12 +327,33 @@ TIDE_EXPORT void tide_free(void *mem) {
     struct chunk *p = mem2chunk(mem);
     size_t sf = p->size;
     size_t idx = tcache_index(sf);
-    if (likely(idx < tcache_nbins && cacheable_chunk(p, sf)) &&
-        likely(tcache_push(tc, mem, idx))) {
-      tc->frees++;
-      return;
+    if (likely(idx < TCACHE_BINS)) { /* bins tcache_max turned off have limit 0 */
+      /* cacheable_chunk's checks, and whose block it is, in one pass. */
+      size_t kind = sf & (IS_MMAPPED | IN_HEAP);
+      bool local;
+      if (likely(kind == 0)) {
+        if (unlikely((char *)p < main_arena.brk_lo || (char *)p >= main_arena.brk_hi))
+          goto slow;
+        local = tc->brk_local;
+      } else if (kind == IN_HEAP && heap_registered(p)) {
+        local = heap_of(p)->arena == tc->arena;
+      } else {
+        goto slow;
+      }
+      size_t nsf = chunk_at(p, sf & ~CHUNK_FLAGS)->size;
+      if (unlikely((nsf & CHUNK_FLAGS) != (kind | PREV_INUSE) || nsf >= ((size_t)1 << 46)))
+        goto slow;
+      if (unlikely(!local)) {
+        free_foreign(mem, idx);
+        return;
+      }
+      if (likely(tcache_push(tc, mem, idx))) {
+        tc->frees++;
+        return;
+      }
     }
   }
+slow:
   free_slow(mem);
 }
 

@@ -13,6 +13,7 @@
 
 #include "arena.h"
 #include "heap.h"
+#include "tcache.h"
 #include "os.h"
 
 struct arena main_arena = {.lock = TIDE_LOCK_INIT, .is_main = true};
@@ -85,6 +86,7 @@ static void attach(struct arena *a) {
       }
   }
   thread_arena = a;
+  tcache_arena_changed(a);
 }
 
 /* First allocation of a thread: pick its arena (returned locked). */

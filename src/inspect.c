@@ -119,6 +119,12 @@ static void collect_tcache(struct dump_table *t, struct arena *a) {
       if (arena_holds(a, mem2chunk(e)))
         table_add(t, mem2chunk(e), TAG_TCACHE);
   }
+  for (size_t i = 0; i < TCACHE_BINS; i++) { /* other arenas' blocks on their way back */
+    unsigned n = 0;
+    for (struct tcache_entry *e = tc->out[i]; e && aligned_ok(e) && n < tc->out_count[i]; e = entry_reveal(e), n++)
+      if (arena_holds(a, mem2chunk(e)))
+        table_add(t, mem2chunk(e), TAG_TCACHE);
+  }
   for (unsigned i = 0; i < tc->nbig; i++) /* the medium blocks */
     if (arena_holds(a, tc->big[i]))
       table_add(t, tc->big[i], TAG_TCACHE);

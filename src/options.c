@@ -105,6 +105,7 @@ static bool set_tcache_max(size_t v) {
   tcache_big_flush_mine();
   /* The largest request whose chunk falls in the bins in use. */
   tcache_max_request = tcache_nbins == 0 ? 0 : (size_t)(tcache_nbins + 1) * CHUNK_ALIGN - SIZE_SZ;
+  tcache_set_count(opt.tcache_count); /* bins past the new end: limit 0 */
   return true;
 }
 static bool set_decay_ms(size_t v) {

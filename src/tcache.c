@@ -15,16 +15,20 @@ static struct tcache tcache_none = {
 };
 __thread struct tcache *tcache_tls = &tcache_none;
 uint16_t tcache_limit[TCACHE_BINS];
+uint16_t tcache_nbins = TCACHE_BINS;
 
 void tcache_set_count(size_t count) {
   for (size_t i = 0; i < TCACHE_BINS; i++) {
+    if (i >= tcache_nbins) { /* off (tcache_max): every push fails */
+      tcache_limit[i] = 0;
+      continue;
+    }
     size_t chunk = (i + 2) * CHUNK_ALIGN, cap = TCACHE_BIN_BYTES / chunk;
     if (cap < 8)
       cap = 8;
     tcache_limit[i] = (uint16_t)(count < cap ? count : cap);
   }
 }
-uint16_t tcache_nbins = TCACHE_BINS;
 size_t tcache_max_request = TCACHE_MAX_REQUEST;
 size_t tcache_big_max_chunk = TCACHE_BIG_MAX_CHUNK;
 /* 0: not created yet; 1: live; 2: off (disabled, or the thread is exiting);
@@ -53,6 +57,8 @@ struct tcache *tcache_get_or_create(struct arena *a) {
   struct tcache *tc = (struct tcache *)at;
   memset(tc, 0, sizeof *tc);
   tc->block = chunk2mem(c);
+  tc->arena = a;
+  tc->brk_local = a == &main_arena;
   tcache_tls = tc;
   tcache_state = 1;
   tcache_thread_start();
@@ -281,6 +287,13 @@ bool tcache_big_put(struct tcache *tc, struct chunk *p) {
   return true;
 }
 
+void tcache_arena_changed(struct arena *a) {
+  if (tcache_state != 1)
+    return;
+  tcache_tls->arena = a;
+  tcache_tls->brk_local = a == &main_arena;
+}
+
 struct tcache *tcache_mine(void) { return tcache_state == 1 ? tcache_tls : NULL; }
 
 struct tcache *tcache_mine_or_create(void) {
@@ -307,20 +320,52 @@ void tcache_resume(struct tcache *tc) {
   tcache_state = state_before_suspend;
 }
 
-bool tcache_contains(struct tcache *tc, void *mem, size_t idx) {
-  unsigned n = 0;
-  for (struct tcache_entry *e = tc->head[idx]; e && n <= tc->count[idx]; n++) {
+static bool list_contains(struct tcache_entry *e, unsigned count, void *mem) {
+  for (unsigned n = 0; e && n <= count; n++) {
     if (e == mem)
       return true;
-    e = (struct tcache_entry *)link_reveal(&e->next, (struct chunk *)e->next);
+    e = entry_next(e);
     if ((uintptr_t)e & CHUNK_ALIGN_MASK)
       tide_fatal("free", "unaligned tcache chunk detected");
   }
   return false;
 }
 
+bool tcache_contains(struct tcache *tc, void *mem, size_t idx) {
+  return list_contains(tc->head[idx], tc->count[idx], mem) ||
+         list_contains(tc->out[idx], tc->out_count[idx], mem);
+}
+
+bool tcache_free_foreign(struct tcache *tc, void *mem, size_t idx) {
+  struct tcache_entry *e = mem;
+  if (tc == &tcache_none || tcache_state != 1 || idx >= tcache_nbins)
+    return false; /* no cache (yet), or this size is not cached: the slow path */
+  if (unlikely(e->key == tide_free_key)) {
+    if (tcache_contains(tc, mem, idx))
+      tide_fatal("free", "double free detected in tcache");
+    e->key = 0; /* user data that happened to match */
+  }
+  e->next = (struct tcache_entry *)link_protect(&e->next, (struct chunk *)tc->out[idx]);
+  e->key = tide_free_key;
+  tc->out[idx] = e;
+  tc->frees++;
+  /* Handed back a batch at a time: one push per owning arena. */
+  if (++tc->out_count[idx] >= TCACHE_OUT_BATCH) {
+    struct tcache_entry *list = tc->out[idx];
+    tc->out[idx] = NULL;
+    tc->out_count[idx] = 0;
+    flush_list(list, idx, true);
+  }
+  return true;
+}
+
 void tcache_free_slow(struct tcache *tc, void *mem, size_t idx) {
   struct tcache_entry *e = mem;
+  struct chunk *c = mem2chunk(mem);
+  if (!tcache_chunk_is_local(tc, c, c->size) && tcache_free_foreign(tc, mem, idx)) {
+    tc->frees--; /* counted by the caller */
+    return;
+  }
   if (e->key == tide_free_key) {
     if (tcache_contains(tc, mem, idx))
       tide_fatal("free", "double free detected in tcache");
@@ -363,6 +408,10 @@ static void thread_exit_hook(void *unused) {
       struct tcache_entry *list = tc->head[i];
       tc->head[i] = NULL;
       tc->count[i] = 0;
+      flush_list(list, i, false);
+      list = tc->out[i];
+      tc->out[i] = NULL;
+      tc->out_count[i] = 0;
       flush_list(list, i, false);
     }
     tide_current_fn = "free";

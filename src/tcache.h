@@ -14,6 +14,7 @@
 #define TIDE_TCACHE_H
 
 #include "bins.h"
+#include "heap.h"
 
 /* Entries per bin unless tcache_count says otherwise (measured with
  * make bench: see README). */
@@ -43,6 +44,15 @@ struct tcache {
   /* Counted here, added to the arena's counters under its lock. */
   size_t mallocs, frees, bytes_requested;
   void *block; /* the block this cache lives in (it is aligned inside) */
+  /* The thread's arena (kept in step by arenas.c), and whether that is
+   * the main arena: which blocks are this thread's own, for free(). */
+  struct arena *arena;
+  bool brk_local;
+  /* Blocks of other arenas this thread freed, per bin, on their way back
+   * to their own arenas (never handed out here: reusing another thread's
+   * block next to its live ones would share cache lines with it). */
+  struct tcache_entry *out[TCACHE_BINS];
+  uint16_t out_count[TCACHE_BINS];
   /* Medium chunks, oldest first; in use as far as their arenas know,
    * marked with the key like the entries above. */
   struct chunk *big[TCACHE_BIG_SLOTS];
@@ -115,6 +125,18 @@ struct chunk *tcache_refill(struct tcache *tc, struct arena *a, size_t idx);
 /* free() found the bin full or the key set: check for a double free,
  * flush half the bin to the arenas, then cache mem. */
 void tcache_free_slow(struct tcache *tc, void *mem, size_t idx);
+/* free() of a small block of another arena (see struct tcache's out);
+ * false if the thread has no cache yet. */
+bool tcache_free_foreign(struct tcache *tc, void *mem, size_t idx);
+/* Foreign blocks gathered before they go back to their arenas. */
+#define TCACHE_OUT_BATCH 32
+/* Does a (cacheable) chunk belong to the arena of tc's thread?  (Always
+ * false for a thread without a cache.) */
+static inline bool tcache_chunk_is_local(struct tcache *tc, struct chunk *p, size_t size_field) {
+  return (size_field & IN_HEAP) ? heap_of(p)->arena == tc->arena : tc->brk_local;
+}
+/* The calling thread now allocates from a (src/arenas.c). */
+void tcache_arena_changed(struct arena *a);
 /* Is mem in this thread's cache? */
 bool tcache_contains(struct tcache *tc, void *mem, size_t idx);
 /* Medium chunks: is nb (a chunk size over the bins' range) one? */

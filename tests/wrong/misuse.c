@@ -304,6 +304,26 @@ static void c_write_after_remote_free(void *arg) {
     sink += (size_t)tide_malloc(64);
 }
 
+/* A block of another thread's arena freed twice by this thread: the
+ * first free put it on the way back to its arena (not in this thread's
+ * cache proper), and the second must still be caught. */
+static void *foreign_block;
+static void *alloc_foreign(void *arg) {
+  (void)arg;
+  foreign_block = tide_malloc(40);
+  sink += (size_t)tide_malloc(40); /* keeps the thread's heap busy */
+  return NULL;
+}
+static void c_double_free_foreign(void *arg) {
+  (void)arg;
+  sink += (size_t)tide_malloc(40); /* this thread has a cache and an arena */
+  pthread_t t;
+  pthread_create(&t, NULL, alloc_foreign, NULL);
+  pthread_join(t, NULL);
+  tide_free(foreign_block);
+  tide_free(foreign_block);
+}
+
 struct wcase {
   const char *name;
   void (*fn)(void *);
@@ -343,6 +363,7 @@ static const struct wcase cases[] = {
      "free"},
     {"realloc of a fake chunk with the mmapped bit", c_realloc_fake_mmapped, "realloc"},
     {"write after free into a block on the owner's remote stack, then malloc", c_write_after_remote_free, "malloc"},
+    {"double free, 40 B, of a block another thread allocated", c_double_free_foreign, "free"},
 };
 
 static void run_case(const struct wcase *w) {
