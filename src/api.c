@@ -281,8 +281,9 @@ static TIDE_NOINLINE void free_slow(void *mem) {
   /* A thread that only frees (a consumer) gets a cache too, so it hands
    * blocks back in batches instead of taking the owner's lock for each. */
   if (tcache_big_size(size) && cacheable_chunk(p, p->size)) {
+    /* Only this thread's own medium blocks are kept (as for small ones). */
     struct tcache *tb = tcache_mine_or_create();
-    if (tb && tcache_big_put(tb, p)) {
+    if (tb && tcache_chunk_is_local(tb, p, p->size) && tcache_big_put(tb, p)) {
       tb->frees++;
       return;
     }
