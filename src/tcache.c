@@ -336,6 +336,14 @@ bool tcache_contains(struct tcache *tc, void *mem, size_t idx) {
          list_contains(tc->out[idx], tc->out_count[idx], mem);
 }
 
+static void out_flush(struct tcache *tc, size_t idx) {
+  struct tcache_entry *list = tc->out[idx];
+  tc->out_bytes -= tc->out_count[idx] * (idx + 2) * CHUNK_ALIGN;
+  tc->out[idx] = NULL;
+  tc->out_count[idx] = 0;
+  flush_list(list, idx, true);
+}
+
 bool tcache_free_foreign(struct tcache *tc, void *mem, size_t idx) {
   struct tcache_entry *e = mem;
   if (tc == &tcache_none || tcache_state != 1 || idx >= tcache_nbins)
@@ -349,13 +357,14 @@ bool tcache_free_foreign(struct tcache *tc, void *mem, size_t idx) {
   e->key = tide_free_key;
   tc->out[idx] = e;
   tc->frees++;
+  tc->out_bytes += (idx + 2) * CHUNK_ALIGN;
   /* Handed back a batch at a time: one push per owning arena. */
-  if (++tc->out_count[idx] >= TCACHE_OUT_BATCH) {
-    struct tcache_entry *list = tc->out[idx];
-    tc->out[idx] = NULL;
-    tc->out_count[idx] = 0;
-    flush_list(list, idx, true);
-  }
+  if (++tc->out_count[idx] >= TCACHE_OUT_BATCH)
+    out_flush(tc, idx);
+  if (tc->out_bytes > TCACHE_OUT_BYTES)
+    for (size_t i = 0; i < TCACHE_BINS; i++)
+      if (tc->out[i])
+        out_flush(tc, i);
   return true;
 }
 
@@ -413,6 +422,7 @@ static void thread_exit_hook(void *unused) {
       tc->out[i] = NULL;
       tc->out_count[i] = 0;
       flush_list(list, i, false);
+      tc->out_bytes = 0;
     }
     tide_current_fn = "free";
     while (tc->nbig > 0) {

@@ -53,6 +53,7 @@ struct tcache {
    * block next to its live ones would share cache lines with it). */
   struct tcache_entry *out[TCACHE_BINS];
   uint16_t out_count[TCACHE_BINS];
+  size_t out_bytes; /* in all of out[]: at most TCACHE_OUT_BYTES */
   /* Medium chunks, oldest first; in use as far as their arenas know,
    * marked with the key like the entries above. */
   struct chunk *big[TCACHE_BIG_SLOTS];
@@ -128,8 +129,11 @@ void tcache_free_slow(struct tcache *tc, void *mem, size_t idx);
 /* free() of a small block of another arena (see struct tcache's out);
  * false if the thread has no cache yet. */
 bool tcache_free_foreign(struct tcache *tc, void *mem, size_t idx);
-/* Foreign blocks gathered before they go back to their arenas. */
+/* Foreign blocks gathered before they go back to their arenas: a batch
+ * per size, and at most so many bytes in all, so a thread that stops
+ * freeing holds little of other threads' memory. */
 #define TCACHE_OUT_BATCH 32
+#define TCACHE_OUT_BYTES ((size_t)64 * 1024)
 /* Does a (cacheable) chunk belong to the arena of tc's thread?  (Always
  * false for a thread without a cache.) */
 static inline bool tcache_chunk_is_local(struct tcache *tc, struct chunk *p, size_t size_field) {
