@@ -220,6 +220,7 @@ void arenas_postfork_child(void) {
   free_list = NULL;
   for (struct arena *a = &main_arena; a; a = a->next) {
     lock_init(&a->lock);
+    a->purging = false; /* the background thread did not come along */
     a->attached_threads = a == thread_arena ? 1 : 0;
     if (a != thread_arena) {
       a->next_free = free_list;

@@ -275,8 +275,10 @@ bool purge_trim_all(size_t pad) {
 static size_t purge_round(void) {
   size_t left = 0;
   for (struct arena *a = arenas_first(); a; a = a->next) {
+    /* Set before the lock is taken: a thread that finds it busy waits
+     * for us instead of moving to another arena. */
+    __atomic_store_n(&a->purging, true, __ATOMIC_RELAXED);
     lock_acquire(&a->lock);
-    a->purging = true;
     /* Blocks other threads handed back and fast-bin chunks are what a
      * busy arena's thread refills its cache from: taking them would make
      * it carve new ones.  They are left alone while the arena is busy,
@@ -290,24 +292,20 @@ static size_t purge_round(void) {
       /* Fast-bin chunks merge into purgeable free chunks, a bounded
        * number per lock hold. */
       while (a->have_fastchunks && !arena_consolidate_some(a, 4096)) {
-        a->purging = false;
         lock_release(&a->lock);
         lock_acquire(&a->lock);
-        a->purging = true;
       }
     }
     if (a->top && chunk_size(a->top) >= opt.trim_threshold)
       purge_trim_top(a, opt.top_pad);
     /* Bounded work per lock hold, so threads using the arena wait little. */
     while (purge_decayed(a, false, 16) > 0) {
-      a->purging = false;
       lock_release(&a->lock);
       lock_acquire(&a->lock);
-      a->purging = true;
     }
     left += a->dirty_bytes + a->fast_bytes + tcache_remote_pending(a);
-    a->purging = false;
     lock_release(&a->lock);
+    __atomic_store_n(&a->purging, false, __ATOMIC_RELAXED);
   }
   return left;
 }
