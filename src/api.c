@@ -99,17 +99,25 @@ static void reject_if_cached(struct chunk *p, struct arena *a, const char *fn) {
 /* The free fast path's checks: p lies in our brk memory or a registered
  * heap and is not mmapped, and the header after it says "previous in use",
  * not mmapped, same region kind, with a size that can exist -- a write
- * past the end of a block usually breaks one of these. */
-static inline bool cacheable_chunk(struct chunk *p, size_t size_field) {
+ * past the end of a block usually breaks one of these.  In the same pass:
+ * whether p belongs to the arena of tc's thread. */
+enum chunk_class { NOT_CACHEABLE, OWN_BLOCK, OTHER_ARENAS_BLOCK };
+static inline enum chunk_class classify_chunk(struct tcache *tc, struct chunk *p, size_t size_field) {
   size_t kind = size_field & (IS_MMAPPED | IN_HEAP);
+  bool own;
   if (likely(kind == 0)) {
-    if ((char *)p < main_arena.brk_lo || (char *)p >= main_arena.brk_hi)
-      return false;
-  } else if (kind != IN_HEAP || !heap_registered(p)) {
-    return false;
+    if (unlikely((char *)p < main_arena.brk_lo || (char *)p >= main_arena.brk_hi))
+      return NOT_CACHEABLE;
+    own = tc->brk_local;
+  } else if (kind == IN_HEAP && heap_registered(p)) {
+    own = heap_of(p)->arena == tc->arena;
+  } else {
+    return NOT_CACHEABLE;
   }
   size_t nsf = chunk_at(p, size_field & ~CHUNK_FLAGS)->size;
-  return (nsf & CHUNK_FLAGS) == (kind | PREV_INUSE) && nsf - FENCE_SIZE < ((size_t)1 << 46);
+  if (unlikely((nsf & CHUNK_FLAGS) != (kind | PREV_INUSE) || nsf >= ((size_t)1 << 46)))
+    return NOT_CACHEABLE;
+  return own ? OWN_BLOCK : OTHER_ARENAS_BLOCK;
 }
 
 /* An mmapped chunk's memory starts 16 bytes into a page.  Such a pointer
@@ -187,24 +195,18 @@ static TIDE_NOINLINE void *malloc_slow(size_t n) {
   struct tcache *tc = tcache_mine();
   struct arena *mine = arenas_thread_arena();
   size_t idx = tcache_index(nb);
+  void *mem = NULL;
   if (tc && tcache_big_size(nb)) {
-    void *mem = tcache_big_take(tc, nb);
-    if (mem) {
-      tc->mallocs++;
-      tc->bytes_requested += n;
-      perturb_alloc(mem, n);
-      return mem;
-    }
-  }
-  if (tc && mine && idx < tcache_nbins) {
+    mem = tcache_big_take(tc, nb);
+  } else if (tc && mine && idx < tcache_nbins) {
     purge_note_activity(mine);
-    void *mem = tcache_adopt_remote(tc, mine, idx);
-    if (mem) {
-      tc->mallocs++;
-      tc->bytes_requested += n;
-      perturb_alloc(mem, n);
-      return mem;
-    }
+    mem = tcache_adopt_remote(tc, mine, idx);
+  }
+  if (mem) {
+    tc->mallocs++;
+    tc->bytes_requested += n;
+    perturb_alloc(mem, n);
+    return mem;
   }
   struct chunk *c = alloc_chunk(n, nb, NULL, true);
   if (!c)
@@ -280,16 +282,21 @@ static TIDE_NOINLINE void free_slow(void *mem) {
   size_t idx = tcache_index(size);
   /* A thread that only frees (a consumer) gets a cache too, so it hands
    * blocks back in batches instead of taking the owner's lock for each. */
-  if (tcache_big_size(size) && cacheable_chunk(p, p->size)) {
+  if (tcache_big_size(size)) {
     /* Only this thread's own medium blocks are kept (as for small ones). */
     struct tcache *tb = tcache_mine_or_create();
-    if (tb && tcache_chunk_is_local(tb, p, p->size) && tcache_big_put(tb, p)) {
+    if (tb && classify_chunk(tb, p, p->size) == OWN_BLOCK && tcache_big_put(tb, p)) {
       tb->frees++;
       return;
     }
   }
   struct tcache *tc = idx < tcache_nbins ? tcache_mine_or_create() : NULL;
-  if (tc && cacheable_chunk(p, p->size)) {
+  enum chunk_class class = tc ? classify_chunk(tc, p, p->size) : NOT_CACHEABLE;
+  if (class == OTHER_ARENAS_BLOCK && tcache_free_foreign(tc, mem, idx)) {
+    tc->frees++;
+    return;
+  }
+  if (class == OWN_BLOCK) {
     /* The fast path's checks hold; the bin was full (or the block looked
      * cached): no arena lock is needed to sort that out. */
     tcache_free_slow(tc, mem, idx);
@@ -316,7 +323,10 @@ static TIDE_NOINLINE void free_slow(void *mem) {
 
 /* A small block of another thread's arena: on its way back there. */
 static TIDE_NOINLINE void free_foreign(void *mem, size_t idx) {
-  if (!tcache_free_foreign(tcache_tls, mem, idx))
+  struct tcache *tc = tcache_tls;
+  if (tcache_free_foreign(tc, mem, idx))
+    tc->frees++;
+  else
     free_slow(mem);
 }
 
@@ -329,32 +339,18 @@ TIDE_EXPORT void tide_free(void *mem) {
     size_t sf = p->size;
     size_t idx = tcache_index(sf);
     if (likely(idx < TCACHE_BINS)) { /* bins tcache_max turned off have limit 0 */
-      /* cacheable_chunk's checks, and whose block it is, in one pass. */
-      size_t kind = sf & (IS_MMAPPED | IN_HEAP);
-      bool local;
-      if (likely(kind == 0)) {
-        if (unlikely((char *)p < main_arena.brk_lo || (char *)p >= main_arena.brk_hi))
-          goto slow;
-        local = tc->brk_local;
-      } else if (kind == IN_HEAP && heap_registered(p)) {
-        local = heap_of(p)->arena == tc->arena;
-      } else {
-        goto slow;
-      }
-      size_t nsf = chunk_at(p, sf & ~CHUNK_FLAGS)->size;
-      if (unlikely((nsf & CHUNK_FLAGS) != (kind | PREV_INUSE) || nsf >= ((size_t)1 << 46)))
-        goto slow;
-      if (unlikely(!local)) {
+      enum chunk_class class = classify_chunk(tc, p, sf);
+      if (likely(class == OWN_BLOCK)) {
+        if (likely(tcache_push(tc, mem, idx))) {
+          tc->frees++;
+          return;
+        }
+      } else if (class == OTHER_ARENAS_BLOCK) {
         free_foreign(mem, idx);
-        return;
-      }
-      if (likely(tcache_push(tc, mem, idx))) {
-        tc->frees++;
         return;
       }
     }
   }
-slow:
   free_slow(mem);
 }
 

@@ -258,13 +258,18 @@ static void big_release(struct chunk *c) {
   lock_release(&a->lock);
 }
 
-void tcache_big_flush_mine(void) {
-  struct tcache *tc = tcache_mine();
-  while (tc && tc->nbig > 0) {
+static void big_flush(struct tcache *tc) {
+  while (tc->nbig > 0) {
     struct chunk *c = tc->big[tc->nbig - 1];
     big_remove(tc, tc->nbig - 1);
     big_release(c);
   }
+}
+
+void tcache_big_flush_mine(void) {
+  struct tcache *tc = tcache_mine();
+  if (tc)
+    big_flush(tc);
 }
 
 bool tcache_big_put(struct tcache *tc, struct chunk *p) {
@@ -356,7 +361,6 @@ bool tcache_free_foreign(struct tcache *tc, void *mem, size_t idx) {
   e->next = (struct tcache_entry *)link_protect(&e->next, (struct chunk *)tc->out[idx]);
   e->key = tide_free_key;
   tc->out[idx] = e;
-  tc->frees++;
   tc->out_bytes += (idx + 2) * CHUNK_ALIGN;
   /* Handed back a batch at a time: one push per owning arena. */
   if (++tc->out_count[idx] >= TCACHE_OUT_BATCH)
@@ -370,11 +374,6 @@ bool tcache_free_foreign(struct tcache *tc, void *mem, size_t idx) {
 
 void tcache_free_slow(struct tcache *tc, void *mem, size_t idx) {
   struct tcache_entry *e = mem;
-  struct chunk *c = mem2chunk(mem);
-  if (!tcache_chunk_is_local(tc, c, c->size) && tcache_free_foreign(tc, mem, idx)) {
-    tc->frees--; /* counted by the caller */
-    return;
-  }
   if (e->key == tide_free_key) {
     if (tcache_contains(tc, mem, idx))
       tide_fatal("free", "double free detected in tcache");
@@ -425,11 +424,7 @@ static void thread_exit_hook(void *unused) {
       tc->out_bytes = 0;
     }
     tide_current_fn = "free";
-    while (tc->nbig > 0) {
-      struct chunk *c = tc->big[tc->nbig - 1];
-      big_remove(tc, tc->nbig - 1);
-      big_release(c);
-    }
+    big_flush(tc);
     struct chunk *p = mem2chunk(tc->block);
     struct arena *a = arenas_of_chunk(p, p->size);
     lock_acquire(&a->lock);
