@@ -340,6 +340,44 @@ static void test_remote_frees_come_back(void) {
   tide_mallopt(TIDE_M_PURGE_THREAD, 1);
 }
 
+/* A thread that frees other threads' blocks and then stops keeps at most
+ * 64 KiB of them on their way back (fewer than a batch of each size). */
+#define OUT_SIZES 20
+#define OUT_EACH 30
+static void *out_blocks[OUT_SIZES * OUT_EACH];
+static pthread_barrier_t out_step;
+static void *out_freer(void *arg) {
+  (void)arg;
+  for (int i = 0; i < OUT_SIZES * OUT_EACH; i++)
+    tide_free(out_blocks[i]);
+  pthread_barrier_wait(&out_step); /* freed */
+  pthread_barrier_wait(&out_step); /* the main thread has looked */
+  return NULL;
+}
+
+static void test_out_bound(void) {
+  size_t total = 0;
+  for (int k = 0; k < OUT_SIZES; k++)
+    for (int i = 0; i < OUT_EACH; i++) {
+      size_t n = 400 + (size_t)k * 32;
+      out_blocks[k * OUT_EACH + i] = tide_malloc(n);
+      total += tide_malloc_usable_size(out_blocks[k * OUT_EACH + i]) + 8;
+    }
+  struct tide_stats s0, s1;
+  tide_stats_get(&s0);
+  pthread_barrier_init(&out_step, NULL, 2);
+  pthread_t t;
+  pthread_create(&t, NULL, out_freer, NULL);
+  pthread_barrier_wait(&out_step);
+  tide_malloc_trim(0); /* what reached this arena counts as free */
+  tide_stats_get(&s1);
+  size_t back = s0.in_use_bytes > s1.in_use_bytes ? s0.in_use_bytes - s1.in_use_bytes : 0;
+  CHECK(back + 64 * 1024 + 16 * 1024 >= total, "another thread freed %zu bytes of this thread's "
+        "blocks and stopped: %zu came back, at most 64 KiB wait with it", total, back);
+  pthread_barrier_wait(&out_step);
+  pthread_join(t, NULL);
+}
+
 static void test_medium_cache(void) {
   CHECK(tide_mallopt(TIDE_M_TCACHE_MAX, 65528) == 1, "mallopt(M_TCACHE_MAX, 65528) (the default)");
   void *guard = tide_malloc(100);
@@ -357,14 +395,16 @@ static void test_medium_cache(void) {
   void *r = tide_malloc(5000);
   CHECK(r != p, "malloc(5000) does not (8000 would waste over 1/4)");
   tide_free(r);
+  /* 8 slots of 60000 B would be 480 KB: the byte bound must bite first. */
   void *big[12];
+  tide_stats_get(&s0);
   for (int i = 0; i < 12; i++)
-    big[i] = tide_malloc(30000);
+    big[i] = tide_malloc(60000);
   for (int i = 0; i < 12; i++)
     tide_free(big[i]);
-  struct tide_mallinfo2 mi = tide_mallinfo2();
-  CHECK(mi.uordblks < 12 * 30000, "12 freed 30000 B blocks: the cache keeps at most 256 KiB "
-        "(in use %zu)", mi.uordblks);
+  tide_stats_get(&s1);
+  CHECK(s1.in_use_bytes <= s0.in_use_bytes + 256 * 1024, "12 freed 60000 B blocks: the cache "
+        "keeps at most 256 KiB of them (in use %zu -> %zu)", s0.in_use_bytes, s1.in_use_bytes);
   CHECK(tide_mallopt(TIDE_M_TCACHE_MAX, 1032) == 1, "mallopt(M_TCACHE_MAX, 1032)");
   p = tide_malloc(8000);
   tide_stats_get(&s0);
@@ -387,6 +427,7 @@ int main(void) {
   test_calloc_fresh();
   test_many_mmapped();
   test_remote_frees_come_back();
+  test_out_bound();
   test_medium_cache();
   TEST_MAIN_END("unit/policy");
 }
