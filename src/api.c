@@ -109,13 +109,17 @@ static inline enum chunk_class classify_chunk(struct tcache *tc, struct chunk *p
     if (unlikely((char *)p < main_arena.brk_lo || (char *)p >= main_arena.brk_hi))
       return NOT_CACHEABLE;
     own = tc->brk_local;
+  } else if (kind == IN_HEAP && (uintptr_t)heap_of(p) == tc->home_heap) {
+    own = true; /* the heap that holds tc's arena: live as long as it is */
   } else if (kind == IN_HEAP && heap_registered(p)) {
     own = heap_of(p)->arena == tc->arena;
   } else {
     return NOT_CACHEABLE;
   }
+  /* The next header: flags "previous in use" and p's kind, and a size
+   * below 2^46, in one test. */
   size_t nsf = chunk_at(p, size_field & ~CHUNK_FLAGS)->size;
-  if (unlikely((nsf & CHUNK_FLAGS) != (kind | PREV_INUSE) || nsf >= ((size_t)1 << 46)))
+  if (unlikely((nsf ^ (kind | PREV_INUSE)) & (CHUNK_FLAGS | ~(((size_t)1 << 46) - 1))))
     return NOT_CACHEABLE;
   return own ? OWN_BLOCK : OTHER_ARENAS_BLOCK;
 }

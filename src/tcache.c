@@ -12,8 +12,15 @@
  * "full", so the fast paths need no NULL test and always miss. */
 static struct tcache tcache_none = {
     .count = {[0 ... TCACHE_BINS - 1] = UINT16_MAX},
+    .home_heap = 1,
 };
 __thread struct tcache *tcache_tls = &tcache_none;
+
+static void tcache_set_arena(struct tcache *tc, struct arena *a) {
+  tc->arena = a;
+  tc->brk_local = a == &main_arena;
+  tc->home_heap = tc->brk_local ? 1 : (uintptr_t)heap_of(a);
+}
 uint16_t tcache_limit[TCACHE_BINS];
 uint16_t tcache_nbins = TCACHE_BINS;
 
@@ -57,8 +64,7 @@ struct tcache *tcache_get_or_create(struct arena *a) {
   struct tcache *tc = (struct tcache *)at;
   memset(tc, 0, sizeof *tc);
   tc->block = chunk2mem(c);
-  tc->arena = a;
-  tc->brk_local = a == &main_arena;
+  tcache_set_arena(tc, a);
   tcache_tls = tc;
   tcache_state = 1;
   tcache_thread_start();
@@ -295,8 +301,7 @@ bool tcache_big_put(struct tcache *tc, struct chunk *p) {
 void tcache_arena_changed(struct arena *a) {
   if (tcache_state != 1)
     return;
-  tcache_tls->arena = a;
-  tcache_tls->brk_local = a == &main_arena;
+  tcache_set_arena(tcache_tls, a);
 }
 
 struct tcache *tcache_mine(void) { return tcache_state == 1 ? tcache_tls : NULL; }

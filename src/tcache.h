@@ -49,6 +49,10 @@ struct tcache {
    * path): which blocks are this thread's own (src/api.c). */
   struct arena *arena;
   bool brk_local;
+  /* The first heap of a non-main arena, which holds the arena and is never
+   * unmapped (1, which no heap address equals, for the main arena): a
+   * block in it is the thread's own without looking anything up. */
+  uintptr_t home_heap;
   /* Blocks of other arenas this thread freed, per bin, on their way back
    * to their own arenas (never handed out here: reusing another thread's
    * block next to its live ones would share cache lines with it). */
