@@ -38,6 +38,7 @@ void os_purge(void *p, size_t size);
 void os_write_err(const char *s);      /* write(2) to stderr, whole string */
 uint64_t os_random64(void);
 uint64_t os_now_ns(void);              /* CLOCK_MONOTONIC */
+uint64_t os_now_coarse_ms(void);       /* CLOCK_MONOTONIC_COARSE, in ms */
 int os_cpu_count(void);                /* CPUs this process may use (affinity, cgroup quota) */
 const char *os_getenv(const char *name);
 

@@ -107,7 +107,9 @@ struct dirty_link {
 
 static struct dirty_link *link_of(struct chunk *c) { return (struct dirty_link *)(c + 1); }
 
-static uint64_t now_ms(void) { return os_now_ns() / 1000000u; }
+/* The coarse clock (a few ms of resolution) is plenty for decay times of
+ * hundreds of ms, and cheaper: it is read on every free into a bin. */
+static uint64_t now_ms(void) { return os_now_coarse_ms(); }
 
 /* Background thread state. */
 static pthread_mutex_t thread_lock = PTHREAD_MUTEX_INITIALIZER;

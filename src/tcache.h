@@ -22,8 +22,9 @@
 /* Most chunks moved in one refill. */
 #define TCACHE_MAX_BATCH 64
 /* Most bytes one bin holds: small sizes keep tcache_count entries, large
- * ones fewer (16 of 1 KiB), so a thread's cache stays under ~1 MiB. */
-#define TCACHE_BIN_BYTES ((size_t)16 * 1024)
+ * ones fewer (32 of 1 KiB), so a thread's bins hold at most 1.5 MiB.
+ * 16 KiB cost larson 6 % more instructions (refills and flushes). */
+#define TCACHE_BIN_BYTES ((size_t)32 * 1024)
 
 /* Medium blocks (chunks over 1040 bytes up to 64 KiB) have no bins here:
  * the cache keeps the few most recently freed of them, whatever their

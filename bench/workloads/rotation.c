@@ -17,6 +17,7 @@
  * Output: one "day" line per day and a "result" line:
  *   day n=D live_mib=X rss_mib=Y ratio=Y/X
  *   result days=N steady_ratio=.. max_ratio=.. final_rss_mib=.. work_secs=..
+ *          load_secs=.. free_secs=..  (work = building + freeing)
  * steady_ratio averages the days after the first rotation (n >= 1).
  *
  *   rotation days=N day_mib=N loaders=L settle_ms=N cache_permille=N
@@ -158,16 +159,19 @@ int main(int argc, char **argv) {
   pthread_create(&jt, NULL, janitor, NULL);
 
   printf("start rss_mib=%.1f\n", (double)rss_bytes() / mib);
-  double work = 0, ratio_sum = 0, ratio_max = 0, rss_max = 0;
+  double work = 0, load = 0, unload = 0, ratio_sum = 0, ratio_max = 0, rss_max = 0;
   int ratio_n = 0;
   for (int d = 0; d < days; d++) {
     double t0 = now_s();
     cur_day = (uint32_t)d;
     pthread_barrier_wait(&load_go); /* loaders build day d into today */
     pthread_barrier_wait(&load_done);
+    double t1 = now_s();
+    load += t1 - t0;
     janitor_day = (uint32_t)(d - 1);
     pthread_barrier_wait(&jan_go); /* janitor frees day d-1 (yesterday) */
     pthread_barrier_wait(&jan_done);
+    unload += now_s() - t1;
     recs_t *tmp = yesterday; /* day boundary: today becomes yesterday */
     yesterday = today;
     today = tmp;
@@ -196,6 +200,7 @@ int main(int argc, char **argv) {
   for (int k = 0; k < CACHE_SLOTS; k++)
     free(cache[k]);
   work += now_s() - t0;
+  unload += now_s() - t0;
   settle(settle_ms);
   size_t final_rss = rss_bytes();
   quitting = 1;
@@ -209,7 +214,7 @@ int main(int argc, char **argv) {
     return 4;
   }
   printf("result days=%d day_mib=%ld steady_ratio=%.3f max_ratio=%.3f max_rss_mib=%.1f final_rss_mib=%.1f "
-         "work_secs=%.4f\n",
-         days, day_bytes >> 20, ratio_sum / ratio_n, ratio_max, rss_max / mib, (double)final_rss / mib, work);
+         "work_secs=%.4f load_secs=%.4f free_secs=%.4f\n",
+         days, day_bytes >> 20, ratio_sum / ratio_n, ratio_max, rss_max / mib, (double)final_rss / mib, work, load, unload);
   return 0;
 }
