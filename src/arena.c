@@ -228,11 +228,14 @@ static bool grow_brk(struct arena *a, size_t nb) {
   size_t size = (top_in_brk && cur == top_end)
                     ? os_page_up(want - tsz)
                     : os_page_up((uintptr_t)cur + want + CHUNK_ALIGN + 2 * FENCE_SIZE) - (uintptr_t)cur;
+  if (opt.huge_pages) /* end the break on a huge-page boundary */
+    size += ((OS_HUGE_PAGE - ((uintptr_t)cur + size) % OS_HUGE_PAGE) % OS_HUGE_PAGE);
   if (size > PTRDIFF_MAX || size < want - tsz)
     return false;
   char *old = os_sbrk((intptr_t)size);
   if (!old)
     return false;
+  os_advise_huge(old, size);
 
   if (top_in_brk && old == top_end) {
     chunk_set_head(top, (tsz + size) | PREV_INUSE);

@@ -18,6 +18,15 @@ static void registry_set(struct heap_info *h, bool on) {
     __atomic_fetch_and(&heap_bits[slot / 64], ~bit, __ATOMIC_RELEASE);
 }
 
+/* With huge pages on, commit whole huge pages: the kernel maps one only
+ * where all of its 2 MiB is accessible. */
+static size_t huge_up(size_t size) {
+  if (!opt.huge_pages)
+    return size;
+  size_t up = (size + OS_HUGE_PAGE - 1) & ~(OS_HUGE_PAGE - 1);
+  return up < HEAP_MAX_SIZE ? up : HEAP_MAX_SIZE;
+}
+
 struct heap_info *heap_new(size_t size, struct arena *owner) {
   size = os_page_up(size);
   if (size > HEAP_MAX_SIZE)
@@ -25,6 +34,8 @@ struct heap_info *heap_new(size_t size, struct arena *owner) {
   char *base = os_reserve(HEAP_MAX_SIZE, HEAP_MAX_SIZE);
   if (!base)
     return NULL;
+  os_advise_huge(base, HEAP_MAX_SIZE);
+  size = huge_up(size);
   if (!os_commit(base, size)) {
     os_unmap(base, HEAP_MAX_SIZE);
     return NULL;
@@ -42,8 +53,11 @@ bool heap_grow(struct heap_info *h, size_t diff) {
   size_t new_size = os_page_up(h->size + diff);
   if (new_size > HEAP_MAX_SIZE || new_size < h->size)
     return false;
+  new_size = huge_up(new_size);
   if (!os_commit((char *)h + h->size, new_size - h->size))
     return false;
+  /* A shrink mapped the range afresh (os_decommit), without the advice. */
+  os_advise_huge((char *)h + h->size, new_size - h->size);
   h->size = new_size;
   return true;
 }

@@ -113,6 +113,7 @@ struct tide_options {
   long purge_decay_ms;      /* free pages older than this go back; <0: never */
   bool purge_thread;        /* a background thread may purge idle processes */
   bool purge_lazy;          /* MADV_FREE: pages go when the kernel needs them (RSS lags) */
+  bool huge_pages;          /* glibc.malloc.hugetlb=1: MADV_HUGEPAGE on what we map */
   bool stats_at_exit;       /* TIDEMALLOC_STATS=1 */
 };
 extern TIDE_HIDDEN struct tide_options opt;

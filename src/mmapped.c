@@ -93,6 +93,8 @@ struct chunk *mmapped_alloc(size_t nb) {
   char *m = os_map(len);
   if (!m)
     return NULL;
+  if (len >= OS_HUGE_PAGE)
+    os_advise_huge(m, len);
   struct chunk *p = (struct chunk *)m;
   p->prev_size = 0;
   chunk_set_head(p, len | IS_MMAPPED);

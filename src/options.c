@@ -126,6 +126,12 @@ static bool set_purge_lazy(size_t v) {
   opt.purge_lazy = v != 0;
   return true;
 }
+static bool set_huge_pages(size_t v) {
+  if (v > 2)
+    return false;
+  opt.huge_pages = v != 0; /* 2 (hugetlbfs pages) is served as 1 */
+  return true;
+}
 static bool set_stats(size_t v) {
   opt.stats_at_exit = v != 0;
   return true;
@@ -157,6 +163,8 @@ static const struct option_def {
      "1: a background thread returns memory of idle processes (default 1)"},
     {"TIDEMALLOC_PURGE_LAZY", NULL, TIDE_M_PURGE_LAZY, set_purge_lazy,
      "1: purge with MADV_FREE (cheaper, but RSS only drops under memory pressure)"},
+    {NULL, "hugetlb", 0, set_huge_pages,
+     "1: transparent huge pages (MADV_HUGEPAGE) for heaps, the break and large mappings; 2 is taken as 1; default 0"},
     {"TIDEMALLOC_STATS", NULL, 0, set_stats, "1: print one line of statistics at exit"},
 };
 #define NOPTIONS (sizeof options / sizeof options[0])

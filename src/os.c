@@ -46,6 +46,11 @@ void *os_reserve(size_t size, size_t align) {
   return aligned;
 }
 
+void os_advise_huge(void *p, size_t size) {
+  if (opt.huge_pages)
+    madvise(p, size, MADV_HUGEPAGE);
+}
+
 bool os_commit(void *p, size_t size) { return mprotect(p, size, PROT_READ | PROT_WRITE) == 0; }
 
 void os_decommit(void *p, size_t size) {

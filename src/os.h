@@ -11,6 +11,8 @@
  *   os_decommit(p, n)     give pages back and make them inaccessible again.
  *   os_unmap(p, n)        release a mapping or part of one.
  *   os_remap(p, old, new) resize a mapping, moving it if needed; NULL on failure.
+ *   os_advise_huge(p, n)  with the hugetlb option, ask for transparent huge
+ *                         pages there (the kernel may stall to assemble one).
  *   os_purge(p, n)        give the pages back, keep the range mapped: it reads
  *                         as zero afterwards (MADV_DONTNEED), or, with the
  *                         purge_lazy option, as zero or as it was (MADV_FREE).
@@ -34,6 +36,8 @@ void os_decommit(void *p, size_t size);
 void os_unmap(void *p, size_t size);
 void *os_remap(void *p, size_t old_size, size_t new_size);
 void os_purge(void *p, size_t size);
+void os_advise_huge(void *p, size_t size);
+#define OS_HUGE_PAGE ((size_t)2 * 1024 * 1024)
 
 void os_write_err(const char *s);      /* write(2) to stderr, whole string */
 uint64_t os_random64(void);

@@ -5,7 +5,11 @@
  * The binary re-executes itself with a mode argument and an environment;
  * the child reports what it saw on stderr, the parent checks it.
  */
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "harness.h"
 #include "tidemalloc.h"
@@ -47,6 +51,75 @@ static int mode_perturb(void) {
   return 0;
 }
 
+/* Does the mapping holding p carry MADV_HUGEPAGE ("hg" in VmFlags)? */
+static int advised_huge(const void *p) {
+  FILE *f = fopen("/proc/self/smaps", "r");
+  if (!f)
+    return -1;
+  char line[512];
+  int in = 0, hg = -1;
+  uintptr_t a = (uintptr_t)p;
+  while (fgets(line, sizeof line, f)) {
+    unsigned long lo, hi;
+    char *sp = strchr(line, ' ');
+    if (sp && sp > line && strchr(line, '-') && strchr(line, '-') < sp && sscanf(line, "%lx-%lx", &lo, &hi) == 2) {
+      in = a >= lo && a < hi;
+      continue;
+    }
+    if (in && strncmp(line, "VmFlags:", 8) == 0)
+      hg = strstr(line, " hg") != NULL;
+  }
+  fclose(f);
+  return hg;
+}
+
+static void *huge_thread(void *out) {
+  void *p = tide_malloc(100); /* in a heap of a second arena */
+  *(int *)out = advised_huge(p);
+  /* Fill the heap to its 64 MiB end and start another: growth in whole
+   * huge pages must stop exactly there. */
+  enum { N = 700 };
+  static char *blocks[N];
+  for (int i = 0; i < N; i++) {
+    blocks[i] = tide_malloc(100 * 1024);
+    if (!blocks[i])
+      *(int *)out = -2;
+    else
+      memset(blocks[i], i, 100 * 1024);
+  }
+  for (int i = 0; i < N; i++)
+    if (blocks[i] && (blocks[i][0] != (char)i || blocks[i][100 * 1024 - 1] != (char)i))
+      *(int *)out = -3;
+  for (int i = 0; i < N; i++)
+    tide_free(blocks[i]);
+  tide_free(p);
+  return NULL;
+}
+
+static int mode_huge(void) {
+  void *small = tide_malloc(100); /* main arena: the break */
+  void *big = tide_malloc(4 << 20);  /* its own mapping */
+  int heap = -1;
+  pthread_t t;
+  pthread_create(&t, NULL, huge_thread, &heap);
+  pthread_join(t, NULL);
+  fprintf(stderr, "result: brk=%d heap=%d mmap=%d\n", advised_huge(small), heap, advised_huge(big));
+  tide_free(small);
+  tide_free(big);
+  return 0;
+}
+
+/* Can this kernel take MADV_HUGEPAGE at all? */
+static bool kernel_has_thp(void) {
+  size_t n = 4 << 20;
+  void *m = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED)
+    return false;
+  bool ok = madvise(m, n, MADV_HUGEPAGE) == 0;
+  munmap(m, n);
+  return ok;
+}
+
 /* ---- parent ---- */
 
 struct run {
@@ -80,6 +153,8 @@ int main(int argc, char **argv) {
       return mode_fastbins();
     if (strcmp(argv[1], "perturb") == 0)
       return mode_perturb();
+    if (strcmp(argv[1], "huge") == 0)
+      return mode_huge();
     return 2;
   }
   printf("# unit/env\n");
@@ -90,6 +165,12 @@ int main(int argc, char **argv) {
   expect("fastbins", "GLIBC_TUNABLES=glibc.malloc.tcache_count=0", "200");
   expect("fastbins", "GLIBC_TUNABLES=glibc.malloc.tcache_count=0:glibc.malloc.mxfast=0", "0");
   expect("perturb", "MALLOC_PERTURB_=165", "filled");
+  expect("huge", NULL, "brk=0 heap=0 mmap=0");
+  /* Where the kernel has no transparent huge pages, the option must do no
+   * harm: nothing is advised and allocation works. */
+  const char *thp = kernel_has_thp() ? "brk=1 heap=1 mmap=1" : "brk=0 heap=0 mmap=0";
+  expect("huge", "GLIBC_TUNABLES=glibc.malloc.hugetlb=1", thp);
+  expect("huge", "GLIBC_TUNABLES=glibc.malloc.hugetlb=2", thp);
 
   /* M_PERTURB through mallopt, in this process */
   CHECK(tide_mallopt(TIDE_M_PERTURB, 0xA5) == 1, "mallopt(M_PERTURB, 0xA5)");
