@@ -150,7 +150,7 @@ static void perturb_alloc(void *mem, size_t n) {
 static struct chunk *alloc_chunk(size_t n, size_t nb, char **clean_from, bool use_tcache) {
   tide_current_fn = "malloc";
   if (unlikely(arenas_isolating) && mmapped_can_map()) {
-    struct chunk *m = mmapped_alloc(nb); /* see arenas_isolate */
+    struct chunk *m = mmapped_alloc(nb, false); /* see arenas_isolate */
     if (m)
       return m;
   }
@@ -277,6 +277,7 @@ static TIDE_NOINLINE void free_slow(void *mem) {
   struct chunk *p = checked_chunk(mem, "free");
   if (chunk_is_mmapped(p)) {
     mmapped_free(p);
+    purge_maybe_start_thread(); /* a kept mapping waits for it */
     return;
   }
   /* Checked under the lock, where the arena's regions and top are stable

@@ -299,10 +299,11 @@ static bool grow_heaps(struct arena *a, size_t nb) {
   return true;
 }
 
-static struct chunk *grow_and_take(struct arena *a, size_t nb, char **clean_from) {
+/* want_zero: calloc, which a fresh mapping serves without clearing. */
+static struct chunk *grow_and_take(struct arena *a, size_t nb, char **clean_from, bool want_zero) {
   bool mmap_ok = mmapped_can_map();
   if (nb >= opt.mmap_threshold && mmap_ok) {
-    struct chunk *c = mmapped_alloc(nb);
+    struct chunk *c = mmapped_alloc(nb, !want_zero);
     if (c)
       return c;
   }
@@ -320,7 +321,7 @@ static struct chunk *grow_and_take(struct arena *a, size_t nb, char **clean_from
   }
   /* Last resort, as glibc: a mapping of its own even below the threshold. */
   if (nb < opt.mmap_threshold && mmap_ok)
-    return mmapped_alloc(nb);
+    return mmapped_alloc(nb, !want_zero);
   return NULL;
 }
 
@@ -402,7 +403,7 @@ static struct chunk *take_from_larger_bin(struct arena *a, int i, size_t nb) {
   return NULL;
 }
 
-static struct chunk *malloc_locked(struct arena *a, size_t nb, char **clean_from) {
+static struct chunk *malloc_locked(struct arena *a, size_t nb, char **clean_from, bool want_zero) {
   /* 1. Fast bins: exact size, LIFO. */
   if (nb <= MAX_FASTBIN_CHUNK) {
     int i = fastbin_index(nb);
@@ -468,16 +469,17 @@ static struct chunk *malloc_locked(struct arena *a, size_t nb, char **clean_from
       continue;
     }
     /* 8. Ask the OS. */
-    return grow_and_take(a, nb, clean_from);
+    return grow_and_take(a, nb, clean_from, want_zero);
   }
 }
 
 struct chunk *arena_malloc(struct arena *a, size_t nb, char **clean_from) {
   char *ignored;
+  bool want_zero = clean_from != NULL;
   if (!clean_from)
     clean_from = &ignored;
   *clean_from = NULL;
-  struct chunk *c = malloc_locked(a, nb, clean_from);
+  struct chunk *c = malloc_locked(a, nb, clean_from, want_zero);
   if (c && !chunk_is_mmapped(c)) {
     a->count.in_use_bytes += chunk_size(c);
     if (a->count.in_use_bytes > a->count.peak_in_use_bytes)
@@ -590,7 +592,7 @@ void arena_free(struct arena *a, struct chunk *p, bool from_cache) {
     /* Worth a look only when a whole page would go. */
     size_t tsz = chunk_size(a->top);
     if (tsz >= opt.trim_threshold && tsz >= opt.top_pad + MINSIZE + os_page)
-      purge_trim_top(a, opt.top_pad);
+      purge_top_grew(a);
   }
 }
 

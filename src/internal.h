@@ -193,6 +193,8 @@ struct arena {
   unsigned long activity_seen; /* background thread: at its last round */
   unsigned busy_rounds;        /* background thread: rounds it stayed busy */
   bool purging;                /* the background thread holds the lock */
+  uint64_t top_freed_ms;       /* a free last grew top past the trim threshold
+                                  (coarse ms), when trims wait for the decay */
 
   /* Blocks of this arena that other threads' caches handed back: one
    * lock-free stack per cache bin, in thread-cache format (src/tcache.h),

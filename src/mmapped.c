@@ -4,6 +4,7 @@
 #include "mmapped.h"
 
 #include "os.h"
+#include "purge.h"
 #include "stats.h"
 
 #define DEFAULT_MMAP_THRESHOLD_MAX (32 * MiB)
@@ -84,17 +85,71 @@ static void reg_remove_at(size_t hole) {
   }
 }
 
+/* Freed mappings kept for reuse, oldest first (under reg.lock).  Few and
+ * bounded in bytes; each goes back to the OS once it has waited the decay
+ * time (the background thread) or at malloc_trim. */
+#define MAP_CACHE_SLOTS 4
+#define MAP_CACHE_BYTES (64 * MiB)
+static struct kept {
+  char *base;
+  size_t len;
+  uint64_t freed_ms;
+} kept[MAP_CACHE_SLOTS];
+static unsigned nkept;
+static size_t kept_bytes;
+
+static struct kept kept_take(unsigned i) {
+  struct kept k = kept[i];
+  memmove(&kept[i], &kept[i + 1], (nkept - i - 1) * sizeof kept[0]);
+  nkept--;
+  kept_bytes -= k.len;
+  return k;
+}
+
+/* A kept mapping resized to len bytes, or NULL (reg.lock held). */
+static char *kept_reuse(size_t len) {
+  if (nkept == 0)
+    return NULL;
+  /* The smallest that holds len, else the largest (grown). */
+  unsigned best = MAP_CACHE_SLOTS, largest = 0;
+  for (unsigned i = 0; i < nkept; i++) {
+    if (kept[i].len >= len && (best == MAP_CACHE_SLOTS || kept[i].len < kept[best].len))
+      best = i;
+    if (kept[i].len > kept[largest].len)
+      largest = i;
+  }
+  struct kept k = kept_take(best != MAP_CACHE_SLOTS ? best : largest);
+  if (k.len > len) {
+    os_unmap(k.base + len, k.len - len);
+    return k.base;
+  }
+  if (k.len == len)
+    return k.base;
+  char *m = os_remap(k.base, k.len, len);
+  if (!m)
+    os_unmap(k.base, k.len);
+  return m;
+}
+
 bool mmapped_can_map(void) { return (int)__atomic_load_n(&reg.count, __ATOMIC_RELAXED) < opt.mmap_max; }
 
-struct chunk *mmapped_alloc(size_t nb) {
+struct chunk *mmapped_alloc(size_t nb, bool may_reuse) {
   size_t len = os_page_up(nb + SIZE_SZ);
   if (len < nb)
     return NULL;
-  char *m = os_map(len);
-  if (!m)
-    return NULL;
-  if (len >= OS_HUGE_PAGE)
-    os_advise_huge(m, len);
+  char *m = NULL;
+  if (may_reuse && __atomic_load_n(&nkept, __ATOMIC_RELAXED)) {
+    pthread_mutex_lock(&reg.lock);
+    m = kept_reuse(len);
+    pthread_mutex_unlock(&reg.lock);
+  }
+  if (!m) {
+    m = os_map(len);
+    if (!m)
+      return NULL;
+    if (len >= OS_HUGE_PAGE)
+      os_advise_huge(m, len);
+  }
   struct chunk *p = (struct chunk *)m;
   p->prev_size = 0;
   chunk_set_head(p, len | IS_MMAPPED);
@@ -146,7 +201,53 @@ void mmapped_free(struct chunk *p) {
     opt.mmap_threshold = size;
     opt.trim_threshold = 2 * size;
   }
-  os_unmap((char *)p - off, off + size);
+  char *base = (char *)p - off;
+  size_t len = off + size;
+  if (!purge_defers() || len > MAP_CACHE_BYTES) {
+    os_unmap(base, len);
+    return;
+  }
+  /* Keep it; the oldest make room. */
+  struct kept out[MAP_CACHE_SLOTS];
+  unsigned nout = 0;
+  pthread_mutex_lock(&reg.lock);
+  while (nkept == MAP_CACHE_SLOTS || kept_bytes + len > MAP_CACHE_BYTES)
+    out[nout++] = kept_take(0);
+  kept[nkept++] = (struct kept){base, len, os_now_coarse_ms()};
+  kept_bytes += len;
+  pthread_mutex_unlock(&reg.lock);
+  for (unsigned i = 0; i < nout; i++)
+    os_unmap(out[i].base, out[i].len);
+  purge_wake();
+}
+
+static size_t kept_release(bool everything, size_t *left) {
+  struct kept out[MAP_CACHE_SLOTS];
+  unsigned nout = 0;
+  uint64_t now = os_now_coarse_ms();
+  uint64_t decay = opt.purge_decay_ms < 0 ? 0 : (uint64_t)opt.purge_decay_ms;
+  pthread_mutex_lock(&reg.lock);
+  while (nkept > 0 && (everything || kept[0].freed_ms + decay <= now))
+    out[nout++] = kept_take(0);
+  *left = kept_bytes;
+  pthread_mutex_unlock(&reg.lock);
+  size_t released = 0;
+  for (unsigned i = 0; i < nout; i++) {
+    os_unmap(out[i].base, out[i].len);
+    released += out[i].len;
+  }
+  return released;
+}
+
+size_t mmapped_cache_expire(bool everything) {
+  size_t left;
+  kept_release(everything, &left);
+  return left;
+}
+
+size_t mmapped_cache_release_all(void) {
+  size_t left;
+  return kept_release(true, &left);
 }
 
 struct chunk *mmapped_resize(struct chunk *p, size_t nb) {
@@ -190,7 +291,7 @@ size_t mmapped_totals_unlocked_bytes(void) { return __atomic_load_n(&reg.bytes, 
 
 struct mmapped_totals mmapped_totals(void) {
   pthread_mutex_lock(&reg.lock);
-  struct mmapped_totals t = {reg.count, reg.max_count, reg.bytes, reg.max_bytes};
+  struct mmapped_totals t = {reg.count, reg.max_count, reg.bytes, reg.max_bytes, kept_bytes};
   pthread_mutex_unlock(&reg.lock);
   return t;
 }

@@ -7,6 +7,7 @@
 #include "arena.h"
 #include "arenas.h"
 #include "heap.h"
+#include "mmapped.h"
 #include "os.h"
 #include "tcache.h"
 
@@ -252,8 +253,36 @@ size_t purge_decayed(struct arena *a, bool everything, size_t max_chunks) {
   return released;
 }
 
+static bool thread_failed; /* pthread_create said no: trims are not deferred */
+
+bool purge_defers(void) {
+  return opt.dynamic_threshold && opt.purge_thread && opt.purge_decay_ms > 0 &&
+         !__atomic_load_n(&thread_failed, __ATOMIC_RELAXED);
+}
+
+void purge_wake(void) {
+  if (!__atomic_load_n(&thread_wanted, __ATOMIC_RELAXED))
+    __atomic_store_n(&thread_wanted, true, __ATOMIC_RELAXED);
+}
+
+void purge_top_grew(struct arena *a) {
+  if (!purge_defers()) {
+    purge_trim_top(a, opt.top_pad);
+    return;
+  }
+  a->top_freed_ms = now_ms();
+  purge_wake();
+}
+
+/* Is a's top over the trim threshold and left alone for the decay? */
+static bool top_trim_due(struct arena *a, uint64_t now) {
+  if (!a->top || chunk_size(a->top) < opt.trim_threshold)
+    return false;
+  return !purge_defers() || a->top_freed_ms + (uint64_t)opt.purge_decay_ms <= now;
+}
+
 bool purge_trim_all(size_t pad) {
-  bool released = false;
+  bool released = mmapped_cache_release_all() > 0;
   for (struct arena *a = arenas_first(); a; a = a->next) {
     lock_acquire(&a->lock);
     tcache_drain_remote(a);
@@ -298,8 +327,11 @@ static size_t purge_round(void) {
         lock_acquire(&a->lock);
       }
     }
-    if (a->top && chunk_size(a->top) >= opt.trim_threshold)
+    bool top_big = a->top && chunk_size(a->top) >= opt.trim_threshold;
+    if (top_trim_due(a, now_ms()))
       purge_trim_top(a, opt.top_pad);
+    else if (top_big)
+      left++; /* come back for it */
     /* Bounded work per lock hold, so threads using the arena wait little. */
     while (purge_decayed(a, false, 16) > 0) {
       lock_release(&a->lock);
@@ -309,6 +341,7 @@ static size_t purge_round(void) {
     lock_release(&a->lock);
     __atomic_store_n(&a->purging, false, __ATOMIC_RELAXED);
   }
+  left += mmapped_cache_expire(false);
   return left;
 }
 
@@ -373,6 +406,7 @@ void purge_maybe_start_thread(void) {
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   pthread_attr_destroy(&attr);
   if (err != 0) {
+    __atomic_store_n(&thread_failed, true, __ATOMIC_RELAXED);
     pthread_mutex_lock(&thread_lock);
     thread_running = false;
     pthread_mutex_unlock(&thread_lock);

@@ -42,6 +42,19 @@ struct purge_range purge_range_of(struct chunk *c, size_t size);
 struct purge_range purge_range_hull(struct purge_range a, struct purge_range b);
 /* c was just put in a bin (dirty as a whole): only r of it is dirty. */
 void purge_narrow(struct arena *a, struct chunk *c, size_t size, struct purge_range r);
+/* Top reached the trim threshold through a free.  Under the defaults
+ * the trim waits until top has taken no free for the decay time (and
+ * the background thread does it), so memory that comes and goes at the
+ * top is not handed back and faulted in again each time; once the user
+ * sets a glibc threshold, or turns the decay or the thread off, the trim
+ * happens here and now, as in glibc. */
+void purge_top_grew(struct arena *a);
+/* Under the defaults (no glibc threshold set by the user, a decay, the
+ * background thread able to run), freed memory at the top and freed
+ * mappings wait for the decay before they go back to the OS. */
+bool purge_defers(void);
+/* Something now waits for the background thread. */
+void purge_wake(void);
 /* Purge dirty chunks freed more than the decay ago (all of them when
  * everything is set), at most max_chunks; returns bytes released. */
 size_t purge_decayed(struct arena *a, bool everything, size_t max_chunks);

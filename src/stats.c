@@ -199,7 +199,7 @@ void stats_get(struct tide_stats *out) {
   out->peak_in_use_bytes = sampled;
   sampled = __atomic_load_n(&peak_total_os, __ATOMIC_RELAXED);
   out->peak_os_bytes = sampled > out->os_bytes ? sampled : out->os_bytes;
-  out->os_bytes += mm.bytes;
+  out->os_bytes += mm.bytes + mm.cached_bytes;
   out->peak_os_bytes += mm.max_bytes;
   out->mmapped_chunks = mm.count;
 }

@@ -1,0 +1,145 @@
+/*
+ * Memory kept for the decay time under the default settings, and given
+ * back after it with no malloc_trim call (src/purge.c, src/mmapped.c):
+ *
+ *  - a freed mapping is kept: the next request it can hold gets the same
+ *    pages, still as they were; calloc never gets one (it must be zero);
+ *  - after the decay the background thread unmaps it;
+ *  - memory freed at the top past the trim threshold stays while it is
+ *    reused, and goes back once top has been left alone for the decay;
+ *  - malloc_trim gives kept mappings back at once;
+ *  - once a glibc threshold is set with mallopt, frees unmap at once, as in
+ *    glibc.
+ *
+ * The order matters: the last test turns the defaults off.
+ */
+#include <string.h>
+#include <time.h>
+
+#include "harness.h"
+#include "tidemalloc.h"
+
+#define MiB ((size_t)1 << 20)
+/* Blocks over 32 MiB are always mmapped and never move the threshold. */
+#define BIG (40 * MiB)
+#define DEADLINE_MS 3000
+
+static long now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+static void sleep_ms(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+/* Is address p inside some mapping of this process? */
+static int mapped(const void *p) {
+  FILE *f = fopen("/proc/self/maps", "r");
+  if (!f)
+    return -1;
+  unsigned long lo, hi, a = (unsigned long)p;
+  char rest[512];
+  int found = 0;
+  while (fscanf(f, "%lx-%lx", &lo, &hi) == 2) {
+    if (a >= lo && a < hi)
+      found = 1;
+    if (!fgets(rest, sizeof rest, f))
+      break;
+  }
+  fclose(f);
+  return found;
+}
+
+static size_t os_bytes(void) {
+  struct tide_stats s;
+  tide_stats_get(&s);
+  return s.os_bytes;
+}
+
+static void test_kept_mapping(void) {
+  unsigned char *p = tide_malloc(BIG);
+  CHECK(p != NULL, "malloc(40 MiB)");
+  if (!p)
+    return;
+  memset(p, 0xAB, BIG);
+  tide_free(p);
+  CHECK(mapped(p) == 1, "its mapping is kept after free");
+  unsigned char *q = tide_malloc(BIG);
+  CHECK(q == p, "the next malloc(40 MiB) gets it back (%p, was %p)", (void *)q, (void *)p);
+  CHECK(q && q[0] == 0xAB && q[BIG / 2] == 0xAB && q[BIG - 100] == 0xAB,
+        "with its pages as they were: resident, not faulted in afresh");
+  tide_free(q);
+
+  unsigned char *z = tide_calloc(1, BIG);
+  CHECK(z != NULL, "calloc(1, 40 MiB)");
+  size_t nonzero = 0;
+  for (size_t i = 0; z && i < BIG; i++)
+    nonzero += z[i] != 0;
+  CHECK(nonzero == 0, "calloc never gets a kept mapping: all 40 MiB are zero (%zu bytes not)", nonzero);
+  tide_free(z);
+
+  long t0 = now_ms();
+  while ((mapped(p) || mapped(z)) && now_ms() - t0 < DEADLINE_MS)
+    sleep_ms(20);
+  long took = now_ms() - t0;
+  CHECK(!mapped(p) && !mapped(z), "both kept mappings are unmapped after the decay, with no "
+                                  "malloc call (%ld ms)", took);
+  CHECK(took >= 100, "and not at once: they waited for the decay (%ld ms)", took);
+}
+
+static void test_top_waits(void) {
+  enum { N = 100, SIZE = 100000 };
+  void *p[N];
+  for (int i = 0; i < N; i++) {
+    p[i] = tide_malloc(SIZE);
+    if (p[i])
+      memset(p[i], 0x31, SIZE);
+  }
+  size_t grown = os_bytes();
+  for (int i = N - 1; i >= 0; i--)
+    tide_free(p[i]);
+  size_t after_free = os_bytes();
+  CHECK(after_free + 1 * MiB >= grown, "10 MB freed at the top stay for now (os_bytes %zu -> %zu)", grown,
+        after_free);
+  /* Used again at once: no new memory from the OS. */
+  for (int i = 0; i < N; i++)
+    p[i] = tide_malloc(SIZE);
+  CHECK(os_bytes() <= grown, "the same requests again take no more from the OS (%zu -> %zu)", grown,
+        os_bytes());
+  for (int i = N - 1; i >= 0; i--)
+    tide_free(p[i]);
+  long t0 = now_ms();
+  while (os_bytes() + 8 * MiB > grown && now_ms() - t0 < DEADLINE_MS)
+    sleep_ms(20);
+  CHECK(os_bytes() + 8 * MiB <= grown, "left alone, they go back to the OS within %d ms (os_bytes %zu -> %zu)",
+        DEADLINE_MS, grown, os_bytes());
+  CHECK(tide_heap_check() == 0, "heap sound after the top came down");
+}
+
+static void test_trim_now(void) {
+  void *p = tide_malloc(BIG);
+  tide_free(p);
+  CHECK(p && mapped(p) == 1, "a freed 40 MiB mapping is kept");
+  CHECK(tide_malloc_trim(0) == 1, "malloc_trim(0) says it released memory");
+  CHECK(!mapped(p), "and the mapping is gone at once");
+}
+
+static void test_glibc_settings(void) {
+  CHECK(tide_mallopt(TIDE_M_MMAP_THRESHOLD, 256 * 1024) == 1, "mallopt(M_MMAP_THRESHOLD, 256K)");
+  void *p = tide_malloc(BIG);
+  tide_free(p);
+  CHECK(p && !mapped(p), "with a threshold set by the user, free unmaps at once, as glibc does");
+  CHECK(tide_heap_check() == 0, "heap sound");
+}
+
+int main(void) {
+  printf("# unit/keep\n");
+  test_kept_mapping();
+  test_top_waits();
+  test_trim_now();
+  test_glibc_settings();
+  TEST_MAIN_END("unit/keep");
+}
