@@ -410,6 +410,7 @@ void purge_maybe_start_thread(void) {
     pthread_mutex_lock(&thread_lock);
     thread_running = false;
     pthread_mutex_unlock(&thread_lock);
+    mmapped_cache_release_all(); /* nobody would come for them */
   }
 }
 
