@@ -7,6 +7,7 @@
 #include "arena.h"
 #include "arenas.h"
 #include "os.h"
+#include "purge.h"
 #include "tcache.h"
 
 #include <stdlib.h>
@@ -251,7 +252,11 @@ int opt_mallopt(int param, int value) {
   for (size_t i = 0; i < NOPTIONS; i++) {
     if (options[i].param != 0 && options[i].param == param) {
       /* Negative values become huge, as glibc's size_t parameters do. */
-      return options[i].set((size_t)(long)value) ? 1 : 0;
+      if (!options[i].set((size_t)(long)value))
+        return 0;
+      if (!purge_defers()) /* glibc's immediate trims and unmaps from now on */
+        purge_release_deferred();
+      return 1;
     }
   }
   return 0;

@@ -143,14 +143,11 @@ void purge_track(struct arena *a, struct chunk *c, size_t size) {
   purge_note_pending(a);
 }
 
-void purge_note_remote(void) {
-  if (!__atomic_load_n(&thread_wanted, __ATOMIC_RELAXED))
-    __atomic_store_n(&thread_wanted, true, __ATOMIC_RELAXED);
-}
+void purge_note_remote(void) { purge_wake(); }
 
 void purge_note_pending(struct arena *a) {
-  if (a->dirty_bytes + a->fast_bytes >= THREAD_WAKE_BYTES && !__atomic_load_n(&thread_wanted, __ATOMIC_RELAXED))
-    __atomic_store_n(&thread_wanted, true, __ATOMIC_RELAXED);
+  if (a->dirty_bytes + a->fast_bytes >= THREAD_WAKE_BYTES)
+    purge_wake();
 }
 
 static void dirty_unlink(struct arena *a, struct chunk *c, size_t size) {
@@ -262,7 +259,17 @@ bool purge_defers(void) {
 
 void purge_wake(void) {
   if (!__atomic_load_n(&thread_wanted, __ATOMIC_RELAXED))
-    __atomic_store_n(&thread_wanted, true, __ATOMIC_RELAXED);
+    __atomic_store_n(&thread_wanted, true, __ATOMIC_SEQ_CST);
+}
+
+void purge_release_deferred(void) {
+  mmapped_cache_release_all();
+  for (struct arena *a = arenas_first(); a; a = a->next) {
+    lock_acquire(&a->lock);
+    if (a->top && chunk_size(a->top) >= opt.trim_threshold)
+      purge_trim_top(a, opt.top_pad);
+    lock_release(&a->lock);
+  }
 }
 
 void purge_top_grew(struct arena *a) {
@@ -368,9 +375,18 @@ static void *purge_thread_main(void *unused) {
     /* Nothing to do for a while: end, unless new work just arrived. */
     pthread_mutex_lock(&thread_lock);
     if (!__atomic_load_n(&thread_wanted, __ATOMIC_RELAXED)) {
-      thread_running = false;
+      __atomic_store_n(&thread_running, false, __ATOMIC_SEQ_CST);
       pthread_mutex_unlock(&thread_lock);
-      return NULL;
+      /* A waker stores "wanted" and then reads "running"; we stored
+       * "running" and now read "wanted": one of us sees the other. */
+      if (!__atomic_load_n(&thread_wanted, __ATOMIC_SEQ_CST))
+        return NULL;
+      pthread_mutex_lock(&thread_lock);
+      bool other = thread_running; /* the waker started a new thread */
+      thread_running = true;
+      pthread_mutex_unlock(&thread_lock);
+      if (other)
+        return NULL;
     }
     pthread_mutex_unlock(&thread_lock);
     idle_rounds = 0;
@@ -378,7 +394,7 @@ static void *purge_thread_main(void *unused) {
 }
 
 void purge_maybe_start_thread(void) {
-  if (likely(!__atomic_load_n(&thread_wanted, __ATOMIC_RELAXED)) || __atomic_load_n(&thread_running, __ATOMIC_RELAXED))
+  if (likely(!__atomic_load_n(&thread_wanted, __ATOMIC_RELAXED)) || __atomic_load_n(&thread_running, __ATOMIC_SEQ_CST))
     return;
   if (!opt.purge_thread || opt.purge_decay_ms < 0)
     return;
@@ -410,7 +426,7 @@ void purge_maybe_start_thread(void) {
     pthread_mutex_lock(&thread_lock);
     thread_running = false;
     pthread_mutex_unlock(&thread_lock);
-    mmapped_cache_release_all(); /* nobody would come for them */
+    purge_release_deferred(); /* nobody would come for them */
   }
 }
 

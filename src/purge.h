@@ -55,6 +55,10 @@ void purge_top_grew(struct arena *a);
 bool purge_defers(void);
 /* Something now waits for the background thread. */
 void purge_wake(void);
+/* The thread will not come (it could not start, or a setting changed so
+ * that nothing waits for it any more): trim and unmap now.  No arena lock
+ * held. */
+void purge_release_deferred(void);
 /* Purge dirty chunks freed more than the decay ago (all of them when
  * everything is set), at most max_chunks; returns bytes released. */
 size_t purge_decayed(struct arena *a, bool everything, size_t max_chunks);

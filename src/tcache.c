@@ -262,6 +262,7 @@ static void big_release(struct chunk *c) {
   lock_acquire(&a->lock);
   arena_free(a, c, false);
   lock_release(&a->lock);
+  purge_maybe_start_thread(); /* the free may have left a trim for it */
 }
 
 static void big_flush(struct tcache *tc) {
@@ -408,6 +409,7 @@ void tcache_free_slow(struct tcache *tc, void *mem, size_t idx) {
     lock_acquire(&a->lock);
     arena_free(a, p, false);
     lock_release(&a->lock);
+    purge_maybe_start_thread();
   }
 }
 
@@ -436,6 +438,7 @@ static void thread_exit_hook(void *unused) {
     tcache_publish(tc, a);
     arena_free(a, p, false);
     lock_release(&a->lock);
+    purge_maybe_start_thread();
   }
   arenas_thread_exit();
 }

@@ -6,7 +6,8 @@
  *    pages, still as they were; calloc never gets one (it must be zero);
  *  - after the decay the background thread unmaps it;
  *  - memory freed at the top past the trim threshold stays while it is
- *    reused, and goes back once top has been left alone for the decay;
+ *    reused, and goes back once top has been left alone for the decay,
+ *    also when the frees reach the arena from the thread cache;
  *  - malloc_trim gives kept mappings back at once;
  *  - once a glibc threshold is set with mallopt, frees unmap at once, as in
  *    glibc.
@@ -119,6 +120,27 @@ static void test_top_waits(void) {
   CHECK(tide_heap_check() == 0, "heap sound after the top came down");
 }
 
+/* Freed through the thread cache's medium blocks (1-64 KiB): the frees
+ * reach the arena when the cache evicts, not in free's own slow path, and
+ * must still bring the background thread round. */
+static void test_top_waits_medium(void) {
+  enum { N = 4000, SIZE = 32 * 1024 };
+  static void *p[N];
+  for (int i = 0; i < N; i++) {
+    p[i] = tide_malloc(SIZE);
+    if (p[i])
+      memset(p[i], 0x32, SIZE);
+  }
+  size_t grown = os_bytes();
+  for (int i = N - 1; i >= 0; i--)
+    tide_free(p[i]);
+  long t0 = now_ms();
+  while (os_bytes() + 100 * MiB > grown && now_ms() - t0 < DEADLINE_MS)
+    sleep_ms(20);
+  CHECK(os_bytes() + 100 * MiB <= grown, "125 MB of 32 KiB blocks freed in a fresh process go back within %d ms "
+        "with no further call (os_bytes %zu -> %zu)", DEADLINE_MS, grown, os_bytes());
+}
+
 static void test_trim_now(void) {
   void *p = tide_malloc(BIG);
   tide_free(p);
@@ -128,7 +150,11 @@ static void test_trim_now(void) {
 }
 
 static void test_glibc_settings(void) {
+  void *k = tide_malloc(BIG);
+  tide_free(k);
+  CHECK(k && mapped(k) == 1, "a freed 40 MiB mapping is kept");
   CHECK(tide_mallopt(TIDE_M_MMAP_THRESHOLD, 256 * 1024) == 1, "mallopt(M_MMAP_THRESHOLD, 256K)");
+  CHECK(!mapped(k), "the setting gives back at once what was kept");
   void *p = tide_malloc(BIG);
   tide_free(p);
   CHECK(p && !mapped(p), "with a threshold set by the user, free unmaps at once, as glibc does");
@@ -137,6 +163,7 @@ static void test_glibc_settings(void) {
 
 int main(void) {
   printf("# unit/keep\n");
+  test_top_waits_medium(); /* first: the background thread has not started */
   test_kept_mapping();
   test_top_waits();
   test_trim_now();
