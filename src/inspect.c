@@ -727,6 +727,8 @@ void stats_dump(int fd) {
   out_u(&o, mm.count, 0);
   out_str(&o, " (");
   out_u(&o, mm.bytes, 0);
-  out_str(&o, " B)\n");
+  out_str(&o, " B); freed mappings kept for reuse: ");
+  out_u(&o, mm.cached_bytes, 0);
+  out_str(&o, " B\n");
   out_flush(&o);
 }

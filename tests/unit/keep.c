@@ -14,6 +14,7 @@
  *
  * The order matters: the last test turns the defaults off.
  */
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -60,6 +61,21 @@ static size_t os_bytes(void) {
   return s.os_bytes;
 }
 
+/* What the heap inspector says is kept for reuse, in bytes (-1: not said). */
+static long long kept_in_dump(void) {
+  FILE *f = tmpfile();
+  if (!f)
+    return -1;
+  tide_heap_dump(fileno(f));
+  rewind(f);
+  static char text[1 << 20];
+  size_t n = fread(text, 1, sizeof text - 1, f);
+  text[n] = 0;
+  fclose(f);
+  const char *at = strstr(text, "freed mappings kept for reuse: ");
+  return at ? atoll(at + strlen("freed mappings kept for reuse: ")) : -1;
+}
+
 static void test_kept_mapping(void) {
   unsigned char *p = tide_malloc(BIG);
   CHECK(p != NULL, "malloc(40 MiB)");
@@ -68,6 +84,8 @@ static void test_kept_mapping(void) {
   memset(p, 0xAB, BIG);
   tide_free(p);
   CHECK(mapped(p) == 1, "its mapping is kept after free");
+  long long k = kept_in_dump();
+  CHECK(k >= (long long)BIG, "the heap inspector shows it kept for reuse (%lld B)", k);
   unsigned char *q = tide_malloc(BIG);
   CHECK(q == p, "the next malloc(40 MiB) gets it back (%p, was %p)", (void *)q, (void *)p);
   CHECK(q && q[0] == 0xAB && q[BIG / 2] == 0xAB && q[BIG - 100] == 0xAB,
