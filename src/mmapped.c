@@ -106,11 +106,11 @@ static struct kept kept_take(unsigned i) {
   return k;
 }
 
-/* A kept mapping resized to len bytes, or NULL (reg.lock held). */
-static char *kept_reuse(size_t len) {
+/* Take the kept mapping that suits len best: the smallest that holds it,
+ * else the largest (to be grown).  reg.lock held; false when none. */
+static bool kept_pick(size_t len, struct kept *k) {
   if (nkept == 0)
-    return NULL;
-  /* The smallest that holds len, else the largest (grown). */
+    return false;
   unsigned best = MAP_CACHE_SLOTS, largest = 0;
   for (unsigned i = 0; i < nkept; i++) {
     if (kept[i].len >= len && (best == MAP_CACHE_SLOTS || kept[i].len < kept[best].len))
@@ -118,12 +118,16 @@ static char *kept_reuse(size_t len) {
     if (kept[i].len > kept[largest].len)
       largest = i;
   }
-  struct kept k = kept_take(best != MAP_CACHE_SLOTS ? best : largest);
-  if (k.len > len) {
+  *k = kept_take(best != MAP_CACHE_SLOTS ? best : largest);
+  return true;
+}
+
+/* k resized to len bytes (its tail unmapped, or grown where it is or
+ * elsewhere), or NULL.  No lock held: these are system calls. */
+static char *kept_resize(struct kept k, size_t len) {
+  if (k.len > len)
     os_unmap(k.base + len, k.len - len);
-    return k.base;
-  }
-  if (k.len == len)
+  if (k.len >= len)
     return k.base;
   char *m = os_remap(k.base, k.len, len);
   if (!m)
@@ -139,9 +143,12 @@ struct chunk *mmapped_alloc(size_t nb, bool may_reuse) {
     return NULL;
   char *m = NULL;
   if (may_reuse && __atomic_load_n(&nkept, __ATOMIC_RELAXED)) {
+    struct kept k;
     pthread_mutex_lock(&reg.lock);
-    m = kept_reuse(len);
+    bool got = kept_pick(len, &k);
     pthread_mutex_unlock(&reg.lock);
+    if (got)
+      m = kept_resize(k, len);
   }
   if (!m) {
     m = os_map(len);
