@@ -195,6 +195,9 @@ struct arena {
   bool purging;                /* the background thread holds the lock */
   uint64_t top_freed_ms;       /* a free last grew top past the trim threshold
                                   (coarse ms), when trims wait for the decay */
+  struct chunk *seen_top;      /* background thread: top as it last saw it, */
+  size_t seen_top_size;        /* its size, */
+  uint64_t seen_top_ms;        /* and since when (coarse ms) */
 
   /* Blocks of this arena that other threads' caches handed back: one
    * lock-free stack per cache bin, in thread-cache format (src/tcache.h),

@@ -65,10 +65,10 @@ void *os_remap(void *p, size_t old_size, size_t new_size) {
   return q == MAP_FAILED ? NULL : q;
 }
 
-void os_purge(void *p, size_t size) {
+bool os_purge(void *p, size_t size) {
   if (opt.purge_lazy && madvise(p, size, MADV_FREE) == 0)
-    return;
-  madvise(p, size, MADV_DONTNEED);
+    return false;
+  return madvise(p, size, MADV_DONTNEED) == 0;
 }
 
 void os_write_err(const char *s) {

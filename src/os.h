@@ -15,7 +15,8 @@
  *                         pages there (the kernel may stall to assemble one).
  *   os_purge(p, n)        give the pages back, keep the range mapped: it reads
  *                         as zero afterwards (MADV_DONTNEED), or, with the
- *                         purge_lazy option, as zero or as it was (MADV_FREE).
+ *                         purge_lazy option, as zero or as it was (MADV_FREE);
+ *                         true when it now reads as zero.
  * All sizes and addresses given to the page calls are page multiples.
  */
 #ifndef TIDE_OS_H
@@ -35,7 +36,7 @@ bool os_commit(void *p, size_t size);
 void os_decommit(void *p, size_t size);
 void os_unmap(void *p, size_t size);
 void *os_remap(void *p, size_t old_size, size_t new_size);
-void os_purge(void *p, size_t size);
+bool os_purge(void *p, size_t size); /* true: the range now reads as zero */
 void os_advise_huge(void *p, size_t size);
 #define OS_HUGE_PAGE ((size_t)2 * 1024 * 1024)
 

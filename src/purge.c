@@ -281,6 +281,46 @@ void purge_top_grew(struct arena *a) {
   purge_wake();
 }
 
+/* A top under the trim threshold keeps its address space (glibc's
+ * meaning of the threshold, which the dynamic threshold raises to 64 MiB),
+ * but once it has stayed as it is for the decay time, its resident pages
+ * past top_pad go back like those of any free chunk.  Returns the bytes
+ * purged; *pending says the thread should come back for it. */
+static size_t purge_idle_top(struct arena *a, uint64_t now, bool *pending) {
+  struct chunk *t = a->top;
+  *pending = false;
+  if (!t || opt.purge_lazy || opt.purge_decay_ms < 0)
+    return 0;
+  size_t size = chunk_size(t);
+  char *lo = (char *)os_page_up((uintptr_t)t + CHUNK_HDR + opt.top_pad);
+  char *end = (char *)t + size;
+  char *dirty_end = a->top_dirty_end < end ? a->top_dirty_end : end;
+  /* Whole pages up to the end of the dirty part (the rest of its last
+   * page is top too), unless top itself ends inside that page. */
+  char *hi = (char *)os_page_up((uintptr_t)dirty_end);
+  if (hi > end)
+    hi = (char *)os_page_down((uintptr_t)end);
+  if (hi <= lo)
+    return 0;
+  if (t != a->seen_top || size != a->seen_top_size) {
+    a->seen_top = t;
+    a->seen_top_size = size;
+    a->seen_top_ms = now;
+    *pending = true;
+    return 0;
+  }
+  if (a->seen_top_ms + (uint64_t)opt.purge_decay_ms > now) {
+    *pending = true;
+    return 0;
+  }
+  if (!os_purge(lo, (size_t)(hi - lo)))
+    return 0;
+  if (hi >= dirty_end)
+    a->top_dirty_end = lo; /* what lies above reads as zero again */
+  a->count.purged_bytes += (size_t)(hi - lo);
+  return (size_t)(hi - lo);
+}
+
 /* Is a's top over the trim threshold and left alone for the decay? */
 static bool top_trim_due(struct arena *a, uint64_t now) {
   if (!a->top || chunk_size(a->top) < opt.trim_threshold)
@@ -335,10 +375,15 @@ static size_t purge_round(void) {
       }
     }
     bool top_big = a->top && chunk_size(a->top) >= opt.trim_threshold;
+    bool top_pending = false;
     if (top_trim_due(a, now_ms()))
       purge_trim_top(a, opt.top_pad);
     else if (top_big)
       left++; /* come back for it */
+    else
+      purge_idle_top(a, now_ms(), &top_pending);
+    if (top_pending)
+      left++;
     /* Bounded work per lock hold, so threads using the arena wait little. */
     while (purge_decayed(a, false, 16) > 0) {
       lock_release(&a->lock);

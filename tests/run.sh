@@ -133,6 +133,8 @@ run "stress/heaps-std" 120 "$T/stress/heaps-std"
 run "stress/purge" 120 "$T/stress/purge"
 run "stress/purge-std" 120 "$T/stress/purge-std"
 run "stress/ownthread-std" 60 "$T/stress/ownthread-std"
+run "stress/bigblocks" 120 "$T/stress/bigblocks" "$SEED" 300
+run "stress/bigblocks-std" 120 "$T/stress/bigblocks-std" "$((SEED + 1))" 400
 
 # real programs under LD_PRELOAD
 run "preload/programs" 240 bash tests/preload/programs.sh "$LIBDIR"

@@ -35,7 +35,7 @@ TEST_BINS := $(TEST_SRCS:tests/%.c=$(TEST_OUT)/%) \
 	$(TEST_OUT)/stress/random_ops-fast $(TEST_OUT)/stress/threads-std \
 	$(TEST_PLAIN:tests/%.c=$(TEST_OUT)/%-plain) $(TEST_OUT)/wrong/misuse-fast $(TEST_OUT)/stress/oom-std $(TEST_OUT)/stress/fork-std \
 	$(TEST_OUT)/stress/churn-std $(TEST_OUT)/stress/purge-std $(TEST_OUT)/stress/heaps-std \
-	$(TEST_OUT)/unit/inspect-fast $(TEST_OUT)/stress/ownthread-std
+	$(TEST_OUT)/unit/inspect-fast $(TEST_OUT)/stress/ownthread-std $(TEST_OUT)/stress/bigblocks-std
 
 .PHONY: test test-build
 test: lib test-build

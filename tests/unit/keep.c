@@ -16,6 +16,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 #include "harness.h"
@@ -159,6 +160,47 @@ static void test_top_waits_medium(void) {
         "with no further call (os_bytes %zu -> %zu)", DEADLINE_MS, grown, os_bytes());
 }
 
+/* Pages of [p, p+n) that are resident (mincore), or -1. */
+static long resident_pages(void *p, size_t n) {
+  uintptr_t lo = (uintptr_t)p & ~(uintptr_t)4095, hi = ((uintptr_t)p + n) & ~(uintptr_t)4095;
+  if (hi <= lo)
+    return 0;
+  static unsigned char vec[1 << 16];
+  size_t npages = (hi - lo) / 4096;
+  if (npages > sizeof vec || mincore((void *)lo, hi - lo, vec) != 0)
+    return -1;
+  long r = 0;
+  for (size_t i = 0; i < npages; i++)
+    r += vec[i] & 1;
+  return r;
+}
+
+/* Once a freed mapping has raised the mmap threshold (and with it the trim
+ * threshold, to twice as much), a top under the trim threshold keeps its
+ * address space as in glibc, but its pages still go back after the decay. */
+static void test_idle_top(void) {
+  void *m = tide_malloc(3 * MiB);
+  tide_free(m); /* threshold 3 MiB, trim threshold 6 MiB */
+  unsigned char *p = tide_malloc(2 * MiB);
+  CHECK(p != NULL && (((size_t *)p)[-1] & 2) == 0, "malloc(2 MiB) comes from the heap now, not a mapping");
+  if (!p)
+    return;
+  memset(p, 0x5A, 2 * MiB);
+  long before = resident_pages(p + 256 * 1024, MiB);
+  tide_free(p); /* back into top, which stays under 6 MiB */
+  long t0 = now_ms(), now = 0;
+  while ((now = resident_pages(p + 256 * 1024, MiB)) > 0 && now_ms() - t0 < DEADLINE_MS)
+    sleep_ms(20);
+  CHECK(before == 256 && now == 0, "the freed top's pages go back after the decay with no further call (%ld of "
+        "256 resident before, %ld after %ld ms)", before, now, now_ms() - t0);
+  unsigned char *z = tide_calloc(1, 2 * MiB);
+  size_t nonzero = 0;
+  for (size_t i = 0; z && i < 2 * MiB; i++)
+    nonzero += z[i] != 0;
+  CHECK(z && nonzero == 0, "calloc from that top reads zero (%zu bytes not)", nonzero);
+  tide_free(z);
+}
+
 static void test_trim_now(void) {
   void *p = tide_malloc(BIG);
   tide_free(p);
@@ -184,6 +226,7 @@ int main(void) {
   test_top_waits_medium(); /* first: the background thread has not started */
   test_kept_mapping();
   test_top_waits();
+  test_idle_top();
   test_trim_now();
   test_glibc_settings();
   TEST_MAIN_END("unit/keep");
