@@ -284,13 +284,12 @@ void purge_top_grew(struct arena *a) {
 /* A top under the trim threshold keeps its address space (glibc's
  * meaning of the threshold, which the dynamic threshold raises to 64 MiB),
  * but once it has stayed as it is for the decay time, its resident pages
- * past top_pad go back like those of any free chunk.  Returns the bytes
- * purged; *pending says the thread should come back for it. */
-static size_t purge_idle_top(struct arena *a, uint64_t now, bool *pending) {
+ * past top_pad go back like those of any free chunk.  True when the
+ * thread should come back for it. */
+static bool purge_idle_top(struct arena *a, uint64_t now) {
   struct chunk *t = a->top;
-  *pending = false;
   if (!t || opt.purge_lazy || opt.purge_decay_ms < 0)
-    return 0;
+    return false;
   size_t size = chunk_size(t);
   char *lo = (char *)os_page_up((uintptr_t)t + CHUNK_HDR + opt.top_pad);
   char *end = (char *)t + size;
@@ -301,24 +300,21 @@ static size_t purge_idle_top(struct arena *a, uint64_t now, bool *pending) {
   if (hi > end)
     hi = (char *)os_page_down((uintptr_t)end);
   if (hi <= lo)
-    return 0;
+    return false;
   if (t != a->seen_top || size != a->seen_top_size) {
     a->seen_top = t;
     a->seen_top_size = size;
     a->seen_top_ms = now;
-    *pending = true;
-    return 0;
+    return true;
   }
-  if (a->seen_top_ms + (uint64_t)opt.purge_decay_ms > now) {
-    *pending = true;
-    return 0;
+  if (a->seen_top_ms + (uint64_t)opt.purge_decay_ms > now)
+    return true;
+  if (os_purge(lo, (size_t)(hi - lo))) {
+    if (hi >= dirty_end)
+      a->top_dirty_end = lo; /* what lies above reads as zero again */
+    a->count.purged_bytes += (size_t)(hi - lo);
   }
-  if (!os_purge(lo, (size_t)(hi - lo)))
-    return 0;
-  if (hi >= dirty_end)
-    a->top_dirty_end = lo; /* what lies above reads as zero again */
-  a->count.purged_bytes += (size_t)(hi - lo);
-  return (size_t)(hi - lo);
+  return false;
 }
 
 /* Is a's top over the trim threshold and left alone for the decay? */
@@ -374,15 +370,12 @@ static size_t purge_round(void) {
         lock_acquire(&a->lock);
       }
     }
-    bool top_big = a->top && chunk_size(a->top) >= opt.trim_threshold;
-    bool top_pending = false;
-    if (top_trim_due(a, now_ms()))
+    uint64_t now = now_ms();
+    if (top_trim_due(a, now))
       purge_trim_top(a, opt.top_pad);
-    else if (top_big)
-      left++; /* come back for it */
-    else
-      purge_idle_top(a, now_ms(), &top_pending);
-    if (top_pending)
+    else if (a->top && chunk_size(a->top) >= opt.trim_threshold)
+      left++; /* a trim to come back for */
+    else if (purge_idle_top(a, now))
       left++;
     /* Bounded work per lock hold, so threads using the arena wait little. */
     while (purge_decayed(a, false, 16) > 0) {

@@ -14,6 +14,7 @@
  *
  * The order matters: the last test turns the defaults off.
  */
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -110,31 +111,43 @@ static void test_kept_mapping(void) {
   CHECK(took >= 100, "and not at once: they waited for the decay (%ld ms)", took);
 }
 
+/* n blocks of size bytes, written; returns os_bytes afterwards. */
+static size_t alloc_written(void **p, int n, size_t size) {
+  for (int i = 0; i < n; i++) {
+    p[i] = tide_malloc(size);
+    if (p[i])
+      memset(p[i], 0x31, size);
+  }
+  return os_bytes();
+}
+
+/* Freed last first, so they all end up in top. */
+static void free_backwards(void **p, int n) {
+  for (int i = n - 1; i >= 0; i--)
+    tide_free(p[i]);
+}
+
+/* Does os_bytes fall to limit within the deadline, with no further call? */
+static bool os_bytes_fall_to(size_t limit) {
+  long t0 = now_ms();
+  while (os_bytes() > limit && now_ms() - t0 < DEADLINE_MS)
+    sleep_ms(20);
+  return os_bytes() <= limit;
+}
+
 static void test_top_waits(void) {
   enum { N = 100, SIZE = 100000 };
   void *p[N];
-  for (int i = 0; i < N; i++) {
-    p[i] = tide_malloc(SIZE);
-    if (p[i])
-      memset(p[i], 0x31, SIZE);
-  }
-  size_t grown = os_bytes();
-  for (int i = N - 1; i >= 0; i--)
-    tide_free(p[i]);
+  size_t grown = alloc_written(p, N, SIZE);
+  free_backwards(p, N);
   size_t after_free = os_bytes();
   CHECK(after_free + 1 * MiB >= grown, "10 MB freed at the top stay for now (os_bytes %zu -> %zu)", grown,
         after_free);
   /* Used again at once: no new memory from the OS. */
-  for (int i = 0; i < N; i++)
-    p[i] = tide_malloc(SIZE);
-  CHECK(os_bytes() <= grown, "the same requests again take no more from the OS (%zu -> %zu)", grown,
-        os_bytes());
-  for (int i = N - 1; i >= 0; i--)
-    tide_free(p[i]);
-  long t0 = now_ms();
-  while (os_bytes() + 8 * MiB > grown && now_ms() - t0 < DEADLINE_MS)
-    sleep_ms(20);
-  CHECK(os_bytes() + 8 * MiB <= grown, "left alone, they go back to the OS within %d ms (os_bytes %zu -> %zu)",
+  size_t again = alloc_written(p, N, SIZE);
+  CHECK(again <= grown, "the same requests again take no more from the OS (%zu -> %zu)", grown, again);
+  free_backwards(p, N);
+  CHECK(os_bytes_fall_to(grown - 8 * MiB), "left alone, they go back to the OS within %d ms (os_bytes %zu -> %zu)",
         DEADLINE_MS, grown, os_bytes());
   CHECK(tide_heap_check() == 0, "heap sound after the top came down");
 }
@@ -145,19 +158,10 @@ static void test_top_waits(void) {
 static void test_top_waits_medium(void) {
   enum { N = 4000, SIZE = 32 * 1024 };
   static void *p[N];
-  for (int i = 0; i < N; i++) {
-    p[i] = tide_malloc(SIZE);
-    if (p[i])
-      memset(p[i], 0x32, SIZE);
-  }
-  size_t grown = os_bytes();
-  for (int i = N - 1; i >= 0; i--)
-    tide_free(p[i]);
-  long t0 = now_ms();
-  while (os_bytes() + 100 * MiB > grown && now_ms() - t0 < DEADLINE_MS)
-    sleep_ms(20);
-  CHECK(os_bytes() + 100 * MiB <= grown, "125 MB of 32 KiB blocks freed in a fresh process go back within %d ms "
-        "with no further call (os_bytes %zu -> %zu)", DEADLINE_MS, grown, os_bytes());
+  size_t grown = alloc_written(p, N, SIZE);
+  free_backwards(p, N);
+  CHECK(os_bytes_fall_to(grown - 100 * MiB), "125 MB of 32 KiB blocks freed in a fresh process go back within %d "
+        "ms with no further call (os_bytes %zu -> %zu)", DEADLINE_MS, grown, os_bytes());
 }
 
 /* Pages of [p, p+n) that are resident (mincore), or -1. */
