@@ -137,20 +137,29 @@ realloc|realloc rounds=800000|realloc rounds=150000|120|40
 large|large steps=2000|large steps=400|120|40
 rotation|rotation days=6 day_mib=256 settle_ms=1000|rotation days=2 day_mib=96 settle_ms=1000|180|60"
 
-# How much parallelism does this machine give at all?  A pure-arithmetic loop
-# on 1 and on 2 threads: 2 x t(1) / t(2) is the ceiling for any allocator's
-# 1 -> 2 thread scaling (shared or hyper-threaded vCPUs give well under 2).
+# How much parallelism does this machine give at all?  Two loops with no
+# allocation in them, on 1 and on 2 threads, 2 x t(1) / t(2) each: pure
+# arithmetic (the cores themselves), and larson's own memory work on its
+# tables without the malloc and free (what shared caches and memory leave).
+# The second is the ceiling for larson's scaling on this machine.
 calibrate() { # calibrate LABEL
-  local t1=() t2=()
-  for _ in 1 2 3; do
-    t1+=("$("$BIN/spin" threads=1 loops=150000000 | sed -n 's/.*secs=\([0-9.]*\).*/\1/p')")
-    t2+=("$("$BIN/spin" threads=2 loops=150000000 | sed -n 's/.*secs=\([0-9.]*\).*/\1/p')")
+  local kind args t1 t2 m1 m2
+  for kind in cpu tables; do
+    args="loops=150000000"
+    [ $kind = tables ] && args="tables=5000 ops=60000000"
+    t1=() t2=()
+    for _ in 1 2 3 4 5; do
+      # shellcheck disable=SC2086
+      t1+=("$("$BIN/spin" threads=1 $args | sed -n 's/.*secs=\([0-9.]*\).*/\1/p')")
+      # shellcheck disable=SC2086
+      t2+=("$("$BIN/spin" threads=2 $args | sed -n 's/.*secs=\([0-9.]*\).*/\1/p')")
+    done
+    m1=$(printf '%s\n' "${t1[@]}" | sort -g | sed -n 3p)
+    m2=$(printf '%s\n' "${t2[@]}" | sort -g | sed -n 3p)
+    awk -v k="$kind" -v l="$1" -v a="$m1" -v b="$m2" 'BEGIN {
+      what = k == "cpu" ? "pure arithmetic" : "larson'"'"'s table work without malloc/free"
+      printf "%s scaling %s: %.2f (%s, 1 thread %.3f s, 2 threads %.3f s for twice the work)\n", k, l, 2 * a / b, what, a, b }'
   done
-  local m1 m2
-  m1=$(printf '%s\n' "${t1[@]}" | sort -g | sed -n 2p)
-  m2=$(printf '%s\n' "${t2[@]}" | sort -g | sed -n 2p)
-  awk -v l="$1" -v a="$m1" -v b="$m2" \
-    'BEGIN { printf "cpu scaling %s: %.2f (pure arithmetic, 1 thread %.3f s, 2 threads %.3f s for twice the work)\n", l, 2 * a / b, a, b }'
 }
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) (other processes on the machine skew wall times)" >>"$OUT/machine.txt"
 calibrate before | tee -a "$OUT/machine.txt"
@@ -159,29 +168,53 @@ RAW=$OUT/raw.tsv
 : >"$RAW"
 say "bench: allocators: ${ALLOCS[*]}; $REPS runs each; $([ -n "$QUICK" ] && echo quick || echo full) sizes"
 T0=$(date +%s)
+# Workloads whose figures are divided by one another run interleaved, rep by
+# rep (1t A B C D E, 2t A B C D E, 1t A B ...), so that both sides of the
+# scaling ratio see the same machine: on a shared VM, phases of slower runs
+# last longer than one workload's runs.
+TOGETHER="larson-1t larson-2t"
+declare -A CMD TMO
+ORDER=()
 while IFS='|' read -r name full quick tfull tquick; do
   if [ -n "${BENCH_ONLY:-}" ] && [[ " $BENCH_ONLY " != *" $name "* ]]; then continue; fi
-  if [ -n "$QUICK" ]; then cmd=$quick; tmo=$tquick; else cmd=$full; tmo=$tfull; fi
-  read -r prog args <<<"$cmd"
-  for rep in $(seq 1 "$REPS"); do
-    line=$(printf '%-14s run %d:' "$name" "$rep")
-    for a in "${ALLOCS[@]}"; do
-      o=$OUT/out/$name.$a.$rep.txt
-      # tidemalloc prints its counters at exit (one line on stderr) when asked.
-      stats_env=
-      [ "$a" = tidemalloc ] && stats_env=TIDEMALLOC_STATS=1
-      # shellcheck disable=SC2086  # $stats_env and $args are word lists on purpose
-      m=$(env $stats_env "$RUNNER" -p "${LIB[$a]}" -t "$tmo" -o "$o" -- "$BIN/$prog" $args 2>"$o.err")
-      res=$(grep -m1 '^result ' "$o" 2>/dev/null | sed 's/^result //')
-      printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$a" "$rep" "$m" "$res" >>"$RAW"
-      st=${m%% *}
-      st=${st#status=}
-      w=$(sed -n 's/.*wall=\([0-9.]*\).*/\1/p' <<<"$m")
-      if [ "$st" = ok ]; then line+=$(printf ' %s %.2fs' "$a" "$w"); else line+=" $a FAILED($st)"; fi
-    done
-    say "$line"
-  done
+  if [ -n "$QUICK" ]; then CMD[$name]=$quick; TMO[$name]=$tquick; else CMD[$name]=$full; TMO[$name]=$tfull; fi
+  ORDER+=("$name")
 done <<<"$WORKLOADS"
+
+run_workload() { # run_workload NAME REP: one run per allocator, one line of output
+  local name=$1 rep=$2 prog args a o stats_env m res st w line
+  read -r prog args <<<"${CMD[$name]}"
+  line=$(printf '%-14s run %d:' "$name" "$rep")
+  for a in "${ALLOCS[@]}"; do
+    o=$OUT/out/$name.$a.$rep.txt
+    # tidemalloc prints its counters at exit (one line on stderr) when asked.
+    stats_env=
+    [ "$a" = tidemalloc ] && stats_env=TIDEMALLOC_STATS=1
+    # shellcheck disable=SC2086  # $stats_env and $args are word lists on purpose
+    m=$(env $stats_env "$RUNNER" -p "${LIB[$a]}" -t "${TMO[$name]}" -o "$o" -- "$BIN/$prog" $args 2>"$o.err")
+    res=$(grep -m1 '^result ' "$o" 2>/dev/null | sed 's/^result //')
+    printf '%s\t%s\t%s\t%s\t%s\n' "$name" "$a" "$rep" "$m" "$res" >>"$RAW"
+    st=${m%% *}
+    st=${st#status=}
+    w=$(sed -n 's/.*wall=\([0-9.]*\).*/\1/p' <<<"$m")
+    if [ "$st" = ok ]; then line+=$(printf ' %s %.2fs' "$a" "$w"); else line+=" $a FAILED($st)"; fi
+  done
+  say "$line"
+}
+
+done_names=" "
+for name in "${ORDER[@]}"; do
+  [[ "$done_names" == *" $name "* ]] && continue
+  unit=("$name")
+  if [[ " $TOGETHER " == *" $name "* ]]; then
+    unit=()
+    for n in "${ORDER[@]}"; do [[ " $TOGETHER " == *" $n "* ]] && unit+=("$n"); done
+  fi
+  for rep in $(seq 1 "$REPS"); do
+    for n in "${unit[@]}"; do run_workload "$n" "$rep"; done
+  done
+  done_names+="${unit[*]} "
+done
 
 # ---- fast path: instructions per malloc+free pair ------------------------------------
 FP=$OUT/fastpath.tsv

@@ -1,16 +1,26 @@
 /*
- * spin — calibration, no allocation: T threads each run the same pure
- * arithmetic loop.  time(1 thread) * T / time(T threads) is the parallel
- * speed-up this machine gives at all, the ceiling for any allocator's
- * thread scaling (on shared or hyper-threaded cores it is well below T).
+ * spin — calibration, no allocation in the timed part.  It tells how much
+ * parallel speed-up this machine gives at all, the ceiling for any
+ * allocator's thread scaling: time(1 thread) * T / time(T threads).
  *
  *   spin threads=T loops=N
+ *     Each thread runs the same pure arithmetic loop.  On shared or
+ *     hyper-threaded cores this is well below T.
+ *
+ *   spin threads=T tables=N ops=N gens=N
+ *     larson without the allocator: each thread owns a table of N blocks
+ *     (8..1000 bytes, made before the clock starts) and does larson's
+ *     per-operation memory work on random entries (check the first and last
+ *     byte, draw a new size, write the first and last byte), in generations
+ *     of fresh threads that take over a neighbour's table.  Where the two
+ *     threads share caches or memory bandwidth, this scales below the
+ *     arithmetic loop, and larson can scale no better than this.
  */
 #include "common.h"
 
 static long loops;
 
-static void *worker(void *arg) {
+static void *arith(void *arg) {
   uint64_t x = (uint64_t)(uintptr_t)arg + 1;
   for (long i = 0; i < loops; i++)
     x = x * 6364136223846793005ull + 1442695040888963407ull;
@@ -18,18 +28,89 @@ static void *worker(void *arg) {
   return NULL;
 }
 
+typedef struct {
+  unsigned char **slots;
+  size_t *sizes;
+  long nslots;
+} table_t;
+
+typedef struct {
+  table_t *table;
+  long ops;
+  uint64_t seed;
+  long bad;
+} job_t;
+
+static void *tables_worker(void *arg) {
+  job_t *j = arg;
+  table_t *t = j->table;
+  rng_t r;
+  rng_seed(&r, j->seed);
+  size_t drawn = 0;
+  for (long i = 0; i < j->ops; i++) {
+    size_t k = (size_t)(rng_next(&r) % (uint64_t)t->nslots);
+    unsigned char *p = t->slots[k];
+    size_t n = t->sizes[k];
+    if (p[0] != (unsigned char)n || p[n - 1] != (unsigned char)k)
+      j->bad++;
+    drawn += rng_range(&r, 8, 1000); /* larson draws the next size here */
+    p[0] = (unsigned char)n;
+    p[n - 1] = (unsigned char)k;
+  }
+  bench_sink = drawn;
+  return NULL;
+}
+
 int main(int argc, char **argv) {
   int nthreads = (int)arg_long(argc, argv, "threads", 1);
   loops = arg_long(argc, argv, "loops", 200000000);
+  long nslots = arg_long(argc, argv, "tables", 0);
+  long ops = arg_long(argc, argv, "ops", 20000000);
+  int gens = (int)arg_long(argc, argv, "gens", 50);
   pthread_t th[64];
-  if (nthreads < 1 || nthreads > 64)
+  job_t jobs[64];
+  table_t tables[64];
+  if (nthreads < 1 || nthreads > 64 || nslots < 0 || gens < 1)
     return 2;
+  for (int i = 0; i < nthreads && nslots > 0; i++) {
+    rng_t r;
+    rng_seed(&r, (uint64_t)i + 99);
+    tables[i].nslots = nslots;
+    tables[i].slots = calloc((size_t)nslots, sizeof(void *));
+    tables[i].sizes = calloc((size_t)nslots, sizeof(size_t));
+    for (long k = 0; k < nslots; k++) {
+      size_t n = rng_range(&r, 8, 1000);
+      unsigned char *p = xmalloc(n);
+      p[0] = (unsigned char)n;
+      p[n - 1] = (unsigned char)k;
+      tables[i].slots[k] = p;
+      tables[i].sizes[k] = n;
+    }
+  }
   double t0 = now_s();
-  for (int i = 0; i < nthreads; i++)
-    pthread_create(&th[i], NULL, worker, (void *)(uintptr_t)i);
-  for (int i = 0; i < nthreads; i++)
-    pthread_join(th[i], NULL);
+  long bad = 0;
+  if (nslots == 0) {
+    for (int i = 0; i < nthreads; i++)
+      pthread_create(&th[i], NULL, arith, (void *)(uintptr_t)i);
+    for (int i = 0; i < nthreads; i++)
+      pthread_join(th[i], NULL);
+  } else {
+    for (int g = 0; g < gens; g++) {
+      for (int i = 0; i < nthreads; i++) {
+        jobs[i] = (job_t){&tables[(i + g) % nthreads], ops / gens, (uint64_t)(g * 1000 + i + 1), 0};
+        pthread_create(&th[i], NULL, tables_worker, &jobs[i]);
+      }
+      for (int i = 0; i < nthreads; i++) {
+        pthread_join(th[i], NULL);
+        bad += jobs[i].bad;
+      }
+    }
+  }
   double t = now_s() - t0;
+  if (bad) {
+    fprintf(stderr, "spin: a table entry changed under its owner\n");
+    return 4;
+  }
   printf("result threads=%d secs=%.4f\n", nthreads, t);
   return 0;
 }
