@@ -105,12 +105,12 @@ enum chunk_class { NOT_CACHEABLE, OWN_BLOCK, OTHER_ARENAS_BLOCK };
 static inline enum chunk_class classify_chunk(struct tcache *tc, struct chunk *p, size_t size_field) {
   size_t kind = size_field & (IS_MMAPPED | IN_HEAP);
   bool own;
-  if (likely(kind == 0)) {
+  if (likely((uintptr_t)p - tc->own_lo < tc->own_span && kind == tc->own_kind)) {
+    own = true;
+  } else if (kind == 0) {
     if (unlikely((char *)p < main_arena.brk_lo || (char *)p >= main_arena.brk_hi))
       return NOT_CACHEABLE;
-    own = tc->brk_local;
-  } else if (kind == IN_HEAP && (uintptr_t)heap_of(p) == tc->home_heap) {
-    own = true; /* the heap that holds tc's arena: live as long as it is */
+    own = tc->brk_local; /* another thread's, or past tc's copy of the range */
   } else if (kind == IN_HEAP && heap_registered(p)) {
     own = heap_of(p)->arena == tc->arena;
   } else {
@@ -271,6 +271,8 @@ TIDE_EXPORT void *tide_calloc(size_t nmemb, size_t size) {
 /* --------------------------------------------------------------- free */
 
 static TIDE_NOINLINE void free_slow(void *mem) {
+  if (mem == NULL)
+    return;
   tide_ensure_init();
   tide_current_fn = "free";
   precheck_unreadable(mem, "free");
@@ -336,10 +338,10 @@ static TIDE_NOINLINE void free_foreign(void *mem, size_t idx) {
 }
 
 TIDE_EXPORT void tide_free(void *mem) {
-  if (unlikely(mem == NULL))
-    return;
   struct tcache *tc = tcache_tls;
-  if (likely(aligned_ok(mem) && !maybe_mmapped_mem(mem))) {
+  /* One test keeps NULL, an mmapped chunk's memory (16 bytes into a page)
+   * and the rare block at offset 0 of a page out of the fast path. */
+  if (likely(((uintptr_t)mem & 4095) > MMAPPED_MEM_OFFSET && aligned_ok(mem))) {
     struct chunk *p = mem2chunk(mem);
     size_t sf = p->size;
     size_t idx = tcache_index(sf);

@@ -12,14 +12,27 @@
  * "full", so the fast paths need no NULL test and always miss. */
 static struct tcache tcache_none = {
     .count = {[0 ... TCACHE_BINS - 1] = UINT16_MAX},
-    .home_heap = 1,
 };
 __thread struct tcache *tcache_tls = &tcache_none;
 
 static void tcache_set_arena(struct tcache *tc, struct arena *a) {
   tc->arena = a;
   tc->brk_local = a == &main_arena;
-  tc->home_heap = tc->brk_local ? 1 : (uintptr_t)heap_of(a);
+  tc->own_kind = tc->brk_local ? 0 : IN_HEAP;
+  tcache_refresh_own(tc);
+}
+
+void tcache_refresh_own(struct tcache *tc) {
+  if (!tc->brk_local) {
+    tc->own_lo = (uintptr_t)heap_of(tc->arena);
+    tc->own_span = HEAP_MAX_SIZE;
+    return;
+  }
+  char *lo = __atomic_load_n(&main_arena.brk_lo, __ATOMIC_RELAXED);
+  char *hi = __atomic_load_n(&main_arena.brk_hi, __ATOMIC_RELAXED);
+  bool ok = lo && hi > lo;
+  tc->own_lo = ok ? (uintptr_t)lo : 0;
+  tc->own_span = ok ? (uintptr_t)(hi - lo) : 0;
 }
 uint16_t tcache_limit[TCACHE_BINS];
 uint16_t tcache_nbins = TCACHE_BINS;
@@ -96,6 +109,7 @@ struct chunk *tcache_refill(struct tcache *tc, struct arena *a, size_t idx) {
       tcache_push(tc, chunk2mem(more[--got]), idx);
   }
   tcache_publish(tc, a);
+  tcache_refresh_own(tc);
   return first;
 }
 

@@ -50,10 +50,14 @@ struct tcache {
    * path): which blocks are this thread's own (src/api.c). */
   struct arena *arena;
   bool brk_local;
-  /* The first heap of a non-main arena, which holds the arena and is never
-   * unmapped (1, which no heap address equals, for the main arena): a
-   * block in it is the thread's own without looking anything up. */
-  uintptr_t home_heap;
+  /* Where the thread's own blocks are found without a lookup: blocks of
+   * kind own_kind (0: brk, IN_HEAP) in [own_lo, own_lo + own_span) are its
+   * arena's.  A heap thread: the first heap of its arena, which holds the
+   * arena and is never unmapped.  A main-arena thread: its copy of the
+   * arena's brk range, which only grows, so a stale copy just sends some
+   * blocks the slow way until tcache_refresh_own.  No cache: span 0. */
+  uintptr_t own_lo, own_span;
+  size_t own_kind;
   /* Blocks of other arenas this thread freed, per bin, on their way back
    * to their own arenas (never handed out here: reusing another thread's
    * block next to its live ones would share cache lines with it). */
@@ -158,6 +162,9 @@ bool tcache_big_contains(struct tcache *tc, struct chunk *p);
 /* Hand back what the calling thread's medium cache holds (after mallopt
  * narrowed the cache; other threads' caches follow as they turn over). */
 void tcache_big_flush_mine(void);
+
+/* Bring tc's copy of the main arena's brk range up to date. */
+void tcache_refresh_own(struct tcache *tc);
 
 /* Move the thread's counters into a (locked). */
 void tcache_publish(struct tcache *tc, struct arena *a);
