@@ -19,6 +19,8 @@
 TEST_CFLAGS := -std=gnu11 -g -O2 -Wall -Wextra -Werror -Wshadow -Wno-unused-function \
 	-Wno-use-after-free -Wno-free-nonheap-object -Wno-alloc-size-larger-than -Wno-array-bounds \
 	-fno-builtin -pthread -Iinclude -Itests
+# clang does not know some of gcc's warnings named above.
+TEST_CFLAGS += $(if $(findstring clang,$(shell $(CC) --version 2>/dev/null | head -n 1)),-Wno-unknown-warning-option)
 TEST_DIRS := unit api stress wrong
 # (victim.c and startup.c are plain programs for LD_PRELOAD: -plain only)
 TEST_PLAIN := tests/wrong/victim.c tests/stress/startup.c
