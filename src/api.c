@@ -39,6 +39,7 @@ static void postfork_child(void) {
   purge_postfork_child();
   mmapped_postfork_child();
   arenas_postfork_child();
+  tcache_postfork_child(tcache_mine() != NULL);
 }
 
 /* Reached from the first call of any entry point, or from the library

@@ -36,19 +36,80 @@ void tcache_refresh_own(struct tcache *tc) {
 }
 uint16_t tcache_limit[TCACHE_BINS];
 uint16_t tcache_nbins = TCACHE_BINS;
+size_t tcache_big_bytes = TCACHE_BIG_BYTES;
+
+/* ------------------------------------------------------------ the budget
+ * All the threads' caches together hold about TCACHE_TOTAL_BYTES at most:
+ * past a few threads, every thread's bins are cut (at level k a bin holds
+ * TCACHE_BIN_BYTES >> k, the medium cache TCACHE_BIG_BYTES >> k but room
+ * for one block of any size), down to 8 entries a bin.  The limits are read on every free, so a change reaches
+ * every cache at once; a cache over its new limit gives back half of a bin
+ * the next time the bin is full (a medium block the next time one is
+ * freed). */
+static struct tide_lock budget_lock;
+static size_t budget_count = TCACHE_DEFAULT_COUNT; /* tcache_count */
+static unsigned budget_level;
+static long live_caches;
+
+static size_t bin_limit(size_t i, size_t count, unsigned level) {
+  if (i >= tcache_nbins) /* off (tcache_max): every push fails */
+    return 0;
+  size_t chunk = (i + 2) * CHUNK_ALIGN, cap = (TCACHE_BIN_BYTES >> level) / chunk;
+  if (cap < 8)
+    cap = 8;
+  return count < cap ? count : cap;
+}
+
+/* The medium cache's bound at a level: room for one block of any size. */
+static size_t big_bytes(unsigned level) {
+  size_t b = TCACHE_BIG_BYTES >> level;
+  return b > TCACHE_BIG_MAX_CHUNK ? b : TCACHE_BIG_MAX_CHUNK;
+}
+
+/* The most one thread's cache holds at a level. */
+static size_t thread_bytes(size_t count, unsigned level) {
+  size_t sum = big_bytes(level);
+  for (size_t i = 0; i < TCACHE_BINS; i++)
+    sum += bin_limit(i, count, level) * (i + 2) * CHUNK_ALIGN;
+  return sum;
+}
+
+static void apply_limits(void) { /* budget_lock held */
+  for (size_t i = 0; i < TCACHE_BINS; i++)
+    __atomic_store_n(&tcache_limit[i], (uint16_t)bin_limit(i, budget_count, budget_level), __ATOMIC_RELAXED);
+  __atomic_store_n(&tcache_big_bytes, big_bytes(budget_level), __ATOMIC_RELAXED);
+}
+
+/* A cache was made (+1) or is gone (-1): the level for that many. */
+static void budget_update(long delta) {
+  lock_acquire(&budget_lock);
+  live_caches += delta;
+  size_t n = live_caches > 1 ? (size_t)live_caches : 1;
+  unsigned level = 0;
+  while (level + 1 < TCACHE_LEVELS && n * thread_bytes(budget_count, level) > TCACHE_TOTAL_BYTES)
+    level++;
+  if (level != budget_level) {
+    budget_level = level;
+    apply_limits();
+  }
+  lock_release(&budget_lock);
+}
 
 void tcache_set_count(size_t count) {
-  for (size_t i = 0; i < TCACHE_BINS; i++) {
-    if (i >= tcache_nbins) { /* off (tcache_max): every push fails */
-      tcache_limit[i] = 0;
-      continue;
-    }
-    size_t chunk = (i + 2) * CHUNK_ALIGN, cap = TCACHE_BIN_BYTES / chunk;
-    if (cap < 8)
-      cap = 8;
-    tcache_limit[i] = (uint16_t)(count < cap ? count : cap);
-  }
+  lock_acquire(&budget_lock);
+  budget_count = count;
+  apply_limits();
+  lock_release(&budget_lock);
 }
+
+size_t tcache_budget_level(void) { return __atomic_load_n(&budget_level, __ATOMIC_RELAXED); }
+
+void tcache_postfork_child(bool have_cache) {
+  lock_init(&budget_lock);
+  live_caches = 0;
+  budget_update(have_cache ? 1 : 0);
+}
+
 size_t tcache_max_request = TCACHE_MAX_REQUEST;
 size_t tcache_big_max_chunk = TCACHE_BIG_MAX_CHUNK;
 /* 0: not created yet; 1: live; 2: off (disabled, or the thread is exiting);
@@ -81,6 +142,7 @@ struct tcache *tcache_get_or_create(struct arena *a) {
   tcache_tls = tc;
   tcache_state = 1;
   tcache_thread_start();
+  budget_update(1);
   return tc;
 }
 
@@ -302,7 +364,10 @@ bool tcache_big_put(struct tcache *tc, struct chunk *p) {
   if (opt.tcache_count == 0)
     return false;
   size_t size = chunk_size(p);
-  while (tc->nbig == TCACHE_BIG_SLOTS || tc->big_bytes + size > TCACHE_BIG_BYTES) {
+  size_t bound = __atomic_load_n(&tcache_big_bytes, __ATOMIC_RELAXED);
+  if (size > bound)
+    return false;
+  while (tc->nbig == TCACHE_BIG_SLOTS || tc->big_bytes + size > bound) {
     struct chunk *old = tc->big[0];
     big_remove(tc, 0);
     big_release(old);
@@ -453,6 +518,7 @@ static void thread_exit_hook(void *unused) {
     arena_free(a, p, false);
     lock_release(&a->lock);
     purge_maybe_start_thread();
+    budget_update(-1);
   }
   arenas_thread_exit();
 }
