@@ -135,31 +135,27 @@ cache-thrash|falseshare mode=0 threads=2 iters=50000 writes=2000|falseshare mode
 cache-scratch|falseshare mode=1 threads=2 iters=50000 writes=2000|falseshare mode=1 threads=2 iters=20000 writes=1000|120|40
 realloc|realloc rounds=800000|realloc rounds=150000|120|40
 large|large steps=2000|large steps=400|120|40
-rotation|rotation days=6 day_mib=256 settle_ms=1000|rotation days=2 day_mib=96 settle_ms=1000|180|60"
+rotation|rotation days=6 day_mib=256 settle_ms=1000|rotation days=2 day_mib=96 settle_ms=1000|180|60
+tables-1t|spin threads=1 tables=5000 ops=20000000|spin threads=1 tables=5000 ops=5000000|120|40
+tables-2t|spin threads=2 tables=5000 ops=20000000|spin threads=2 tables=5000 ops=5000000|120|40"
+# tables-1t/2t are larson without its malloc and free (bench/workloads/spin.c):
+# the scaling this machine gives larson's own memory work, measured beside
+# larson in the same runs.  They run whenever larson does, and are not
+# workloads of the tables (report.py).
 
-# How much parallelism does this machine give at all?  Two loops with no
-# allocation in them, on 1 and on 2 threads, 2 x t(1) / t(2) each: pure
-# arithmetic (the cores themselves), and larson's own memory work on its
-# tables without the malloc and free (what shared caches and memory leave).
-# The second is the ceiling for larson's scaling on this machine.
+# How much parallelism does this machine give at all?  A pure-arithmetic
+# loop on 1 and on 2 threads: 2 x t(1) / t(2) is what the cores give with
+# no memory traffic (larson's own ceiling is measured beside it: tables-*).
 calibrate() { # calibrate LABEL
-  local kind args t1 t2 m1 m2
-  for kind in cpu tables; do
-    args="loops=150000000"
-    [ $kind = tables ] && args="tables=5000 ops=60000000"
-    t1=() t2=()
-    for _ in 1 2 3 4 5; do
-      # shellcheck disable=SC2086
-      t1+=("$("$BIN/spin" threads=1 $args | sed -n 's/.*secs=\([0-9.]*\).*/\1/p')")
-      # shellcheck disable=SC2086
-      t2+=("$("$BIN/spin" threads=2 $args | sed -n 's/.*secs=\([0-9.]*\).*/\1/p')")
-    done
-    m1=$(printf '%s\n' "${t1[@]}" | sort -g | sed -n 3p)
-    m2=$(printf '%s\n' "${t2[@]}" | sort -g | sed -n 3p)
-    awk -v k="$kind" -v l="$1" -v a="$m1" -v b="$m2" 'BEGIN {
-      what = k == "cpu" ? "pure arithmetic" : "larson'"'"'s table work without malloc/free"
-      printf "%s scaling %s: %.2f (%s, 1 thread %.3f s, 2 threads %.3f s for twice the work)\n", k, l, 2 * a / b, what, a, b }'
+  local t1=() t2=() m1 m2
+  for _ in 1 2 3; do
+    t1+=("$("$BIN/spin" threads=1 loops=150000000 | sed -n 's/.*secs=\([0-9.]*\).*/\1/p')")
+    t2+=("$("$BIN/spin" threads=2 loops=150000000 | sed -n 's/.*secs=\([0-9.]*\).*/\1/p')")
   done
+  m1=$(printf '%s\n' "${t1[@]}" | sort -g | sed -n 2p)
+  m2=$(printf '%s\n' "${t2[@]}" | sort -g | sed -n 2p)
+  awk -v l="$1" -v a="$m1" -v b="$m2" \
+    'BEGIN { printf "cpu scaling %s: %.2f (pure arithmetic, 1 thread %.3f s, 2 threads %.3f s for twice the work)\n", l, 2 * a / b, a, b }'
 }
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg) (other processes on the machine skew wall times)" >>"$OUT/machine.txt"
 calibrate before | tee -a "$OUT/machine.txt"
@@ -172,11 +168,13 @@ T0=$(date +%s)
 # rep (1t A B C D E, 2t A B C D E, 1t A B ...), so that both sides of the
 # scaling ratio see the same machine: on a shared VM, phases of slower runs
 # last longer than one workload's runs.
-TOGETHER="larson-1t larson-2t"
+TOGETHER="larson-1t larson-2t tables-1t tables-2t"
 declare -A CMD TMO
 ORDER=()
 while IFS='|' read -r name full quick tfull tquick; do
-  if [ -n "${BENCH_ONLY:-}" ] && [[ " $BENCH_ONLY " != *" $name "* ]]; then continue; fi
+  only=" ${BENCH_ONLY:-} "
+  [[ "$only" == *" larson-"* ]] && only+="tables-1t tables-2t "
+  if [ -n "${BENCH_ONLY:-}" ] && [[ "$only" != *" $name "* ]]; then continue; fi
   if [ -n "$QUICK" ]; then CMD[$name]=$quick; TMO[$name]=$tquick; else CMD[$name]=$full; TMO[$name]=$tfull; fi
   ORDER+=("$name")
 done <<<"$WORKLOADS"
