@@ -531,6 +531,19 @@ size_t arena_malloc_more(struct arena *a, size_t nb, struct chunk **out, size_t 
 
 /* ------------------------------------------------------------------ free */
 
+bool arena_fastbin_contains(struct arena *a, struct chunk *p) {
+  size_t size = chunk_size(p);
+  if (size < MINSIZE || size > MAX_FASTBIN_CHUNK)
+    return false;
+  for (struct chunk *q = a->fastbins[fastbin_index(size)]; q; q = link_reveal(&q->fd, q->fd)) {
+    if (q == p)
+      return true;
+    if (!aligned_ok(q))
+      break;
+  }
+  return false;
+}
+
 static void fastbin_push(struct arena *a, struct chunk *p, size_t size) {
   struct chunk *next = chunk_at(p, size);
   if (unlikely(chunk_size(next) < CHUNK_HDR || chunk_size(next) >= a->system_mem))
@@ -539,15 +552,9 @@ static void fastbin_push(struct arena *a, struct chunk *p, size_t size) {
   struct chunk *old = a->fastbins[i];
   if (unlikely(old == p))
     tide_fatal(tide_current_fn, "double free or corruption (fasttop)");
-  if (unlikely((uintptr_t)p->bk == tide_free_key)) {
-    /* Probably already here: look before deciding. */
-    for (struct chunk *q = old; q; q = link_reveal(&q->fd, q->fd)) {
-      if (q == p)
-        tide_fatal(tide_current_fn, "double free detected (fastbin)");
-      if (!aligned_ok(q))
-        break;
-    }
-  }
+  /* Probably already here: look before deciding. */
+  if (unlikely((uintptr_t)p->bk == tide_free_key) && arena_fastbin_contains(a, p))
+    tide_fatal(tide_current_fn, "double free detected (fastbin)");
   p->fd = link_protect(&p->fd, old);
   p->bk = (struct chunk *)tide_free_key;
   a->fastbins[i] = p;

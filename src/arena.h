@@ -22,6 +22,9 @@ size_t arena_malloc_more(struct arena *a, size_t nb, struct chunk **out, size_t 
 /* Abort unless p looks like an in-use chunk of a that may be freed
  * (inside a's memory, not top, next header sane and saying "in use"). */
 void arena_check_freeable(struct arena *a, struct chunk *p);
+/* Is p on a's fast bin of its size?  (a locked; a fast-bin chunk carries
+ * the free key in its second word, as a cached one does.) */
+bool arena_fastbin_contains(struct arena *a, struct chunk *p);
 /* Free a non-mmapped chunk that belongs to a (checked as above).
  * from_cache: a thread cache's overflow (checked when it was cached),
  * kept in a fast bin whatever M_MXFAST says, so the next refill takes it

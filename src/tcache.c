@@ -421,6 +421,21 @@ static bool list_contains(struct tcache_entry *e, unsigned count, void *mem) {
   return false;
 }
 
+/* mem carries the free key but is not in this thread's cache.  A chunk on
+ * a fast bin carries it too (arena.c): look there before taking the key
+ * for user data.  No lock may be held. */
+static void check_not_in_fastbin(void *mem) {
+  struct chunk *p = mem2chunk(mem);
+  struct arena *a = arenas_of_chunk(p, p->size);
+  if (!a)
+    return;
+  lock_acquire(&a->lock);
+  bool found = arena_fastbin_contains(a, p);
+  lock_release(&a->lock);
+  if (found)
+    tide_fatal("free", "double free detected (the block is in a fast bin)");
+}
+
 bool tcache_contains(struct tcache *tc, void *mem, size_t idx) {
   return list_contains(tc->head[idx], tc->count[idx], mem) ||
          list_contains(tc->out[idx], tc->out_count[idx], mem);
@@ -441,6 +456,7 @@ bool tcache_free_foreign(struct tcache *tc, void *mem, size_t idx) {
   if (unlikely(e->key == tide_free_key)) {
     if (tcache_contains(tc, mem, idx))
       tide_fatal("free", "double free detected in tcache");
+    check_not_in_fastbin(mem);
     e->key = 0; /* user data that happened to match */
   }
   e->next = (struct tcache_entry *)link_protect(&e->next, (struct chunk *)tc->out[idx]);
@@ -462,6 +478,7 @@ void tcache_free_slow(struct tcache *tc, void *mem, size_t idx) {
   if (e->key == tide_free_key) {
     if (tcache_contains(tc, mem, idx))
       tide_fatal("free", "double free detected in tcache");
+    check_not_in_fastbin(mem);
     e->key = 0; /* user data that happened to match */
   }
   if (tc->count[idx] >= tcache_limit[idx]) {

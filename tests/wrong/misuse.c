@@ -68,6 +68,19 @@ static void c_double_free_interleaved(void *arg) {
   tide_free(g);
 }
 
+/* A block the thread cache handed on to a fast bin (its bin overflowed)
+ * freed again: it is in no cache now, and the header after it still says
+ * "in use" (fast-bin chunks keep that); nothing follows the second free. */
+static void c_double_free_fastbin(void *arg) {
+  (void)arg;
+  void *b[80];
+  for (int i = 0; i < 80; i++)
+    b[i] = tide_malloc(48);
+  for (int i = 0; i < 80; i++)
+    tide_free(b[i]);
+  tide_free(b[0]);
+}
+
 static void c_double_free_interleaved_600(void *arg) {
   (void)arg;
   char *a = tide_malloc(600), *g1 = tide_malloc(32), *b = tide_malloc(600);
@@ -339,6 +352,7 @@ static const struct wcase cases[] = {
     {"double free, 1 MiB (mmapped)", c_double_free_1m, "free"},
     {"double free, 24 B, another free between", c_double_free_interleaved, "free"},
     {"double free, 600 B, another free between", c_double_free_interleaved_600, "free"},
+    {"double free, 48 B, after the thread cache passed it to a fast bin", c_double_free_fastbin, "free"},
     {"free of a stack pointer", c_free_stack, "free"},
     {"free of a stack buffer dressed as a chunk", c_free_stack_fake_chunk, "free"},
     {"free of a static array", c_free_static, "free"},
