@@ -144,6 +144,17 @@ static void perturb_alloc(void *mem, size_t n) {
     memset(mem, opt.perturb ^ 0xff, n);
 }
 
+/* A block handed out by the arena path: its second word may still hold
+ * the free key from a stay in a fast bin or a thread cache (the cache's
+ * own pops clear it).  Cleared, no live block carries the key unless the
+ * program wrote it there, so a free that finds it means a double free. */
+static void *hand_out(struct chunk *c, size_t n) {
+  void *mem = chunk2mem(c);
+  ((uintptr_t *)mem)[1] = 0;
+  perturb_alloc(mem, n);
+  return mem;
+}
+
 /* ------------------------------------------------------------ allocate */
 
 /* The arena path: a chunk of nb bytes for a request of n, or NULL with
@@ -216,8 +227,7 @@ static TIDE_NOINLINE void *malloc_slow(size_t n) {
   struct chunk *c = alloc_chunk(n, nb, NULL, true);
   if (!c)
     return NULL;
-  perturb_alloc(chunk2mem(c), n);
-  return chunk2mem(c);
+  return hand_out(c, n);
 }
 
 TIDE_EXPORT void *tide_malloc(size_t n) {
@@ -451,8 +461,7 @@ static void *memalign_common(size_t align, size_t n) {
     errno = ENOMEM;
     return NULL;
   }
-  perturb_alloc(chunk2mem(c), n);
-  return chunk2mem(c);
+  return hand_out(c, n);
 }
 
 static bool power_of_two(size_t x) { return x && !(x & (x - 1)); }

@@ -295,6 +295,8 @@ static void flush_list(struct tcache_entry *e, size_t idx, bool live) {
   purge_maybe_start_thread();
 }
 
+static __attribute__((noreturn)) void double_free_elsewhere(void *mem);
+
 /* ------------------------------------------------------ medium chunks */
 
 static uintptr_t *big_key(struct chunk *c) { return &((uintptr_t *)chunk2mem(c))[1]; }
@@ -359,7 +361,7 @@ bool tcache_big_put(struct tcache *tc, struct chunk *p) {
   if (unlikely(*big_key(p) == tide_free_key)) {
     if (tcache_big_contains(tc, p))
       tide_fatal("free", "double free detected in tcache");
-    *big_key(p) = 0; /* user data that happened to match */
+    double_free_elsewhere(chunk2mem(p));
   }
   if (opt.tcache_count == 0)
     return false;
@@ -421,19 +423,24 @@ static bool list_contains(struct tcache_entry *e, unsigned count, void *mem) {
   return false;
 }
 
-/* mem carries the free key but is not in this thread's cache.  A chunk on
- * a fast bin carries it too (arena.c): look there before taking the key
- * for user data.  No lock may be held. */
-static void check_not_in_fastbin(void *mem) {
+/* mem is being freed and carries the free key, but is not in this
+ * thread's cache.  Every block the allocator hands out has that word
+ * cleared (tcache pops, api.c's hand_out), and the key is random and
+ * never shown, so the block is free already: on a fast bin (which is
+ * named), or in another thread's cache or on its way back to its arena.
+ * No lock may be held. */
+static void double_free_elsewhere(void *mem) {
   struct chunk *p = mem2chunk(mem);
   struct arena *a = arenas_of_chunk(p, p->size);
-  if (!a)
-    return;
-  lock_acquire(&a->lock);
-  bool found = arena_fastbin_contains(a, p);
-  lock_release(&a->lock);
-  if (found)
-    tide_fatal("free", "double free detected (the block is in a fast bin)");
+  bool in_fastbin = false;
+  if (a) {
+    lock_acquire(&a->lock);
+    in_fastbin = arena_fastbin_contains(a, p);
+    lock_release(&a->lock);
+  }
+  tide_fatal("free", in_fastbin ? "double free detected (the block is in a fast bin)"
+                                : "double free detected (the block is in a thread cache or on its way back "
+                                  "to its arena)");
 }
 
 bool tcache_contains(struct tcache *tc, void *mem, size_t idx) {
@@ -456,8 +463,7 @@ bool tcache_free_foreign(struct tcache *tc, void *mem, size_t idx) {
   if (unlikely(e->key == tide_free_key)) {
     if (tcache_contains(tc, mem, idx))
       tide_fatal("free", "double free detected in tcache");
-    check_not_in_fastbin(mem);
-    e->key = 0; /* user data that happened to match */
+    double_free_elsewhere(mem);
   }
   e->next = (struct tcache_entry *)link_protect(&e->next, (struct chunk *)tc->out[idx]);
   e->key = tide_free_key;
@@ -478,8 +484,7 @@ void tcache_free_slow(struct tcache *tc, void *mem, size_t idx) {
   if (e->key == tide_free_key) {
     if (tcache_contains(tc, mem, idx))
       tide_fatal("free", "double free detected in tcache");
-    check_not_in_fastbin(mem);
-    e->key = 0; /* user data that happened to match */
+    double_free_elsewhere(mem);
   }
   if (tc->count[idx] >= tcache_limit[idx]) {
     /* Keep the most recent half (warm in cache), flush the rest. */

@@ -53,6 +53,41 @@ static void r_first_call_huge(void) {
     _exit(3);
 }
 
+/* A free that finds the free key in a block's second word takes the block
+ * for free already (a double free), so no block may be handed out with the
+ * key still there.  Chunks on a fast bin carry it, and leave it behind
+ * when they merge; blocks carved there again through the arena (thread
+ * cache off) and freed untouched must not look freed twice.  The same for
+ * medium blocks and for memalign. */
+static void r_handed_out_without_key(void) {
+  void *b[80];
+  for (int i = 0; i < 80; i++)
+    b[i] = tide_malloc(48);
+  void *guard = tide_malloc(48);
+  for (int i = 0; i < 80; i++)
+    tide_free(b[i]); /* the oldest half goes to a fast bin */
+  tide_malloc_trim(0); /* merges the fast bins' chunks */
+  if (tide_mallopt(TIDE_M_TCACHE_COUNT, 0) != 1)
+    _exit(3);
+  for (int i = 0; i < 80; i++)
+    b[i] = tide_malloc(48); /* carved where the merged chunks were */
+  for (int i = 0; i < 80; i++)
+    tide_free(b[i]);
+  if (tide_mallopt(TIDE_M_TCACHE_COUNT, 64) != 1)
+    _exit(3);
+  for (int round = 0; round < 2; round++) {
+    for (int i = 0; i < 8; i++)
+      b[i] = tide_malloc(8000 + (size_t)i * 16);
+    for (int i = 0; i < 8; i++)
+      tide_free(b[i]);
+  }
+  for (int i = 0; i < 80; i++)
+    b[i] = tide_memalign(64, 48);
+  for (int i = 0; i < 80; i++)
+    tide_free(b[i]);
+  tide_free(guard);
+}
+
 struct rcase {
   const char *name;
   void (*fn)(void);
@@ -62,6 +97,7 @@ static const struct rcase cases[] = {
     {"unsorted-refill", r_unsorted_refill},
     {"unsorted-refill-variants", r_unsorted_refill_variants},
     {"first-call-huge", r_first_call_huge},
+    {"handed-out-without-key", r_handed_out_without_key},
 };
 #define NCASES (sizeof cases / sizeof cases[0])
 

@@ -337,6 +337,26 @@ static void c_double_free_foreign(void *arg) {
   tide_free(foreign_block);
 }
 
+/* A block freed by its thread (it sits in that thread's cache), then freed
+ * again by another thread. */
+static void *cached_block;
+static void *free_cached_block(void *arg) {
+  (void)arg;
+  sink += (size_t)tide_malloc(40); /* this thread has a cache of its own */
+  tide_free(cached_block);
+  return NULL;
+}
+static void c_double_free_other_thread(void *arg) {
+  (void)arg;
+  cached_block = tide_malloc(40);
+  void *g = tide_malloc(40);
+  tide_free(cached_block);
+  pthread_t t;
+  pthread_create(&t, NULL, free_cached_block, NULL);
+  pthread_join(t, NULL);
+  tide_free(g);
+}
+
 struct wcase {
   const char *name;
   void (*fn)(void *);
@@ -378,6 +398,8 @@ static const struct wcase cases[] = {
     {"realloc of a fake chunk with the mmapped bit", c_realloc_fake_mmapped, "realloc"},
     {"write after free into a block on the owner's remote stack, then malloc", c_write_after_remote_free, "malloc"},
     {"double free, 40 B, of a block another thread allocated", c_double_free_foreign, "free"},
+    {"double free, 40 B, by another thread while the block is in its owner's cache",
+     c_double_free_other_thread, "free"},
 };
 
 static void run_case(const struct wcase *w) {
