@@ -88,8 +88,8 @@ static void reg_remove_at(size_t hole) {
 /* Freed mappings kept for reuse, oldest first (under reg.lock).  Few and
  * bounded in bytes; each goes back to the OS once it has waited the decay
  * time (the background thread) or at malloc_trim. */
-#define MAP_CACHE_SLOTS 4
-#define MAP_CACHE_BYTES (64 * MiB)
+#define MAP_CACHE_SLOTS 8
+#define MAP_CACHE_BYTES (128 * MiB)
 static struct kept {
   char *base;
   size_t len;

@@ -8,6 +8,7 @@
  *  - memory freed at the top past the trim threshold stays while it is
  *    reused, and goes back once top has been left alone for the decay,
  *    also when the frees reach the arena from the thread cache;
+ *  - at most 8 mappings are kept, 128 MiB in all;
  *  - malloc_trim gives kept mappings back at once;
  *  - once a glibc threshold is set with mallopt, frees unmap at once, as in
  *    glibc.
@@ -205,6 +206,39 @@ static void test_idle_top(void) {
   tide_free(z);
 }
 
+/* At most 8 freed mappings are kept, 128 MiB in all (src/mmapped.c). */
+static void test_kept_bounds(void) {
+  enum { N = 12, NB = 5 };
+  void *p[N];
+  int mm = 0, still = 0;
+  /* A long decay, so none expires while they are counted. */
+  CHECK(tide_mallopt(TIDE_M_PURGE_DECAY_MS, 10000) == 1, "mallopt(decay, 10 s)");
+  for (int i = 0; i < N; i++) {
+    p[i] = tide_malloc(MiB);
+    mm += p[i] && (((size_t *)p[i])[-1] & 2) != 0;
+  }
+  CHECK(mm == N, "12 blocks of 1 MiB are mappings of their own (%d are; the threshold is still low)", mm);
+  for (int i = 0; i < N; i++)
+    tide_free(p[i]);
+  for (int i = 0; i < N; i++)
+    still += mapped(p[i]) == 1;
+  CHECK(still == 8, "of 12 freed 1 MiB mappings, 8 are kept (%d)", still);
+  tide_malloc_trim(0);
+  void *b[NB];
+  for (int i = 0; i < NB; i++)
+    b[i] = tide_malloc(BIG); /* not written: no RSS */
+  for (int i = 0; i < NB; i++)
+    tide_free(b[i]);
+  still = 0;
+  for (int i = 0; i < NB; i++)
+    still += mapped(b[i]) == 1;
+  long long k = kept_in_dump();
+  CHECK(still == 3 && k <= (long long)(128 * MiB), "of 5 freed 40 MiB mappings, 3 are kept (%d; "
+        "%lld B, at most 128 MiB)", still, k);
+  tide_malloc_trim(0);
+  CHECK(tide_mallopt(TIDE_M_PURGE_DECAY_MS, 200) == 1, "mallopt(decay, 200 ms): the default again");
+}
+
 static void test_trim_now(void) {
   void *p = tide_malloc(BIG);
   tide_free(p);
@@ -228,6 +262,7 @@ static void test_glibc_settings(void) {
 int main(void) {
   printf("# unit/keep\n");
   test_top_waits_medium(); /* first: the background thread has not started */
+  test_kept_bounds();     /* next: no mapping under 32 MiB freed yet (the threshold is low) */
   test_kept_mapping();
   test_top_waits();
   test_idle_top();
