@@ -281,7 +281,7 @@ if any(w in workloads for w in ("larson-1t", "larson-2t", "xmalloc")):
     md.append("")
     md.append("The machine's ceiling is larson with its malloc and free taken out (`spin tables=5000`: the "
               "same tables, blocks placed by the same allocator, the same checks and writes, the same "
-              "generations of threads), run beside each larson run: what this machine gives larson's own "
+              "generations of threads, three times the operations), run beside each larson run: what this machine gives larson's own "
               "memory traffic on 2 threads. On a shared VM it moves with the neighbours' load.\n")
     cal = re.findall(r"^cpu scaling (\w+): ([0-9.]+)", machine, re.M)
     if cal:

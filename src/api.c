@@ -85,16 +85,16 @@ static struct arena *owning_arena(struct chunk *p, const char *fn) {
   return a;
 }
 
-/* A chunk that carries the cached-chunk key may be free already: look in
- * this thread's cache and in its arena's fast bin. */
-static void reject_if_cached(struct chunk *p, struct arena *a, const char *fn) {
+/* A chunk that carries the free key is free already: every block handed
+ * out has that word cleared (hand_out, the cache's pops).  Say where. */
+static void reject_if_cached(struct chunk *p, const char *fn) {
   if (likely((uintptr_t)p->bk != tide_free_key))
     return;
   struct tcache *tc = tcache_mine();
   size_t idx = tcache_index(chunk_size(p));
   if (tc && ((idx < tcache_nbins && tcache_contains(tc, chunk2mem(p), idx)) || tcache_big_contains(tc, p)))
     tide_fatal(fn, "pointer already freed (in thread cache)");
-  (void)a;
+  tide_fatal(fn, "pointer already freed (in a fast bin or another thread's cache)");
 }
 
 /* The free fast path's checks: p lies in our brk memory or a registered
@@ -413,7 +413,7 @@ TIDE_EXPORT void *tide_realloc(void *mem, size_t n) {
       return mem;
   } else {
     struct arena *a = owning_arena(p, "realloc");
-    reject_if_cached(p, a, "realloc");
+    reject_if_cached(p, "realloc");
     lock_acquire(&a->lock);
     bool done = arena_resize_in_place(a, p, nb);
     a->count.realloc_calls++;

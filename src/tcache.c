@@ -80,14 +80,20 @@ static void apply_limits(void) { /* budget_lock held */
   __atomic_store_n(&tcache_big_bytes, big_bytes(budget_level), __ATOMIC_RELAXED);
 }
 
-/* A cache was made (+1) or is gone (-1): the level for that many. */
-static void budget_update(long delta) {
-  lock_acquire(&budget_lock);
-  live_caches += delta;
+/* The level for the caches alive now (budget_lock held). */
+static unsigned budget_level_now(void) {
   size_t n = live_caches > 1 ? (size_t)live_caches : 1;
   unsigned level = 0;
   while (level + 1 < TCACHE_LEVELS && n * thread_bytes(budget_count, level) > TCACHE_TOTAL_BYTES)
     level++;
+  return level;
+}
+
+/* A cache was made (+1) or is gone (-1). */
+static void budget_update(long delta) {
+  lock_acquire(&budget_lock);
+  live_caches += delta;
+  unsigned level = budget_level_now();
   if (level != budget_level) {
     budget_level = level;
     apply_limits();
@@ -98,6 +104,7 @@ static void budget_update(long delta) {
 void tcache_set_count(size_t count) {
   lock_acquire(&budget_lock);
   budget_count = count;
+  budget_level = budget_level_now();
   apply_limits();
   lock_release(&budget_lock);
 }
@@ -167,8 +174,13 @@ struct chunk *tcache_refill(struct tcache *tc, struct arena *a, size_t idx) {
   if (want > 1u && tc->count[idx] + want - 1 <= tcache_limit[idx]) {
     size_t got = arena_malloc_more(a, nb, more, want - 1);
     /* Pushed in reverse, so they come out in address order. */
-    while (got > 0)
-      tcache_push(tc, chunk2mem(more[--got]), idx);
+    while (got > 0) {
+      struct chunk *c = more[--got];
+      /* Carved where a free key may linger (see hand_out in api.c). */
+      ((struct tcache_entry *)chunk2mem(c))->key = 0;
+      if (!tcache_push(tc, chunk2mem(c), idx))
+        arena_free(a, c, true); /* the limit fell meanwhile (the budget, mallopt) */
+    }
   }
   tcache_publish(tc, a);
   tcache_refresh_own(tc);

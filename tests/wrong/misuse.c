@@ -357,6 +357,30 @@ static void c_double_free_other_thread(void *arg) {
   tide_free(g);
 }
 
+/* realloc of a block another thread has freed (it sits in that thread's
+ * cache): not in this thread's cache, but free all the same. */
+static void *realloc_victim;
+static void *free_realloc_victim(void *arg) {
+  (void)arg;
+  sink += (size_t)tide_malloc(40);
+  tide_free(realloc_victim);
+  pthread_barrier_wait(&remote_freed);
+  for (;;) /* stays alive, its cache with it */
+    pause();
+  return NULL;
+}
+static void c_realloc_freed_elsewhere(void *arg) {
+  (void)arg;
+  pthread_barrier_init(&remote_freed, NULL, 2);
+  pthread_t t;
+  pthread_create(&t, NULL, alloc_foreign, NULL);
+  pthread_join(t, NULL);
+  realloc_victim = foreign_block;
+  pthread_create(&t, NULL, free_realloc_victim, NULL);
+  pthread_barrier_wait(&remote_freed);
+  sink += (size_t)tide_realloc(realloc_victim, 48);
+}
+
 struct wcase {
   const char *name;
   void (*fn)(void *);
@@ -400,6 +424,7 @@ static const struct wcase cases[] = {
     {"double free, 40 B, of a block another thread allocated", c_double_free_foreign, "free"},
     {"double free, 40 B, by another thread while the block is in its owner's cache",
      c_double_free_other_thread, "free"},
+    {"realloc of a block another thread freed (in its cache)", c_realloc_freed_elsewhere, "realloc"},
 };
 
 static void run_case(const struct wcase *w) {
