@@ -348,6 +348,19 @@ static TIDE_NOINLINE void free_foreign(void *mem, size_t idx) {
     free_slow(mem);
 }
 
+/* Past the bins: a medium block of the thread's own goes straight to its
+ * medium cache, with the fast path's checks; anything else the slow way. */
+static TIDE_NOINLINE void free_medium(void *mem) {
+  struct tcache *tc = tcache_tls;
+  struct chunk *p = mem2chunk(mem);
+  size_t sf = p->size;
+  if (tcache_big_size(sf & ~CHUNK_FLAGS) && classify_chunk(tc, p, sf) == OWN_BLOCK && tcache_big_put(tc, p)) {
+    tc->frees++;
+    return;
+  }
+  free_slow(mem);
+}
+
 TIDE_EXPORT void tide_free(void *mem) {
   struct tcache *tc = tcache_tls;
   /* One test keeps NULL, an mmapped chunk's memory (16 bytes into a page)
@@ -367,6 +380,9 @@ TIDE_EXPORT void tide_free(void *mem) {
         free_foreign(mem, idx);
         return;
       }
+    } else {
+      free_medium(mem);
+      return;
     }
   }
   free_slow(mem);
