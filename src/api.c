@@ -87,7 +87,7 @@ static struct arena *owning_arena(struct chunk *p, const char *fn) {
 
 /* A chunk that carries the free key is free already: every block handed
  * out has that word cleared (hand_out, the cache's pops).  Say where. */
-static void reject_if_cached(struct chunk *p, const char *fn) {
+static void reject_if_freed(struct chunk *p, const char *fn) {
   if (likely((uintptr_t)p->bk != tide_free_key))
     return;
   struct tcache *tc = tcache_mine();
@@ -107,7 +107,7 @@ static inline enum chunk_class classify_chunk(struct tcache *tc, struct chunk *p
   size_t kind = size_field & (IS_MMAPPED | IN_HEAP);
   bool own;
   if (likely((uintptr_t)p - tc->own_lo < tc->own_span && kind == tc->own_kind)) {
-    own = true;
+    own = true; /* in the range where all blocks are its arena's (tcache.h) */
   } else if (kind == 0) {
     if (unlikely((char *)p < main_arena.brk_lo || (char *)p >= main_arena.brk_hi))
       return NOT_CACHEABLE;
@@ -429,7 +429,7 @@ TIDE_EXPORT void *tide_realloc(void *mem, size_t n) {
       return mem;
   } else {
     struct arena *a = owning_arena(p, "realloc");
-    reject_if_cached(p, "realloc");
+    reject_if_freed(p, "realloc");
     lock_acquire(&a->lock);
     bool done = arena_resize_in_place(a, p, nb);
     a->count.realloc_calls++;

@@ -42,10 +42,10 @@ size_t tcache_big_bytes = TCACHE_BIG_BYTES;
  * All the threads' caches together hold about TCACHE_TOTAL_BYTES at most:
  * past a few threads, every thread's bins are cut (at level k a bin holds
  * TCACHE_BIN_BYTES >> k, the medium cache TCACHE_BIG_BYTES >> k but room
- * for one block of any size), down to 8 entries a bin.  The limits are read on every free, so a change reaches
- * every cache at once; a cache over its new limit gives back half of a bin
- * the next time the bin is full (a medium block the next time one is
- * freed). */
+ * for one block of any size), down to 8 entries a bin.  The limits are
+ * read on every free, so a change reaches every cache at once; a cache
+ * over its new limit gives back half of a bin the next time the bin is
+ * full (a medium block the next time one is freed). */
 static struct tide_lock budget_lock;
 static size_t budget_count = TCACHE_DEFAULT_COUNT; /* tcache_count */
 static unsigned budget_level;
@@ -108,8 +108,6 @@ void tcache_set_count(size_t count) {
   apply_limits();
   lock_release(&budget_lock);
 }
-
-size_t tcache_budget_level(void) { return __atomic_load_n(&budget_level, __ATOMIC_RELAXED); }
 
 void tcache_postfork_child(bool have_cache) {
   lock_init(&budget_lock);

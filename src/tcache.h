@@ -35,7 +35,7 @@
 #define TCACHE_BIG_BYTES ((size_t)256 * 1024)
 /* What all threads' caches together hold at most, about: with more than
  * 17 threads (1.8 MiB each) every thread's bins hold less, in
- * TCACHE_LEVELS halvings, down to 8 entries a bin (about 0.3 MiB a
+ * TCACHE_LEVELS halvings, down to 8 entries a bin (about 0.34 MiB a
  * thread; glibc's 7 entries are 0.24 MiB).  See "the budget" in tcache.c. */
 #define TCACHE_TOTAL_BYTES ((size_t)32 * 1024 * 1024)
 #define TCACHE_LEVELS 5
@@ -95,8 +95,6 @@ extern TIDE_HIDDEN uint16_t tcache_limit[TCACHE_BINS];
 void tcache_set_count(size_t count);
 /* The medium cache's byte bound (cut with the bins past 17 threads). */
 extern TIDE_HIDDEN size_t tcache_big_bytes;
-/* How many times the budget has halved the bins (0: none). */
-size_t tcache_budget_level(void);
 /* In a fork child: only the forking thread's cache is live. */
 void tcache_postfork_child(bool have_cache);
 extern TIDE_HIDDEN uint16_t tcache_nbins; /* bins in use */
