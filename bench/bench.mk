@@ -24,6 +24,6 @@ $(BENCH_BIN)/runner: bench/runner.c
 	@mkdir -p $(@D)
 	$(CC) $(BENCH_CFLAGS) $< -o $@
 
-$(BENCH_BIN)/%: bench/workloads/%.c bench/workloads/common.h
+$(BENCH_BIN)/%: bench/workloads/%.c bench/workloads/common.h bench/workloads/tables.h
 	@mkdir -p $(@D)
 	$(CC) $(BENCH_CFLAGS) $< -o $@

@@ -16,7 +16,7 @@
  *     threads share caches or memory bandwidth, this scales below the
  *     arithmetic loop, and larson can scale no better than this.
  */
-#include "common.h"
+#include "tables.h"
 
 static long loops;
 
@@ -28,19 +28,9 @@ static void *arith(void *arg) {
   return NULL;
 }
 
-typedef struct {
-  unsigned char **slots;
-  size_t *sizes;
-  long nslots;
-} table_t;
-
-typedef struct {
-  table_t *table;
-  long ops;
-  uint64_t seed;
-  long bad;
-} job_t;
-
+/* larson's worker (larson.c) with its free and malloc taken out: the same
+ * check, the same draw of a size, the same two writes, into the block that
+ * is there. */
 static void *tables_worker(void *arg) {
   job_t *j = arg;
   table_t *t = j->table;
@@ -49,13 +39,12 @@ static void *tables_worker(void *arg) {
   size_t drawn = 0;
   for (long i = 0; i < j->ops; i++) {
     size_t k = (size_t)(rng_next(&r) % (uint64_t)t->nslots);
-    unsigned char *p = t->slots[k];
-    size_t n = t->sizes[k];
-    if (p[0] != (unsigned char)n || p[n - 1] != (unsigned char)k)
+    if (!table_ok(t, k))
       j->bad++;
-    drawn += rng_range(&r, 8, 1000); /* larson draws the next size here */
-    p[0] = (unsigned char)n;
-    p[n - 1] = (unsigned char)k;
+    drawn += rng_range(&r, 8, 1000);
+    unsigned char *p = t->slots[k];
+    p[0] = (unsigned char)t->sizes[k];
+    p[t->sizes[k] - 1] = (unsigned char)k;
   }
   bench_sink = drawn;
   return NULL;
@@ -67,50 +56,27 @@ int main(int argc, char **argv) {
   long nslots = arg_long(argc, argv, "tables", 0);
   long ops = arg_long(argc, argv, "ops", 20000000);
   int gens = (int)arg_long(argc, argv, "gens", 50);
-  pthread_t th[64];
-  job_t jobs[64];
-  table_t tables[64];
   if (nthreads < 1 || nthreads > 64 || nslots < 0 || gens < 1)
     return 2;
-  for (int i = 0; i < nthreads && nslots > 0; i++) {
-    rng_t r;
-    rng_seed(&r, (uint64_t)i + 99);
-    tables[i].nslots = nslots;
-    tables[i].slots = calloc((size_t)nslots, sizeof(void *));
-    tables[i].sizes = calloc((size_t)nslots, sizeof(size_t));
-    for (long k = 0; k < nslots; k++) {
-      size_t n = rng_range(&r, 8, 1000);
-      unsigned char *p = xmalloc(n);
-      p[0] = (unsigned char)n;
-      p[n - 1] = (unsigned char)k;
-      tables[i].slots[k] = p;
-      tables[i].sizes[k] = n;
-    }
-  }
+  table_t *tables = nslots > 0 ? tables_make(nthreads, nslots) : NULL;
   double t0 = now_s();
   long bad = 0;
-  if (nslots == 0) {
+  if (!tables) {
+    pthread_t th[64];
     for (int i = 0; i < nthreads; i++)
       pthread_create(&th[i], NULL, arith, (void *)(uintptr_t)i);
     for (int i = 0; i < nthreads; i++)
       pthread_join(th[i], NULL);
   } else {
-    for (int g = 0; g < gens; g++) {
-      for (int i = 0; i < nthreads; i++) {
-        jobs[i] = (job_t){&tables[(i + g) % nthreads], ops / gens, (uint64_t)(g * 1000 + i + 1), 0};
-        pthread_create(&th[i], NULL, tables_worker, &jobs[i]);
-      }
-      for (int i = 0; i < nthreads; i++) {
-        pthread_join(th[i], NULL);
-        bad += jobs[i].bad;
-      }
-    }
+    bad = tables_run(tables, nthreads, gens, ops, tables_worker);
   }
   double t = now_s() - t0;
   if (bad) {
     fprintf(stderr, "spin: a table entry changed under its owner\n");
     return 4;
   }
+  if (tables)
+    tables_free(tables, nthreads);
   printf("result threads=%d secs=%.4f\n", nthreads, t);
   return 0;
 }
