@@ -29,7 +29,9 @@ OPT ?= -O2
 CFLAGS ?=
 ALL_CFLAGS := $(BASE_CFLAGS) $(OPT) $(CFLAGS)
 
-SRCS := $(wildcard src/*.c)
+# src/threadhook.c (the pthread_create hook) goes into the shared
+# libraries only: see the file.
+SRCS := $(filter-out src/threadhook.c,$(wildcard src/*.c))
 HDRS := $(wildcard src/*.h) include/tidemalloc.h
 
 STD_OBJS := $(SRCS:src/%.c=$(BUILD)/std/%.o)
@@ -58,7 +60,7 @@ $(BUILD)/debugstd/%.o: src/%.c $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -DTIDE_STD_NAMES=1 -DTIDE_DEBUG=1 -c $< -o $@
 
-$(BUILD)/libtidemalloc.so: $(STD_OBJS)
+$(BUILD)/libtidemalloc.so: $(STD_OBJS) $(BUILD)/std/threadhook.o
 	$(CC) -shared -pthread -Wl,-z,now -Wl,-soname,libtidemalloc.so -o $@ $^
 $(BUILD)/libtidemalloc.a: $(STD_OBJS)
 	rm -f $@; $(AR) rcs $@ $^
@@ -66,7 +68,7 @@ $(BUILD)/libtidemalloc-prefixed.a: $(PFX_OBJS)
 	rm -f $@; $(AR) rcs $@ $^
 $(BUILD)/libtidemalloc-debug.a: $(DBG_OBJS)
 	rm -f $@; $(AR) rcs $@ $^
-$(BUILD)/libtidemalloc-debug.so: $(DBGSTD_OBJS)
+$(BUILD)/libtidemalloc-debug.so: $(DBGSTD_OBJS) $(BUILD)/debugstd/threadhook.o
 	$(CC) -shared -pthread -Wl,-z,now -Wl,-soname,libtidemalloc-debug.so -o $@ $^
 
 # Tests, benchmarks and the demo keep their rules beside their code.

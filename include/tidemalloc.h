@@ -48,7 +48,8 @@ void tide_free_aligned_sized(void *ptr, size_t alignment, size_t size);
 #define TIDE_M_ARENA_MAX (-8)
 /* tidemalloc's own parameters (values glibc does not use). */
 #define TIDE_M_PURGE_DECAY_MS (-101) /* ms before freed pages go back; -1 = never */
-#define TIDE_M_PURGE_THREAD (-102)   /* 1: background purge thread allowed */
+#define TIDE_M_PURGE_THREAD (-102)   /* background purge thread: 0 never, 1 once the program
+                                        makes a thread (default), 2 start it now */
 #define TIDE_M_TCACHE_COUNT (-103)   /* entries per thread-cache bin */
 #define TIDE_M_TCACHE_MAX (-104)     /* largest request served by the thread cache */
 #define TIDE_M_PURGE_LAZY (-105)     /* 1: purge with MADV_FREE instead of MADV_DONTNEED */

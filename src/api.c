@@ -16,9 +16,12 @@
 #include "tcache.h"
 
 #include <stdlib.h>
+#include <sys/single_threaded.h>
 
 bool tide_initialized;
-uintptr_t tide_free_key;
+/* Odd constants until tide_init_slow draws the secrets (before any block
+ * is cached): a key of 0 would match every cleared word. */
+uintptr_t tide_key_xor = 0x9e3779b97f4a7c15u, tide_key_mul = 0xbf58476d1ce4e5b9u;
 __thread const char *tide_current_fn;
 
 /* ---------------------------------------------------------------- init */
@@ -27,26 +30,62 @@ void arenas_prefork(void);
 void arenas_postfork_parent(void);
 void arenas_postfork_child(void);
 
+/* glibc's stdio list lock: its fork takes it before its own malloc locks
+ * (exported by libc, declared in no public header). */
+extern void _IO_list_lock(void);
+extern void _IO_list_unlock(void);
+
+/*
+ * fork.  glibc's own malloc is locked last in fork, after the stdio list
+ * lock, and not at all in a single-threaded process, so that fork works
+ * from a signal handler that interrupted malloc.  Our handlers run before
+ * fork takes anything, so they do the same themselves:
+ *  - a single-threaded process takes no lock and resets nothing (there is
+ *    no other thread whose work could be half done; tidemalloc never made
+ *    a thread in such a process, src/purge.c);
+ *  - otherwise the stdio list lock first (recursive: fork takes it again,
+ *    releases it in the parent and resets it in the child), then ours.  A
+ *    thread that holds a FILE lock and waits in realloc for an arena lock
+ *    then never waits on the forking thread: that one takes the arena
+ *    locks only once the list lock is its own, and the list lock's holder
+ *    (fflush(NULL)) waits for that FILE lock, not for ours.
+ */
+static bool fork_locked; /* what prefork did, for the handlers after fork */
+
 static void prefork(void) {
+  fork_locked = !__libc_single_threaded;
+  if (!fork_locked)
+    return;
+  _IO_list_lock();
   arenas_prefork();
   mmapped_prefork();
 }
 static void postfork_parent(void) {
+  if (!fork_locked)
+    return;
   mmapped_postfork_parent();
   arenas_postfork_parent();
+  _IO_list_unlock();
 }
 static void postfork_child(void) {
+  if (!fork_locked)
+    return;
   purge_postfork_child();
   mmapped_postfork_child();
   arenas_postfork_child();
   tcache_postfork_child(tcache_mine() != NULL);
+  /* No background thread here: what waited for it goes now. */
+  purge_release_deferred();
 }
 
 /* Reached from the first call of any entry point, or from the library
  * constructor below, whichever comes first; never allocates.  Running it
  * at load time matters: a fork while another thread is half-way through
  * initialising would leave the child waiting on init_lock for ever. */
-__attribute__((constructor)) static void tide_init_at_load(void) { tide_ensure_init(); }
+__attribute__((constructor)) static void tide_init_at_load(void) {
+  tide_ensure_init();
+  purge_thread_at_load(); /* a safe point: not inside malloc */
+}
 
 void tide_init_slow(void) {
   static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -55,7 +94,8 @@ void tide_init_slow(void) {
     os_init();
     tcache_set_count(opt.tcache_count);
     opt_init();
-    tide_free_key = (uintptr_t)os_random64();
+    tide_key_xor = (uintptr_t)os_random64();
+    tide_key_mul = (uintptr_t)os_random64() | 1;
     arenas_init();
     tcache_init_key();
     pthread_atfork(prefork, postfork_parent, postfork_child);
@@ -88,7 +128,7 @@ static struct arena *owning_arena(struct chunk *p, const char *fn) {
 /* A chunk that carries the free key is free already: every block handed
  * out has that word cleared (hand_out, the cache's pops).  Say where. */
 static void reject_if_freed(struct chunk *p, const char *fn) {
-  if (likely((uintptr_t)p->bk != tide_free_key))
+  if (likely((uintptr_t)p->bk != free_key(chunk2mem(p))))
     return;
   struct tcache *tc = tcache_mine();
   size_t idx = tcache_index(chunk_size(p));
@@ -186,7 +226,6 @@ static struct chunk *alloc_chunk(size_t n, size_t nb, char **clean_from, bool us
   purge_tick(a);
   check_arena_sometimes(a);
   lock_release(&a->lock);
-  purge_maybe_start_thread();
   if (unlikely(!c)) {
     struct arena *b = arenas_lock_other(a);
     if (b) {
@@ -281,16 +320,24 @@ TIDE_EXPORT void *tide_calloc(size_t nmemb, size_t size) {
 
 /* --------------------------------------------------------------- free */
 
+/* free keeps errno (as glibc's does) even when a system call it makes --
+ * munmap, madvise, a trim -- fails: the slow paths below save it. */
+static void free_slow_inner(void *mem);
 static TIDE_NOINLINE void free_slow(void *mem) {
   if (mem == NULL)
     return;
+  int saved = errno;
+  free_slow_inner(mem);
+  errno = saved;
+}
+
+static void free_slow_inner(void *mem) {
   tide_ensure_init();
   tide_current_fn = "free";
   precheck_unreadable(mem, "free");
   struct chunk *p = checked_chunk(mem, "free");
   if (chunk_is_mmapped(p)) {
     mmapped_free(p);
-    purge_maybe_start_thread(); /* a kept mapping waits for it */
     return;
   }
   /* Checked under the lock, where the arena's regions and top are stable
@@ -336,16 +383,17 @@ static TIDE_NOINLINE void free_slow(void *mem) {
   purge_tick(a);
   check_arena_sometimes(a);
   lock_release(&a->lock);
-  purge_maybe_start_thread();
 }
 
 /* A small block of another thread's arena: on its way back there. */
 static TIDE_NOINLINE void free_foreign(void *mem, size_t idx) {
   struct tcache *tc = tcache_tls;
+  int saved = errno;
   if (tcache_free_foreign(tc, mem, idx))
     tc->frees++;
   else
-    free_slow(mem);
+    free_slow_inner(mem);
+  errno = saved;
 }
 
 /* Past the bins: a medium block of the thread's own goes straight to its
@@ -354,11 +402,12 @@ static TIDE_NOINLINE void free_medium(void *mem) {
   struct tcache *tc = tcache_tls;
   struct chunk *p = mem2chunk(mem);
   size_t sf = p->size;
-  if (tcache_big_size(sf & ~CHUNK_FLAGS) && classify_chunk(tc, p, sf) == OWN_BLOCK && tcache_big_put(tc, p)) {
+  int saved = errno;
+  if (tcache_big_size(sf & ~CHUNK_FLAGS) && classify_chunk(tc, p, sf) == OWN_BLOCK && tcache_big_put(tc, p))
     tc->frees++;
-    return;
-  }
-  free_slow(mem);
+  else
+    free_slow_inner(mem);
+  errno = saved;
 }
 
 TIDE_EXPORT void tide_free(void *mem) {
@@ -509,9 +558,8 @@ TIDE_EXPORT void *tide_aligned_alloc(size_t align, size_t n) {
 TIDE_EXPORT int tide_posix_memalign(void **out, size_t align, size_t n) {
   if (align % sizeof(void *) != 0 || !power_of_two(align / sizeof(void *)))
     return EINVAL;
-  int saved = errno;
+  /* On failure errno is left at ENOMEM, as glibc leaves it. */
   void *mem = memalign_common(align, n);
-  errno = saved;
   if (!mem)
     return ENOMEM;
   *out = mem;
@@ -565,7 +613,12 @@ TIDE_EXPORT int tide_malloc_trim(size_t pad) {
 }
 
 TIDE_EXPORT void tide_malloc_stats(void) { stats_print(); }
-TIDE_EXPORT int tide_malloc_info(int options, FILE *fp) { return stats_info_xml(options, fp); }
+TIDE_EXPORT int tide_malloc_info(int options, FILE *fp) {
+  int cancel = os_nocancel_begin(); /* fprintf is a cancellation point */
+  int r = stats_info_xml(options, fp);
+  os_nocancel_end(cancel);
+  return r;
+}
 TIDE_EXPORT void tide_stats_get(struct tide_stats *out) { stats_get(out); }
 TIDE_EXPORT void tide_heap_dump(int fd) { stats_dump(fd); }
 

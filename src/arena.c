@@ -553,10 +553,11 @@ static void fastbin_push(struct arena *a, struct chunk *p, size_t size) {
   if (unlikely(old == p))
     tide_fatal(tide_current_fn, "double free or corruption (fasttop)");
   /* Probably already here: look before deciding. */
-  if (unlikely((uintptr_t)p->bk == tide_free_key) && arena_fastbin_contains(a, p))
+  uintptr_t key = free_key(chunk2mem(p));
+  if (unlikely((uintptr_t)p->bk == key) && arena_fastbin_contains(a, p))
     tide_fatal(tide_current_fn, "double free detected (fastbin)");
   p->fd = link_protect(&p->fd, old);
-  p->bk = (struct chunk *)tide_free_key;
+  p->bk = (struct chunk *)key;
   a->fastbins[i] = p;
   a->have_fastchunks = true;
   a->fast_bytes += size;
@@ -601,6 +602,7 @@ void arena_free(struct arena *a, struct chunk *p, bool from_cache) {
     if (tsz >= opt.trim_threshold && tsz >= opt.top_pad + MINSIZE + os_page)
       purge_top_grew(a);
   }
+  purge_after_free(a);
 }
 
 /* --------------------------------------------------------------- realloc */

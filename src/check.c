@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 __attribute__((noreturn)) void tide_fatal(const char *func, const char *what) {
+  os_nocancel_begin(); /* the report is written in full, then we abort */
   struct out o = {.fd = 2};
   out_str(&o, "tidemalloc: ");
   out_str(&o, func ? func : "malloc");
@@ -27,6 +28,8 @@ __attribute__((noreturn)) void tide_fatal(const char *func, const char *what) {
 }
 
 void out_flush(struct out *o) {
+  int cancel = os_nocancel_begin();
+  int saved = errno;
   size_t done = 0;
   while (done < o->n) {
     ssize_t w = write(o->fd, o->buf + done, o->n - done);
@@ -38,6 +41,8 @@ void out_flush(struct out *o) {
     done += (size_t)w;
   }
   o->n = 0;
+  errno = saved;
+  os_nocancel_end(cancel);
 }
 
 void out_str(struct out *o, const char *s) {

@@ -150,7 +150,7 @@ static void collect_remote_stack(struct dump_table *t, struct arena *a, size_t i
   struct tcache_entry *e = __atomic_load_n(&a->remote[idx], __ATOMIC_ACQUIRE);
   while (e && aligned_ok(e) && arena_holds(a, mem2chunk(e)) && arena_holds(a, (char *)(e + 1) - 1) && steps--) {
     struct chunk *c = mem2chunk(e);
-    if (__atomic_load_n(&e->key, __ATOMIC_RELAXED) != tide_free_key ||
+    if (__atomic_load_n(&e->key, __ATOMIC_RELAXED) != free_key(e) ||
         (__atomic_load_n(&c->size, __ATOMIC_RELAXED) & ~CHUNK_FLAGS) != size)
       break;
     table_add(t, c, TAG_REMOTE);
@@ -208,7 +208,7 @@ static enum dump_purge purge_of(struct chunk *c) {
  * key is random, so a live block holds it only by a 2^-64 chance). */
 static bool carries_free_key(struct chunk *c) {
   struct tcache_entry *e = chunk2mem(c);
-  return __atomic_load_n(&e->key, __ATOMIC_RELAXED) == tide_free_key;
+  return __atomic_load_n(&e->key, __ATOMIC_RELAXED) == free_key(e);
 }
 
 static struct dump_state classify(struct arena *a, const struct dump_table *t, struct chunk *c) {

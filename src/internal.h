@@ -111,7 +111,8 @@ struct tide_options {
   size_t tcache_count;      /* entries per thread-cache bin */
   size_t tcache_max_bytes;  /* largest request the thread cache serves */
   long purge_decay_ms;      /* free pages older than this go back; <0: never */
-  bool purge_thread;        /* a background thread may purge idle processes */
+  int purge_thread;         /* background purge thread: 0 never; 1 (default) once the
+                               program makes a thread; 2 from load time */
   bool purge_lazy;          /* MADV_FREE: pages go when the kernel needs them (RSS lags) */
   bool huge_pages;          /* glibc.malloc.hugetlb=1: MADV_HUGEPAGE on what we map */
   bool stats_at_exit;       /* TIDEMALLOC_STATS=1 */
@@ -241,9 +242,14 @@ extern __thread const char *tide_current_fn;
 #define TIDE_STR(x) TIDE_STR2(x)
 
 
-/* Random value marking chunks sitting in a fast bin or a thread cache
- * (stored in the second word of their user data); a free that finds it
- * there looks for a double free.  Set once at start-up. */
-extern TIDE_HIDDEN uintptr_t tide_free_key;
+/* The free key: the word stored in the second word of user data of every
+ * block sitting in a fast bin or a thread cache, so a free that finds it
+ * there looks for a double free.  It depends on the block's address and
+ * on two random secrets set once at start-up, so the key a block carries
+ * says nothing about another block's: bytes of a freed block copied into
+ * a live one never look "freed" (issue 11), and one leaked key does not
+ * give away the others. */
+extern TIDE_HIDDEN uintptr_t tide_key_xor, tide_key_mul;
+static inline uintptr_t free_key(const void *mem) { return ((uintptr_t)mem ^ tide_key_xor) * tide_key_mul; }
 
 #endif /* TIDE_INTERNAL_H */

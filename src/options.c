@@ -120,7 +120,9 @@ static bool set_decay_ms(size_t v) {
   return true;
 }
 static bool set_purge_thread(size_t v) {
-  opt.purge_thread = v != 0;
+  if (v > 2)
+    return false;
+  opt.purge_thread = (int)v;
   return true;
 }
 static bool set_purge_lazy(size_t v) {
@@ -161,7 +163,8 @@ static const struct option_def {
     {"TIDEMALLOC_DECAY_MS", NULL, TIDE_M_PURGE_DECAY_MS, set_decay_ms,
      "free pages unused this long go back to the OS (default 200; -1 never)"},
     {"TIDEMALLOC_PURGE_THREAD", NULL, TIDE_M_PURGE_THREAD, set_purge_thread,
-     "1: a background thread returns memory of idle processes (default 1)"},
+     "background thread returning memory of idle processes: 0 never, 1 once the program makes a thread "
+     "(default), 2 from start-up"},
     {"TIDEMALLOC_PURGE_LAZY", NULL, TIDE_M_PURGE_LAZY, set_purge_lazy,
      "1: purge with MADV_FREE (cheaper, but RSS only drops under memory pressure)"},
     {NULL, "hugetlb", 0, set_huge_pages,
@@ -254,6 +257,8 @@ int opt_mallopt(int param, int value) {
       /* Negative values become huge, as glibc's size_t parameters do. */
       if (!options[i].set((size_t)(long)value))
         return 0;
+      if (param == TIDE_M_PURGE_THREAD)
+        purge_thread_setting(); /* mallopt is a safe point to make it */
       if (!purge_defers()) /* glibc's immediate trims and unmaps from now on */
         purge_release_deferred();
       return 1;

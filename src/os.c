@@ -5,6 +5,7 @@
 #include "os.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -71,7 +72,16 @@ bool os_purge(void *p, size_t size) {
   return madvise(p, size, MADV_DONTNEED) == 0;
 }
 
+int os_nocancel_begin(void) {
+  int old = PTHREAD_CANCEL_ENABLE;
+  pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
+  return old;
+}
+
+void os_nocancel_end(int old_state) { pthread_setcancelstate(old_state, NULL); }
+
 void os_write_err(const char *s) {
+  int cancel = os_nocancel_begin();
   size_t n = strlen(s);
   while (n > 0) {
     ssize_t w = write(2, s, n);
@@ -83,6 +93,7 @@ void os_write_err(const char *s) {
     s += w;
     n -= (size_t)w;
   }
+  os_nocancel_end(cancel);
 }
 
 uint64_t os_random64(void) {
@@ -109,11 +120,15 @@ uint64_t os_now_coarse_ms(void) {
 
 /* Read a small file into buf without allocating; returns bytes read. */
 static size_t read_small_file(const char *path, char *buf, size_t cap) {
+  int cancel = os_nocancel_begin(); /* open, read and close are cancellation points */
   int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
+  if (fd < 0) {
+    os_nocancel_end(cancel);
     return 0;
+  }
   ssize_t n = read(fd, buf, cap - 1);
   close(fd);
+  os_nocancel_end(cancel);
   if (n < 0)
     n = 0;
   buf[n] = '\0';
@@ -161,8 +176,26 @@ void lock_wait(struct tide_lock *l) {
     __builtin_ia32_pause();
   }
   /* Mark "waiters" and sleep until the holder wakes us. */
+  int saved = errno;
   while (__atomic_exchange_n(&l->state, 2, __ATOMIC_ACQUIRE) != 0)
     syscall(SYS_futex, &l->state, FUTEX_WAIT_PRIVATE, 2, NULL, NULL, 0);
+  errno = saved;
 }
 
-void lock_wake(struct tide_lock *l) { syscall(SYS_futex, &l->state, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0); }
+void lock_wake(struct tide_lock *l) {
+  int saved = errno;
+  syscall(SYS_futex, &l->state, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+  errno = saved;
+}
+
+void os_futex_wait(unsigned *word, unsigned expected) {
+  int saved = errno;
+  syscall(SYS_futex, word, FUTEX_WAIT_PRIVATE, expected, NULL, NULL, 0);
+  errno = saved;
+}
+
+void os_futex_wake(unsigned *word) {
+  int saved = errno;
+  syscall(SYS_futex, word, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+  errno = saved;
+}

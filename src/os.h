@@ -41,6 +41,15 @@ void os_advise_huge(void *p, size_t size);
 #define OS_HUGE_PAGE ((size_t)2 * 1024 * 1024)
 
 void os_write_err(const char *s);      /* write(2) to stderr, whole string */
+/* Sleep while *word == expected (until a wake); wake one sleeper.  Both
+ * keep errno. */
+void os_futex_wait(unsigned *word, unsigned expected);
+void os_futex_wake(unsigned *word);
+/* Around every write tidemalloc makes: write(2) is a cancellation point,
+ * and a thread with a cancellation pending must neither lose our output
+ * nor be cancelled inside malloc_stats or an error report. */
+int os_nocancel_begin(void);
+void os_nocancel_end(int old_state);
 uint64_t os_random64(void);
 uint64_t os_now_ns(void);              /* CLOCK_MONOTONIC */
 uint64_t os_now_coarse_ms(void);       /* CLOCK_MONOTONIC_COARSE, in ms */

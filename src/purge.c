@@ -12,6 +12,7 @@
 #include "tcache.h"
 
 #include <signal.h>
+#include <sys/single_threaded.h>
 #include <time.h>
 
 static void note_released(struct arena *a, size_t bytes) {
@@ -112,11 +113,15 @@ static struct dirty_link *link_of(struct chunk *c) { return (struct dirty_link *
  * hundreds of ms, and cheaper: it is read on every free into a bin. */
 static uint64_t now_ms(void) { return os_now_coarse_ms(); }
 
-/* Background thread state. */
-static pthread_mutex_t thread_lock = PTHREAD_MUTEX_INITIALIZER;
-static bool thread_running;
-static bool thread_wanted;
+/* Background thread state (its life cycle: see "background thread"). */
+enum { BG_NONE, BG_STARTING, BG_RUNNING, BG_FAILED };
+static int bg_state;          /* one of the above */
+static bool thread_wanted;    /* work was left for it since its last round */
+static bool bg_sleeping;      /* it sleeps on bg_wake_seq until woken */
+static unsigned bg_wake_seq;  /* the futex word: bumped by each wake-up */
 #define THREAD_WAKE_BYTES (1 * MiB)
+
+static bool bg_running(void) { return __atomic_load_n(&bg_state, __ATOMIC_ACQUIRE) == BG_RUNNING; }
 
 bool purge_is_dirty(struct chunk *c) { return chunk_size(c) >= PURGE_MIN_CHUNK && link_of(c)->mark == DIRTY_LISTED; }
 
@@ -250,16 +255,42 @@ size_t purge_decayed(struct arena *a, bool everything, size_t max_chunks) {
   return released;
 }
 
-static bool thread_failed; /* pthread_create said no: trims are not deferred */
-
 bool purge_defers(void) {
-  return opt.dynamic_threshold && opt.purge_thread && opt.purge_decay_ms > 0 &&
-         !__atomic_load_n(&thread_failed, __ATOMIC_RELAXED);
+  return opt.dynamic_threshold && opt.purge_thread && opt.purge_decay_ms > 0 && bg_running();
 }
 
+/* Called with or without locks, from any path: a store and a load while
+ * the thread is awake, and one FUTEX_WAKE (a system call, no lock) the
+ * first time after it went to sleep. */
 void purge_wake(void) {
-  if (!__atomic_load_n(&thread_wanted, __ATOMIC_RELAXED))
-    __atomic_store_n(&thread_wanted, true, __ATOMIC_SEQ_CST);
+  if (__atomic_load_n(&thread_wanted, __ATOMIC_RELAXED))
+    return;
+  __atomic_store_n(&thread_wanted, true, __ATOMIC_SEQ_CST);
+  /* We stored "wanted" and now read "sleeping"; the thread stores
+   * "sleeping" and then reads "wanted": one of us sees the other. */
+  if (__atomic_load_n(&bg_sleeping, __ATOMIC_SEQ_CST)) {
+    __atomic_fetch_add(&bg_wake_seq, 1, __ATOMIC_SEQ_CST);
+    os_futex_wake(&bg_wake_seq);
+  }
+}
+
+/* No thread can come for deferred work: each arena keeps at most this
+ * many dirty bytes (unless the decay is -1, "never") (an eighth of what it has handed out, at least
+ * PURGE_CAP_MIN), oldest purged first, so a process that frees much and
+ * then goes idle holds little more than its live memory. */
+#define PURGE_CAP_MIN ((size_t)4 * MiB)
+void purge_after_free(struct arena *a) {
+  if (likely(a->dirty_bytes <= PURGE_CAP_MIN) || opt.purge_decay_ms < 0 || bg_running())
+    return;
+  size_t cap = a->count.in_use_bytes / 8;
+  if (cap < PURGE_CAP_MIN)
+    cap = PURGE_CAP_MIN;
+  if (a->dirty_bytes <= cap)
+    return;
+  /* Down to half the cap, so a free that crosses it does not purge a
+   * chunk every time. */
+  while (a->dirty_head && a->dirty_bytes > cap / 2)
+    purge_decayed(a, true, 1);
 }
 
 void purge_release_deferred(void) {
@@ -390,6 +421,47 @@ static size_t purge_round(void) {
   return left;
 }
 
+/* --------------------------------------------------- background thread
+ *
+ * Its life cycle, and why it cannot deadlock:
+ *  - It is created at a safe point only, never from malloc or free: libc
+ *    calls those with its own locks held (pthread_join frees a dead
+ *    thread's TLS under the stack-cache lock that pthread_create takes;
+ *    dlopen, stdio, atexit), so a thread created there can wait for
+ *    a lock its own caller holds.  The safe points: the program's own
+ *    pthread_create (the shared drop-in interposes it: src/threadhook.c),
+ *    right after the program's thread exists; load time with
+ *    TIDEMALLOC_PURGE_THREAD=2; mallopt(TIDE_M_PURGE_THREAD, 2), or 1 in a
+ *    process that has threads.  So a single-threaded process never becomes
+ *    multi-threaded because of tidemalloc (glibc's fork is only safe in
+ *    signal handlers of single-threaded processes, src/api.c).
+ *  - Once running it never exits.  With nothing to do it sleeps on a futex
+ *    word; purge_wake, called wherever work is left for it (dirty chunks,
+ *    a deferred trim, a kept mapping, a remote free), wakes it.
+ *  - It takes arena locks one at a time, like any thread, never holds one
+ *    while it sleeps, and calls nothing that takes a libc lock (nanosleep
+ *    and futex are system calls).
+ *  - Without it (none made yet, TIDEMALLOC_PURGE_THREAD=0, pthread_create
+ *    failed, the static library, a fork child) nothing waits for it:
+ *    trims and unmaps happen at once, as in glibc, the program's own slow
+ *    paths purge decayed chunks (purge_tick), and purge_after_free caps
+ *    the dirty bytes of each arena.
+ */
+
+static void nap_ms(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+  }
+}
+
+static void sleep_until_woken(void) {
+  unsigned seq = __atomic_load_n(&bg_wake_seq, __ATOMIC_SEQ_CST);
+  __atomic_store_n(&bg_sleeping, true, __ATOMIC_SEQ_CST);
+  if (!__atomic_load_n(&thread_wanted, __ATOMIC_SEQ_CST))
+    os_futex_wait(&bg_wake_seq, seq);
+  __atomic_store_n(&bg_sleeping, false, __ATOMIC_SEQ_CST);
+}
+
 static void *purge_thread_main(void *unused) {
   (void)unused;
   int idle_rounds = 0;
@@ -399,51 +471,30 @@ static void *purge_thread_main(void *unused) {
       period_ms = 10;
     if (period_ms > 1000)
       period_ms = 1000;
-    struct timespec ts = {period_ms / 1000, (period_ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-    __atomic_store_n(&thread_wanted, false, __ATOMIC_RELAXED);
-    size_t left = opt.purge_decay_ms < 0 ? 0 : purge_round();
-    if (left > 0) {
+    /* Nothing to do for a few rounds: sleep until work arrives. */
+    if (idle_rounds >= 4) {
+      sleep_until_woken();
       idle_rounds = 0;
-      continue;
     }
-    if (++idle_rounds < 4)
-      continue;
-    /* Nothing to do for a while: end, unless new work just arrived. */
-    pthread_mutex_lock(&thread_lock);
-    if (!__atomic_load_n(&thread_wanted, __ATOMIC_RELAXED)) {
-      __atomic_store_n(&thread_running, false, __ATOMIC_SEQ_CST);
-      pthread_mutex_unlock(&thread_lock);
-      /* A waker stores "wanted" and then reads "running"; we stored
-       * "running" and now read "wanted": one of us sees the other. */
-      if (!__atomic_load_n(&thread_wanted, __ATOMIC_SEQ_CST))
-        return NULL;
-      pthread_mutex_lock(&thread_lock);
-      bool other = thread_running; /* the waker started a new thread */
-      thread_running = true;
-      pthread_mutex_unlock(&thread_lock);
-      if (other)
-        return NULL;
-    }
-    pthread_mutex_unlock(&thread_lock);
-    idle_rounds = 0;
+    nap_ms(period_ms);
+    __atomic_store_n(&thread_wanted, false, __ATOMIC_SEQ_CST);
+    size_t left = opt.purge_decay_ms < 0 || !opt.purge_thread ? 0 : purge_round();
+    idle_rounds = left > 0 ? 0 : idle_rounds + 1;
   }
+  return NULL;
 }
 
-void purge_maybe_start_thread(void) {
-  if (likely(!__atomic_load_n(&thread_wanted, __ATOMIC_RELAXED)) || __atomic_load_n(&thread_running, __ATOMIC_SEQ_CST))
+/* Make the thread, unless one exists or is being made.  Only from a safe
+ * point (see above); no lock of ours held. */
+static void start_thread(void) {
+  int expect = BG_NONE;
+  if (!opt.purge_thread || opt.purge_decay_ms < 0 ||
+      !__atomic_compare_exchange_n(&bg_state, &expect, BG_STARTING, false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
     return;
-  if (!opt.purge_thread || opt.purge_decay_ms < 0)
-    return;
-  pthread_mutex_lock(&thread_lock);
-  bool start = !thread_running;
-  thread_running = true;
-  pthread_mutex_unlock(&thread_lock);
-  if (!start)
-    return;
-  /* pthread_create may call malloc: no lock of ours is held here.  The
-   * thread takes no signals meant for the program. */
+  /* It takes no signals meant for the program, and what pthread_create
+   * allocates for it gets mappings of its own (arenas_isolate), so it pins
+   * no arena's memory: a small block left at the top of a heap keeps every
+   * byte below it from being trimmed. */
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -459,16 +510,50 @@ void purge_maybe_start_thread(void) {
   tcache_resume(tc);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   pthread_attr_destroy(&attr);
-  if (err != 0) {
-    __atomic_store_n(&thread_failed, true, __ATOMIC_RELAXED);
-    pthread_mutex_lock(&thread_lock);
-    thread_running = false;
-    pthread_mutex_unlock(&thread_lock);
-    purge_release_deferred(); /* nobody would come for them */
-  }
+  __atomic_store_n(&bg_state, err == 0 ? BG_RUNNING : BG_FAILED, __ATOMIC_RELEASE);
+}
+
+void purge_thread_created(void) {
+  if (likely(__atomic_load_n(&bg_state, __ATOMIC_RELAXED) != BG_NONE) || opt.purge_thread != 1)
+    return;
+  start_thread();
+}
+
+void purge_thread_at_load(void) {
+  if (opt.purge_thread == 2)
+    start_thread();
+}
+
+void purge_thread_setting(void) {
+  if (opt.purge_thread == 2 || (opt.purge_thread == 1 && !__libc_single_threaded))
+    start_thread();
+}
+
+bool purge_thread_running(void) { return bg_running(); }
+
+/* The same safe point in a program linked with a static archive, where
+ * pthread_create cannot be interposed (src/threadhook.c): linked with
+ * -Wl,--wrap=pthread_create, the program's calls come here and go on to
+ * libc's.  Never called without --wrap (then __real_pthread_create is
+ * not there either). */
+extern int __real_pthread_create(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *)
+    __attribute__((weak));
+TIDE_EXPORT int __wrap_pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*start)(void *),
+                                      void *arg);
+TIDE_EXPORT int __wrap_pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*start)(void *),
+                                      void *arg) {
+  if (!__real_pthread_create)
+    return EAGAIN;
+  int err = __real_pthread_create(thread, attr, start, arg);
+  if (err == 0)
+    purge_thread_created();
+  return err;
 }
 
 void purge_postfork_child(void) {
-  pthread_mutex_init(&thread_lock, NULL);
-  thread_running = false;
+  /* The thread did not come along: nothing waits for it any more.  (The
+   * child's own first pthread_create makes a new one.) */
+  __atomic_store_n(&bg_state, BG_NONE, __ATOMIC_RELAXED);
+  thread_wanted = false;
+  bg_sleeping = false;
 }

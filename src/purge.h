@@ -9,9 +9,9 @@
  *    the decay time its whole pages are handed back with madvise and it
  *    leaves the list ("purged").  A chunk reused sooner is never purged,
  *    so hot malloc/free cycles never pay for a system call;
- *  - a background thread, started only when there is dirty memory and
- *    ending after a few idle rounds, does this for processes that stop
- *    calling malloc.
+ *  - a background thread does this for processes that stop calling
+ *    malloc; it is made at a safe point only, never from malloc or free
+ *    (see "background thread" in purge.c for its life cycle).
  *
  * A dirty-list entry lives in the free chunk, after the bin links:
  *
@@ -75,13 +75,21 @@ bool purge_trim_top(struct arena *a, size_t pad);
 /* malloc_trim: every arena, all dirty memory; true if memory was released. */
 bool purge_trim_all(size_t pad);
 /* Dirty or fast-bin memory of a (locked) grew: the background thread may
- * be wanted (it is started by purge_maybe_start_thread). */
+ * be wanted (purge_wake). */
 void purge_note_pending(struct arena *a);
 /* Chunks were pushed on some arena's remote-free list: the background
  * thread should come round to drain it if nobody else does. */
 void purge_note_remote(void);
-/* Without locks held: start the background thread if it is wanted. */
-void purge_maybe_start_thread(void);
+/* The end of a free into a (locked): with no background thread, purge the
+ * oldest dirty chunks past the cap (see purge.c). */
+void purge_after_free(struct arena *a);
+/* Safe points where the background thread may be made (never malloc or
+ * free): the program made a thread (src/threadhook.c); the library was
+ * loaded; mallopt(TIDE_M_PURGE_THREAD) changed the setting. */
+void purge_thread_created(void);
+void purge_thread_at_load(void);
+void purge_thread_setting(void);
+bool purge_thread_running(void);
 void purge_postfork_child(void);
 /* Is c on its arena's dirty list? (checker) */
 bool purge_is_dirty(struct chunk *c);

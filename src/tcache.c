@@ -6,6 +6,7 @@
 
 #include "arena.h"
 #include "arenas.h"
+#include "mmapped.h"
 #include "purge.h"
 
 /* A thread without a cache points at this one: no entries, every bin
@@ -209,7 +210,7 @@ static void remote_push(struct arena *a, size_t idx, struct tcache_entry *first,
 static void free_entries(struct arena *a, struct tcache_entry *e, bool from_cache) {
   while (e) {
     struct tcache_entry *next = entry_next(e);
-    if (unlikely(((uintptr_t)next & CHUNK_ALIGN_MASK) | (e->key ^ tide_free_key)))
+    if (unlikely(((uintptr_t)next & CHUNK_ALIGN_MASK) | (e->key ^ free_key(e))))
       tide_fatal(tide_current_fn, "corrupted thread-cache entry (written after free?)");
     e->key = 0;
     arena_free(a, mem2chunk(e), from_cache);
@@ -239,7 +240,7 @@ void *tcache_adopt_remote(struct tcache *tc, struct arena *a, size_t idx) {
   unsigned n = 1, room = tcache_limit[idx] > 1 ? tcache_limit[idx] : 1;
   struct tcache_entry *e = first, *rest = NULL;
   for (;;) {
-    if (unlikely(e->key != tide_free_key || chunk_size(mem2chunk(e)) != nb))
+    if (unlikely(e->key != free_key(e) || chunk_size(mem2chunk(e)) != nb))
       tide_fatal("malloc", "corrupted remote-free entry (written after free?)");
     struct tcache_entry *next = entry_next(e);
     if (unlikely((uintptr_t)next & CHUNK_ALIGN_MASK))
@@ -302,7 +303,6 @@ static void flush_list(struct tcache_entry *e, size_t idx, bool live) {
     lock_release(&a->lock);
   }
   tide_current_fn = saved;
-  purge_maybe_start_thread();
 }
 
 static __attribute__((noreturn)) void double_free_elsewhere(void *mem);
@@ -312,21 +312,36 @@ static __attribute__((noreturn)) void double_free_elsewhere(void *mem);
 static uintptr_t *big_key(struct chunk *c) { return &((uintptr_t *)chunk2mem(c))[1]; }
 
 static void big_remove(struct tcache *tc, unsigned i) {
-  tc->big_bytes -= chunk_size(tc->big[i]);
-  for (; i + 1 < tc->nbig; i++)
+  tc->big_bytes -= tc->big_sf[i] & ~CHUNK_FLAGS;
+  for (; i + 1 < tc->nbig; i++) {
     tc->big[i] = tc->big[i + 1];
+    tc->big_sf[i] = tc->big_sf[i + 1];
+  }
   tc->nbig--;
+}
+
+/* A medium chunk leaving the cache is checked as the arena would check
+ * it: the size it was cached with, the key, and the next header ("in
+ * use", the same kind of region). */
+static void big_check(struct chunk *c, size_t sf, const char *fn) {
+  /* (Its P bit follows the block before it, which may come and go.) */
+  if (unlikely((c->size ^ sf) & ~PREV_INUSE))
+    tide_fatal(fn, "invalid size of a cached block (its header was overwritten)");
+  if (unlikely(*big_key(c) != free_key(chunk2mem(c))))
+    tide_fatal(fn, "corrupted thread-cache entry (written after free?)");
+  size_t nsf = chunk_at(c, sf & ~CHUNK_FLAGS)->size;
+  if (unlikely((nsf & (PREV_INUSE | IS_MMAPPED | IN_HEAP)) != (PREV_INUSE | (sf & IN_HEAP))))
+    tide_fatal(fn, "invalid next size after a cached block (its end was overwritten?)");
 }
 
 void *tcache_big_take(struct tcache *tc, size_t nb) {
   size_t most = nb + nb / 4;
   for (unsigned i = tc->nbig; i-- > 0;) { /* newest first: warm in cache */
     struct chunk *c = tc->big[i];
-    size_t size = chunk_size(c);
+    size_t size = tc->big_sf[i] & ~CHUNK_FLAGS;
     if (size < nb || size > most)
       continue;
-    if (unlikely(*big_key(c) != tide_free_key))
-      tide_fatal("malloc", "corrupted thread-cache entry (written after free?)");
+    big_check(c, tc->big_sf[i], "malloc");
     *big_key(c) = 0;
     big_remove(tc, i);
     return chunk2mem(c);
@@ -350,12 +365,12 @@ static void big_release(struct chunk *c) {
   lock_acquire(&a->lock);
   arena_free(a, c, false);
   lock_release(&a->lock);
-  purge_maybe_start_thread(); /* the free may have left a trim for it */
 }
 
 static void big_flush(struct tcache *tc) {
   while (tc->nbig > 0) {
     struct chunk *c = tc->big[tc->nbig - 1];
+    big_check(c, tc->big_sf[tc->nbig - 1], tide_current_fn);
     big_remove(tc, tc->nbig - 1);
     big_release(c);
   }
@@ -368,7 +383,7 @@ void tcache_big_flush_mine(void) {
 }
 
 bool tcache_big_put(struct tcache *tc, struct chunk *p) {
-  if (unlikely(*big_key(p) == tide_free_key)) {
+  if (unlikely(*big_key(p) == free_key(chunk2mem(p)))) {
     if (tcache_big_contains(tc, p))
       tide_fatal("free", "double free detected in tcache");
     double_free_elsewhere(chunk2mem(p));
@@ -381,10 +396,12 @@ bool tcache_big_put(struct tcache *tc, struct chunk *p) {
     return false;
   while (tc->nbig == TCACHE_BIG_SLOTS || tc->big_bytes + size > bound) {
     struct chunk *old = tc->big[0];
+    big_check(old, tc->big_sf[0], "free");
     big_remove(tc, 0);
     big_release(old);
   }
-  *big_key(p) = tide_free_key;
+  *big_key(p) = free_key(chunk2mem(p));
+  tc->big_sf[tc->nbig] = p->size;
   tc->big[tc->nbig++] = p;
   tc->big_bytes += size;
   return true;
@@ -470,13 +487,13 @@ bool tcache_free_foreign(struct tcache *tc, void *mem, size_t idx) {
   struct tcache_entry *e = mem;
   if (tc == &tcache_none || tcache_state != 1 || idx >= tcache_nbins)
     return false; /* no cache (yet), or this size is not cached: the slow path */
-  if (unlikely(e->key == tide_free_key)) {
+  if (unlikely(e->key == free_key(e))) {
     if (tcache_contains(tc, mem, idx))
       tide_fatal("free", "double free detected in tcache");
     double_free_elsewhere(mem);
   }
   e->next = (struct tcache_entry *)link_protect(&e->next, (struct chunk *)tc->out[idx]);
-  e->key = tide_free_key;
+  e->key = free_key(e);
   tc->out[idx] = e;
   tc->out_bytes += (idx + 2) * CHUNK_ALIGN;
   /* Handed back a batch at a time: one push per owning arena. */
@@ -491,7 +508,7 @@ bool tcache_free_foreign(struct tcache *tc, void *mem, size_t idx) {
 
 void tcache_free_slow(struct tcache *tc, void *mem, size_t idx) {
   struct tcache_entry *e = mem;
-  if (e->key == tide_free_key) {
+  if (e->key == free_key(e)) {
     if (tcache_contains(tc, mem, idx))
       tide_fatal("free", "double free detected in tcache");
     double_free_elsewhere(mem);
@@ -520,7 +537,6 @@ void tcache_free_slow(struct tcache *tc, void *mem, size_t idx) {
     lock_acquire(&a->lock);
     arena_free(a, p, false);
     lock_release(&a->lock);
-    purge_maybe_start_thread();
   }
 }
 
@@ -543,13 +559,22 @@ static void thread_exit_hook(void *unused) {
     }
     tide_current_fn = "free";
     big_flush(tc);
+    /* The cache's own block: an mmapped chunk when its arena was full. */
     struct chunk *p = mem2chunk(tc->block);
-    struct arena *a = arenas_of_chunk(p, p->size);
+    struct arena *a = tc->arena;
     lock_acquire(&a->lock);
     tcache_publish(tc, a);
-    arena_free(a, p, false);
     lock_release(&a->lock);
-    purge_maybe_start_thread();
+    if (chunk_is_mmapped(p)) {
+      mmapped_free(p);
+    } else {
+      a = arenas_of_chunk(p, p->size);
+      if (unlikely(!a))
+        tide_fatal("free", "invalid pointer (the thread cache's own block is corrupted)");
+      lock_acquire(&a->lock);
+      arena_free(a, p, false);
+      lock_release(&a->lock);
+    }
     budget_update(-1);
   }
   arenas_thread_exit();

@@ -42,7 +42,7 @@
 
 struct tcache_entry {
   struct tcache_entry *next; /* safe-linked (link_protect) */
-  uintptr_t key;             /* tide_free_key while cached */
+  uintptr_t key;             /* free_key(entry) while cached */
 };
 
 struct tcache {
@@ -73,6 +73,7 @@ struct tcache {
   /* Medium chunks, oldest first; in use as far as their arenas know,
    * marked with the key like the entries above. */
   struct chunk *big[TCACHE_BIG_SLOTS];
+  size_t big_sf[TCACHE_BIG_SLOTS]; /* each one's size field when cached */
   unsigned nbig;
   size_t big_bytes;
 };
@@ -113,7 +114,7 @@ static inline void *tcache_pop(struct tcache *tc, size_t idx) {
   if (unlikely(!e))
     return NULL;
   struct tcache_entry *next = (struct tcache_entry *)link_reveal(&e->next, (struct chunk *)e->next);
-  if (unlikely(((uintptr_t)next & CHUNK_ALIGN_MASK) | (e->key ^ tide_free_key)))
+  if (unlikely(((uintptr_t)next & CHUNK_ALIGN_MASK) | (e->key ^ free_key(e))))
     tide_fatal("malloc", "corrupted thread-cache entry (written after free?)");
   tc->head[idx] = next;
   tc->count[idx]--;
@@ -125,7 +126,7 @@ static inline void *tcache_pop(struct tcache *tc, size_t idx) {
  * (the caller's slow path decides). */
 static inline bool tcache_push(struct tcache *tc, void *mem, size_t idx) {
   struct tcache_entry *e = mem;
-  uintptr_t key = tide_free_key;
+  uintptr_t key = free_key(e);
   if (unlikely(tc->count[idx] >= tcache_limit[idx] || e->key == key))
     return false;
   e->next = (struct tcache_entry *)link_protect(&e->next, (struct chunk *)tc->head[idx]);

@@ -99,6 +99,10 @@ run "wrong/misuse-fast" 120 "$T/wrong/misuse-fast"
 # stress (issue 2: core allocator)
 run "stress/startup" 60 env LD_PRELOAD="$PRELOAD_LIB" "$T/stress/startup-plain"
 run "stress/startup-debug" 60 env LD_PRELOAD="${PRELOAD_LIB%.so}-debug.so" "$T/stress/startup-plain"
+# issue 11: threads, fork, signals and cancellation as glibc's malloc survives them
+run "stress/libc" 300 env LD_PRELOAD="$PRELOAD_LIB" "$T/stress/libc-plain" 2
+run "stress/libc-debug" 300 env LD_PRELOAD="${PRELOAD_LIB%.so}-debug.so" "$T/stress/libc-plain"
+run "stress/libc-std" 300 "$T/stress/libc-std"
 run "stress/random_ops-fast" 120 "$T/stress/random_ops-fast" "$SEED" 5000000 20
 run "stress/random_ops-debug" 120 "$T/stress/random_ops" "$((SEED + 1))" 3000000 15
 # the same under extreme options (each path of the option table in use)
@@ -135,6 +139,19 @@ run "stress/purge-std" 120 "$T/stress/purge-std"
 run "stress/ownthread-std" 60 "$T/stress/ownthread-std"
 run "stress/bigblocks" 120 "$T/stress/bigblocks" "$SEED" 300
 run "stress/bigblocks-std" 120 "$T/stress/bigblocks-std" "$((SEED + 1))" 400
+
+# the background thread off, and made at start-up instead of at the
+# program's first pthread_create (the whole suite passes both ways:
+# TIDEMALLOC_PURGE_THREAD=0 make test; here the tests it changes most)
+for mode in 0 2; do
+  for t in stress/purge-std stress/bigblocks-std stress/threads-std stress/fork-std stress/churn-std stress/libc-std; do
+    args=()
+    [ "$t" = stress/bigblocks-std ] && args=("$((SEED + 7))" 300)
+    [ "$t" = stress/threads-std ] && args=("$((SEED + 8))" 50000)
+    run "$t[bg=$mode]" 300 env TIDEMALLOC_PURGE_THREAD=$mode "$T/$t" "${args[@]}"
+  done
+  run "unit/keep[bg=$mode]" 120 env TIDEMALLOC_PURGE_THREAD=$mode "$T/unit/keep"
+done
 
 # real programs under LD_PRELOAD
 run "preload/programs" 240 bash tests/preload/programs.sh "$LIBDIR"

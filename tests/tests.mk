@@ -22,11 +22,15 @@ TEST_CFLAGS := -std=gnu11 -g -O2 -Wall -Wextra -Werror -Wshadow -Wno-unused-func
 # clang does not know some of gcc's warnings named above.
 TEST_CFLAGS += $(if $(findstring clang,$(shell $(CC) --version 2>/dev/null | head -n 1)),-Wno-unknown-warning-option)
 TEST_DIRS := unit api stress wrong
-# (victim.c and startup.c are plain programs for LD_PRELOAD: -plain only)
-TEST_PLAIN := tests/wrong/victim.c tests/stress/startup.c
+# (victim.c, startup.c and libc.c are plain programs for LD_PRELOAD:
+# -plain, and libc.c also -std)
+TEST_PLAIN := tests/wrong/victim.c tests/stress/startup.c tests/stress/libc.c
 TEST_SRCS := $(filter-out $(TEST_PLAIN),$(wildcard $(TEST_DIRS:%=tests/%/*.c)))
 TEST_HDRS := tests/harness.h include/tidemalloc.h $(wildcard $(TEST_DIRS:%=tests/%/*.h))
 TEST_OUT := $(BUILD)/tests
+# Programs linked with a static tidemalloc route pthread_create through
+# it, as the shared library does on its own (src/purge.c, threadhook.c).
+TEST_WRAP := -Wl,--wrap=pthread_create
 # Where the libraries under test are (another directory lets the tests run
 # against a stand-in library without rebuilding src/).
 TEST_LIBDIR ?= $(BUILD)
@@ -37,7 +41,8 @@ TEST_BINS := $(TEST_SRCS:tests/%.c=$(TEST_OUT)/%) \
 	$(TEST_OUT)/stress/random_ops-fast $(TEST_OUT)/stress/threads-std \
 	$(TEST_PLAIN:tests/%.c=$(TEST_OUT)/%-plain) $(TEST_OUT)/wrong/misuse-fast $(TEST_OUT)/stress/oom-std $(TEST_OUT)/stress/fork-std \
 	$(TEST_OUT)/stress/churn-std $(TEST_OUT)/stress/purge-std $(TEST_OUT)/stress/heaps-std \
-	$(TEST_OUT)/unit/inspect-fast $(TEST_OUT)/stress/ownthread-std $(TEST_OUT)/stress/bigblocks-std
+	$(TEST_OUT)/unit/inspect-fast $(TEST_OUT)/stress/ownthread-std $(TEST_OUT)/stress/bigblocks-std \
+	$(TEST_OUT)/stress/libc-std
 
 .PHONY: test test-build
 test: lib test-build
@@ -48,12 +53,12 @@ test-build: $(TEST_BINS)
 $(TEST_OUT)/%-std: tests/%.c $(TEST_HDRS) $(TEST_LIBDIR)/libtidemalloc.a
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
-	@$(CC) $(TEST_CFLAGS) -DTIDE_TEST_STD=1 -o $@ $< $(TEST_LIBDIR)/libtidemalloc.a
+	@$(CC) $(TEST_CFLAGS) -DTIDE_TEST_STD=1 -o $@ $< $(TEST_LIBDIR)/libtidemalloc.a $(TEST_WRAP)
 
 $(TEST_OUT)/%-fast: tests/%.c $(TEST_HDRS) $(TEST_LIBDIR)/libtidemalloc-prefixed.a
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
-	@$(CC) $(TEST_CFLAGS) -DTIDE_TEST_FAST=1 -o $@ $< $(TEST_LIBDIR)/libtidemalloc-prefixed.a
+	@$(CC) $(TEST_CFLAGS) -DTIDE_TEST_FAST=1 -o $@ $< $(TEST_LIBDIR)/libtidemalloc-prefixed.a $(TEST_WRAP)
 
 $(TEST_OUT)/%-preload: tests/%.c $(TEST_HDRS)
 	@mkdir -p $(@D)
@@ -68,4 +73,4 @@ $(TEST_OUT)/%-plain: tests/%.c $(TEST_HDRS)
 $(TEST_OUT)/%: tests/%.c $(TEST_HDRS) $(TEST_LIBDIR)/libtidemalloc-debug.a
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
-	@$(CC) $(TEST_CFLAGS) -o $@ $< $(TEST_LIBDIR)/libtidemalloc-debug.a
+	@$(CC) $(TEST_CFLAGS) -o $@ $< $(TEST_LIBDIR)/libtidemalloc-debug.a $(TEST_WRAP)

@@ -317,6 +317,36 @@ static void test_exports(void) {
 }
 #endif
 
+/* free(a), then a's bytes -- the free key in them too -- copied into the
+ * live blocks b and c: freeing b and c is correct and must not be taken
+ * for a double free (issue 11, item 8).  In a child, so an abort shows as
+ * a failed check. */
+static size_t copy_sizes[] = {24, 40, 600, 1000, 4000, 20000};
+static void copy_freed_bytes(void *arg) {
+  size_t n = *(size_t *)arg;
+  char *a = F(malloc)(n), *b = F(malloc)(n), *c = F(malloc)(n);
+  if (!a || !b || !c)
+    _exit(3);
+  memset(a, 0x11, n);
+  F(free)(a);
+  memcpy(b, a, 32); /* the free key sits in the second word */
+  memcpy(c, a, 32);
+  F(free)(b);
+  F(free)(c);
+  void *d = F(malloc)(n);
+  F(free)(d);
+  _exit(0);
+}
+
+static void test_copied_free_key(void) {
+  for (size_t i = 0; i < sizeof copy_sizes / sizeof copy_sizes[0]; i++) {
+    struct th_child ch;
+    th_run_child(&ch, copy_freed_bytes, &copy_sizes[i], 20);
+    CHECK(th_child_exited0(&ch), "%zu B: a freed block's bytes copied into two live ones, both freed: no abort (%s%s%s)",
+          copy_sizes[i], th_status_str(ch.status), ch.errlen ? ", " : "", th_first_line(&ch));
+  }
+}
+
 int main(void) {
   printf("# api/basic (%s)\n", FLAVOUR);
 #ifdef TIDE_TEST_PRELOAD
@@ -328,6 +358,7 @@ int main(void) {
   test_no_overlap();
   test_valloc_pvalloc();
   test_free_sized();
+  test_copied_free_key();
 #ifdef TIDE_TEST_STD
   test_libc_interposed();
 #endif

@@ -208,7 +208,18 @@ int main(int argc, char **argv) {
   CHECK(align == 0, "aligned_alloc honoured every alignment (%zu not)", align);
   CHECK(tide_heap_check() == 0, "heap checker: every arena sound");
   /* RSS, not os_bytes: purged pages in the middle of a heap stay
-   * reserved (and counted there) but are not resident. */
+   * reserved (and counted there) but are not resident.  With the
+   * background thread turned off nothing comes back for free memory of
+   * idle arenas (tops under the trim threshold, blocks parked for their
+   * owners): then malloc_trim is the documented way. */
+  const char *bg = getenv("TIDEMALLOC_PURGE_THREAD");
+  if (bg && strcmp(bg, "0") == 0) {
+    NOTE("TIDEMALLOC_PURGE_THREAD=0: %zu MiB resident before malloc_trim", th_rss_bytes() / MiB);
+    F(malloc_trim)(0);
+    CHECK(th_rss_bytes() <= RSS_BOUND, "background thread off: after malloc_trim(0) RSS is at most %zu MiB (%zu MiB)",
+          RSS_BOUND / MiB, th_rss_bytes() / MiB);
+    TEST_MAIN_END("stress/bigblocks");
+  }
   long t0 = now_ms();
   while (th_rss_bytes() > RSS_BOUND && now_ms() - t0 < DEADLINE_MS) {
     struct timespec ts = {0, 20 * 1000000L};

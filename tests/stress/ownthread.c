@@ -5,8 +5,8 @@
  * vector).  If that block were carved from the top of the main heap, the
  * break could never come down below it again: everything freed under it
  * would stay mapped for the life of the process.  So the background
- * thread is started while the heap is high, then everything is freed, and
- * the break must come back down.
+ * thread is started while the heap is high (mallopt), then everything is
+ * freed, and the break must come back down.
  *
  * A process of its own: the background thread must not have run before.
  * Run as the drop-in build (-std): only there does pthread_create
@@ -37,11 +37,13 @@ int main(void) {
   char *brk1 = sbrk(0);
   CHECK(brk1 >= brk0 + BLOCKS * BLOCK, "%d blocks of 256 KiB raise the break by %zu MiB", BLOCKS,
         (size_t)(brk1 - brk0) / MiB);
-  /* Freeing the small ones parks over 1 MiB in the fast bins: the
-   * background thread is wanted and starts at the end of these frees,
-   * while the only free memory it could be given is the top. */
+  /* Freeing the small ones parks over 1 MiB in the fast bins, work for
+   * the background thread, which is made now, while the only free memory
+   * it could be given is the top.  (It is made at safe points only, never
+   * inside malloc or free: as here, mallopt.) */
   for (int i = 0; i < SMALL; i++)
     F(free)(small[i]);
+  CHECK(F(mallopt)(TIDE_M_PURGE_THREAD, 2) == 1, "mallopt(TIDE_M_PURGE_THREAD, 2): the thread is made now");
   struct tide_stats s;
   int started = 0;
   for (int t = 0; t < 300 && !started; t++) {

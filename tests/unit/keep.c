@@ -11,7 +11,8 @@
  *  - at most 8 mappings are kept, 128 MiB in all;
  *  - malloc_trim gives kept mappings back at once;
  *  - once a glibc threshold is set with mallopt, frees unmap at once, as in
- *    glibc.
+ *    glibc;
+ *  - before the background thread exists, all of that happens at once.
  *
  * The order matters: the last test turns the defaults off.
  */
@@ -259,9 +260,55 @@ static void test_glibc_settings(void) {
   CHECK(tide_heap_check() == 0, "heap sound");
 }
 
+/* Before the background thread exists (a process that made no thread,
+ * as this one so far) nothing waits for it: a freed mapping and memory
+ * freed at the top go back at once, as in glibc, and an arena keeps few
+ * dirty pages (issue 11: the thread is made only at a safe point). */
+static void test_without_thread(void) {
+  void *p = tide_malloc(BIG);
+  tide_free(p);
+  CHECK(p && !mapped(p), "no background thread yet: a freed 40 MiB mapping is unmapped at once");
+  enum { NT = 100 };
+  void *t[NT];
+  for (int i = 0; i < NT; i++) {
+    t[i] = tide_malloc(100 * 1024);
+    memset(t[i], 1, 100 * 1024);
+  }
+  size_t grown = os_bytes();
+  for (int i = NT - 1; i >= 0; i--)
+    tide_free(t[i]);
+  size_t after = os_bytes();
+  CHECK(after + 8 * MiB <= grown, "and 10 MB freed at the top go back at once (os_bytes %zu -> %zu)", grown, after);
+  /* 40 MB of free chunks between live guards: purged down to the cap at
+   * once (4 MiB, or an eighth of the memory in use). */
+  enum { ND = 400 };
+  void *d[ND], *g[ND];
+  for (int i = 0; i < ND; i++) {
+    d[i] = tide_malloc(100 * 1024);
+    memset(d[i], 2, 100 * 1024);
+    g[i] = tide_malloc(64);
+  }
+  struct tide_stats s0, s1;
+  tide_stats_get(&s0);
+  for (int i = 0; i < ND; i++)
+    tide_free(d[i]);
+  tide_stats_get(&s1);
+  size_t purged = s1.purged_bytes - s0.purged_bytes;
+  CHECK(purged >= 30 * MiB, "40 MB freed between live blocks: all but the cap purged at once (%zu MiB)", purged / MiB);
+  for (int i = 0; i < ND; i++)
+    tide_free(g[i]);
+  tide_malloc_trim(0);
+  CHECK(tide_heap_check() == 0, "heap sound");
+}
+
 int main(void) {
   printf("# unit/keep\n");
-  test_top_waits_medium(); /* first: the background thread has not started */
+  /* In a child: what follows needs a fresh process. */
+  th_isolated("without the background thread", test_without_thread, 60);
+  /* From here on with the thread: made now (a safe point), as the shared
+   * library makes it when the program makes its first thread. */
+  CHECK(tide_mallopt(TIDE_M_PURGE_THREAD, 2) == 1, "mallopt(TIDE_M_PURGE_THREAD, 2) starts the background thread");
+  test_top_waits_medium(); /* first: nothing has woken the thread yet */
   test_kept_bounds();     /* next: no mapping under 32 MiB freed yet (the threshold is low) */
   test_kept_mapping();
   test_top_waits();
