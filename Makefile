@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # tidemalloc build.
 #
 #   make            the libraries (three flavours, see below)

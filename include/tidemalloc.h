@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tidemalloc — a ptmalloc-style allocator that gives memory back.
  *

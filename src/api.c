@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Entry points: the tide_* functions, the standard names (in the drop-in
  * build), and initialisation.

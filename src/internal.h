@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tidemalloc internals: the map, the shared types, the constants.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Options: one table, read once at start-up from the environment
  * (glibc's MALLOC_*_ variables, GLIBC_TUNABLES=glibc.malloc.*, and

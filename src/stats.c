@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Counters, mallinfo/mallinfo2, malloc_stats, malloc_info and tidemalloc's
  * own statistics.  The heap inspector (tide_heap_dump) is src/inspect.c.

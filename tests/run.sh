@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Runs every test (binaries built by tests/tests.mk, and the preload
 # scripts), one after another, each under a time limit.
 #

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Tests: built here, run by tests/run.sh.  (Owned by the tests; included
 # from the Makefile.)
 #
