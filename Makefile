@@ -15,6 +15,12 @@
 #       like prefixed (the .so: drop-in) with TIDE_DEBUG=1: the heap checker
 #       runs from inside the allocator and every internal assertion is live
 
+# The version is written once, in include/tidemalloc.h.
+version_part = $(shell sed -n 's/^\#define TIDEMALLOC_VERSION_$(1) \([0-9][0-9]*\)$$/\1/p' include/tidemalloc.h)
+VERSION_MAJOR := $(call version_part,MAJOR)
+VERSION := $(VERSION_MAJOR).$(call version_part,MINOR).$(call version_part,PATCH)
+SONAME := libtidemalloc.so.$(VERSION_MAJOR)
+
 CC ?= gcc
 ifeq ($(origin CC),default)
 CC := gcc
@@ -38,7 +44,16 @@ PFX_OBJS := $(SRCS:src/%.c=$(BUILD)/prefixed/%.o)
 DBG_OBJS := $(SRCS:src/%.c=$(BUILD)/debug/%.o)
 DBGSTD_OBJS := $(SRCS:src/%.c=$(BUILD)/debugstd/%.o)
 
-LIBS := $(BUILD)/libtidemalloc.so $(BUILD)/libtidemalloc.a \
+# The shared drop-in: the file is libtidemalloc.so.0.1.0, its soname
+# libtidemalloc.so.0 (what programs record and ld.so looks for), and
+# libtidemalloc.so the name -ltidemalloc finds; the last two are links.
+SHLIB := $(BUILD)/libtidemalloc.so.$(VERSION)
+SHLIB_LINKS := $(BUILD)/$(SONAME) $(BUILD)/libtidemalloc.so
+# -z nodelete: a dlclose() must not unmap code that the purge thread and
+# the thread-exit destructors still run; -z now: no lazy binding later.
+SO_LDFLAGS := -shared -pthread -Wl,-z,now -Wl,-z,nodelete -Wl,--build-id
+
+LIBS := $(SHLIB) $(SHLIB_LINKS) $(BUILD)/libtidemalloc.a \
 	$(BUILD)/libtidemalloc-prefixed.a $(BUILD)/libtidemalloc-debug.a \
 	$(BUILD)/libtidemalloc-debug.so
 
@@ -59,8 +74,10 @@ $(BUILD)/debugstd/%.o: src/%.c $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -DTIDE_STD_NAMES=1 -DTIDE_DEBUG=1 -c $< -o $@
 
-$(BUILD)/libtidemalloc.so: $(STD_OBJS)
-	$(CC) -shared -pthread -Wl,-z,now -Wl,-soname,libtidemalloc.so -o $@ $^
+$(SHLIB): $(STD_OBJS)
+	$(CC) $(SO_LDFLAGS) -Wl,-soname,$(SONAME) -o $@ $^
+$(SHLIB_LINKS): $(SHLIB)
+	ln -sf $(<F) $@
 $(BUILD)/libtidemalloc.a: $(STD_OBJS)
 	rm -f $@; $(AR) rcs $@ $^
 $(BUILD)/libtidemalloc-prefixed.a: $(PFX_OBJS)
@@ -68,7 +85,7 @@ $(BUILD)/libtidemalloc-prefixed.a: $(PFX_OBJS)
 $(BUILD)/libtidemalloc-debug.a: $(DBG_OBJS)
 	rm -f $@; $(AR) rcs $@ $^
 $(BUILD)/libtidemalloc-debug.so: $(DBGSTD_OBJS)
-	$(CC) -shared -pthread -Wl,-z,now -Wl,-soname,libtidemalloc-debug.so -o $@ $^
+	$(CC) $(SO_LDFLAGS) -Wl,-soname,libtidemalloc-debug.so -o $@ $^
 
 # Tests, benchmarks and the demo keep their rules beside their code.
 include tests/tests.mk

@@ -15,9 +15,29 @@
 #include <stddef.h>
 #include <stdio.h>
 
+/* ---- version: these three lines are the only place it is written; the
+ * Makefile reads them (soname, pkg-config, CMake, man pages, .deb) ---- */
+#define TIDEMALLOC_VERSION_MAJOR 0
+#define TIDEMALLOC_VERSION_MINOR 1
+#define TIDEMALLOC_VERSION_PATCH 0
+
+#define TIDEMALLOC_STR2_(x) #x
+#define TIDEMALLOC_STR_(x) TIDEMALLOC_STR2_(x)
+/* "0.1.0" */
+#define TIDEMALLOC_VERSION                                                   \
+  TIDEMALLOC_STR_(TIDEMALLOC_VERSION_MAJOR)                                  \
+  "." TIDEMALLOC_STR_(TIDEMALLOC_VERSION_MINOR) "." TIDEMALLOC_STR_(TIDEMALLOC_VERSION_PATCH)
+/* 0.1.0 -> 100, 1.2.3 -> 10203: for #if TIDEMALLOC_VERSION_NUMBER >= ... */
+#define TIDEMALLOC_VERSION_NUMBER                                            \
+  (TIDEMALLOC_VERSION_MAJOR * 10000 + TIDEMALLOC_VERSION_MINOR * 100 + TIDEMALLOC_VERSION_PATCH)
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* The version of the library actually loaded ("0.1.0"); TIDEMALLOC_VERSION
+ * is the one of the header a program was compiled with. */
+const char *tide_version(void);
 
 /* ---- the malloc family (same contracts as the standard functions) ---- */
 void *tide_malloc(size_t size);

@@ -137,6 +137,14 @@ run "stress/ownthread-std" 60 "$T/stress/ownthread-std"
 run "stress/bigblocks" 120 "$T/stress/bigblocks" "$SEED" 300
 run "stress/bigblocks-std" 120 "$T/stress/bigblocks-std" "$((SEED + 1))" 400
 
+# glibc's other names for the malloc family, under LD_PRELOAD (issue 14)
+run "pkg/compat" 60 env LD_PRELOAD="$PRELOAD_LIB" "$T/pkg/compat-plain"
+# loaded later with dlopen (issue 14): from C, from Python, as a plugin
+run "pkg/dlopen-lib" 60 "$T/pkg/dlopen-plain" lib "$PRELOAD_LIB"
+run "pkg/dlopen-plugin" 60 "$T/pkg/dlopen-plain" plugin "$(cd "$T/pkg" && pwd)/plugin.so"
+run "pkg/ctypes" 60 python3 tests/pkg/ctypes_load.py "$PRELOAD_LIB" \
+  "$(sed -n 's/^#define TIDEMALLOC_VERSION_\(MAJOR\|MINOR\|PATCH\) \([0-9]*\)$/\2/p' include/tidemalloc.h | paste -sd.)"
+
 # real programs under LD_PRELOAD
 run "preload/programs" 240 bash tests/preload/programs.sh "$LIBDIR"
 

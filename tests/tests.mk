@@ -40,6 +40,16 @@ TEST_BINS := $(TEST_SRCS:tests/%.c=$(TEST_OUT)/%) \
 	$(TEST_OUT)/stress/churn-std $(TEST_OUT)/stress/purge-std $(TEST_OUT)/stress/heaps-std \
 	$(TEST_OUT)/unit/inspect-fast $(TEST_OUT)/stress/ownthread-std $(TEST_OUT)/stress/bigblocks-std
 
+# tests/pkg: the library as other programs use it (issue 14): dlopen from
+# C of the drop-in .so and of a plugin that links the prefixed archive;
+# glibc's other names (__libc_malloc, cfree, ...) under LD_PRELOAD.
+TEST_BINS += $(TEST_OUT)/pkg/dlopen-plain $(TEST_OUT)/pkg/plugin.so $(TEST_OUT)/pkg/compat-plain
+
+$(TEST_OUT)/pkg/plugin.so: tests/pkg/plugin.c $(TEST_HDRS) $(TEST_LIBDIR)/libtidemalloc-prefixed.a
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(TEST_CFLAGS) -fPIC -shared -Wl,-z,nodelete -o $@ $< $(TEST_LIBDIR)/libtidemalloc-prefixed.a
+
 .PHONY: test test-build
 test: lib test-build
 	@BUILD=$(BUILD) LIBDIR=$(TEST_LIBDIR) bash tests/run.sh
