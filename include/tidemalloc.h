@@ -130,6 +130,13 @@ int tide_heap_check(void);
 /* Write a picture of the heap (arenas, bins, chunks) to fd. */
 void tide_heap_dump(int fd);
 
+/* Write every setting to fd, one a line: its name, the value in effect,
+ * where that value came from (default, GLIBC_TUNABLES, a MALLOC_*_ or
+ * TIDEMALLOC_* variable, TIDEMALLOC_CONF, mallopt), its default, its range
+ * and what it does.  Lines starting with '#' are comments.  Never
+ * allocates.  `tidemalloc config` and TIDEMALLOC_CONF=verbose=1 print this. */
+void tide_config_print(int fd);
+
 #ifdef __cplusplus
 }
 #endif

@@ -43,6 +43,7 @@ TEST_BINS := $(TEST_SRCS:tests/%.c=$(TEST_OUT)/%) \
 # tests/pkg: the library as other programs use it (issue 14): dlopen from
 # C of the drop-in .so and of a plugin that links the prefixed archive;
 # glibc's other names (__libc_malloc, cfree, ...) under LD_PRELOAD.
+TEST_BINS += $(TEST_OUT)/unit/conf-std
 TEST_BINS += $(TEST_OUT)/pkg/dlopen-plain $(TEST_OUT)/pkg/plugin.so $(TEST_OUT)/pkg/compat-plain
 
 $(TEST_OUT)/pkg/plugin.so: tests/pkg/plugin.c $(TEST_HDRS) $(TEST_LIBDIR)/libtidemalloc-prefixed.a
