@@ -61,6 +61,10 @@ LIBS := $(SHLIB) $(SHLIB_LINKS) $(BUILD)/libtidemalloc.a \
 all: lib
 lib: $(LIBS)
 
+# C++'s operators (src/cxx.c) call the new_handler, which may throw:
+# the exception unwinds through their frames.
+$(BUILD)/%/cxx.o: ALL_CFLAGS += -fexceptions
+
 $(BUILD)/std/%.o: src/%.c $(HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -DTIDE_STD_NAMES=1 -DTIDE_DEBUG=0 -c $< -o $@

@@ -145,6 +145,14 @@ run "pkg/dlopen-plugin" 60 "$T/pkg/dlopen-plain" plugin "$(cd "$T/pkg" && pwd)/p
 run "pkg/ctypes" 60 python3 tests/pkg/ctypes_load.py "$PRELOAD_LIB" \
   "$(sed -n 's/^#define TIDEMALLOC_VERSION_\(MAJOR\|MINOR\|PATCH\) \([0-9]*\)$/\2/p' include/tidemalloc.h | paste -sd.)"
 
+# C++ (issue 14): the operators from tidemalloc under LD_PRELOAD, linked
+# with -ltidemalloc, from the archive, and fully static
+run "cxx/preload" 120 env LD_PRELOAD="$PRELOAD_LIB" "$T/cxx/cxx-preload"
+run "cxx/linked" 120 "$T/cxx/cxx-linked"
+run "cxx/static" 120 "$T/cxx/cxx-static"
+run "cxx/fullstatic" 120 "$T/cxx/cxx-fullstatic"
+run "cxx/bindings" 60 bash tests/cxx/bindings.sh "$LIBDIR" "$T/cxx"
+
 # real programs under LD_PRELOAD
 run "preload/programs" 240 bash tests/preload/programs.sh "$LIBDIR"
 

@@ -51,6 +51,36 @@ $(TEST_OUT)/pkg/plugin.so: tests/pkg/plugin.c $(TEST_HDRS) $(TEST_LIBDIR)/libtid
 	@echo "  CC      $@"
 	@$(CC) $(TEST_CFLAGS) -fPIC -shared -Wl,-z,nodelete -o $@ $< $(TEST_LIBDIR)/libtidemalloc-prefixed.a
 
+# tests/cxx: one C++ source, four ways of getting tidemalloc (see the
+# file).  The C++ compiler follows CC: clang++ beside clang, else g++.
+ifeq ($(origin CXX),default)
+CXX := $(if $(findstring clang,$(shell $(CC) --version 2>/dev/null | head -n 1)),clang++,g++)
+endif
+CXX_TEST_FLAGS := -std=gnu++17 -fsized-deallocation -g -O2 -Wall -Wextra -Werror -Wno-unused-function -pthread -Iinclude -Itests
+CXX_TESTS := $(addprefix $(TEST_OUT)/cxx/cxx-,preload linked static fullstatic)
+TEST_BINS += $(CXX_TESTS)
+CXX_DEPS := tests/cxx/cxx.cc $(TEST_HDRS)
+
+$(TEST_OUT)/cxx/cxx-preload: $(CXX_DEPS)
+	@mkdir -p $(@D)
+	@echo "  CXX     $@"
+	@$(CXX) $(CXX_TEST_FLAGS) -DTIDE_CXX_PRELOAD -DTIDE_CXX_FLAVOUR='"preload"' -o $@ $< -ldl
+$(TEST_OUT)/cxx/cxx-linked: $(CXX_DEPS) $(TEST_LIBDIR)/libtidemalloc.so
+	@mkdir -p $(@D)
+	@echo "  CXX     $@"
+	@$(CXX) $(CXX_TEST_FLAGS) -DTIDE_CXX_FLAVOUR='"linked"' -o $@ $< -L$(TEST_LIBDIR) -ltidemalloc \
+		-Wl,-rpath,$(abspath $(TEST_LIBDIR)) -ldl
+$(TEST_OUT)/cxx/cxx-static: $(CXX_DEPS) $(TEST_LIBDIR)/libtidemalloc.a
+	@mkdir -p $(@D)
+	@echo "  CXX     $@"
+	@$(CXX) $(CXX_TEST_FLAGS) -DTIDE_CXX_STATIC -DTIDE_CXX_FLAVOUR='"static"' -o $@ $< \
+		$(TEST_LIBDIR)/libtidemalloc.a -ldl
+$(TEST_OUT)/cxx/cxx-fullstatic: $(CXX_DEPS) $(TEST_LIBDIR)/libtidemalloc.a
+	@mkdir -p $(@D)
+	@echo "  CXX     $@"
+	@$(CXX) $(CXX_TEST_FLAGS) -DTIDE_CXX_FULLSTATIC -DTIDE_CXX_FLAVOUR='"fullstatic"' -static -o $@ $< \
+		$(TEST_LIBDIR)/libtidemalloc.a
+
 .PHONY: test test-build
 test: lib test-build
 	@BUILD=$(BUILD) LIBDIR=$(TEST_LIBDIR) bash tests/run.sh

@@ -4,6 +4,7 @@
  * which glibc 2.36 exports and some programs, debuggers and interposers
  * call directly: under LD_PRELOAD=libtidemalloc.so each must resolve to
  * tidemalloc, and blocks must pass freely between the two sets of names.
+ * Also C++'s operator new where there is no libstdc++ to throw with.
  * Built plain (no tidemalloc linked); run.sh starts it under the preload.
  */
 #define _GNU_SOURCE
@@ -19,6 +20,32 @@ static void *resolve(const char *name) {
   CHECK(f && dladdr(f, &where) && strstr(where.dli_fname, "libtidemalloc"), "%s resolves to %s", name,
         f && dladdr(f, &where) ? where.dli_fname : "nothing");
   return f;
+}
+
+/* C++'s operator new in a process without libstdc++ (this C program):
+ * there is no new_handler and nothing to throw with, so a failure ends
+ * the program with tidemalloc's message; the nothrow form returns NULL. */
+static const size_t huge = (size_t)1 << 62;
+static void new_huge(void *arg) {
+  void *(*op_new)(size_t) = (void *(*)(size_t))arg;
+  op_new(huge);
+}
+static void test_cxx_without_libstdcxx(void) {
+  void *(*op_new)(size_t) = (void *(*)(size_t))resolve("_Znwm");
+  void *(*op_new_nothrow)(size_t, const void *) = (void *(*)(size_t, const void *))resolve("_ZnwmRKSt9nothrow_t");
+  void (*op_delete_sized)(void *, size_t) = (void (*)(void *, size_t))resolve("_ZdlPvm");
+  CHECK(dlsym(RTLD_DEFAULT, "_ZSt17__throw_bad_allocv") == NULL, "no libstdc++ in this process");
+  if (!op_new || !op_new_nothrow || !op_delete_sized)
+    return;
+  void *p = op_new(100);
+  CHECK(p && malloc_usable_size(p) >= 100, "operator new(100) from C");
+  op_delete_sized(p, 100);
+  CHECK(op_new_nothrow(huge, NULL) == NULL, "operator new(2^62, nothrow) is NULL");
+  struct th_child c;
+  th_run_child(&c, new_huge, (void *)op_new, 20);
+  CHECK(th_child_aborted(&c) && strstr(c.err, "tidemalloc: operator new(): out of memory\n"),
+        "operator new(2^62) aborts with \"tidemalloc: operator new(): out of memory\" (%s: %s)",
+        th_status_str(c.status), th_first_line(&c));
 }
 
 int main(void) {
@@ -63,5 +90,6 @@ int main(void) {
   struct mallinfo mi = l_mallinfo();
   CHECK(mi.arena > 0, "__libc_mallinfo().arena = %d", mi.arena);
   CHECK(heap_check() == 0, "the heap is sound after blocks crossed between the names");
+  test_cxx_without_libstdcxx();
   TEST_MAIN_END("pkg/compat");
 }
