@@ -1,10 +1,14 @@
 # SPDX-License-Identifier: MIT
 # tidemalloc build.
 #
-#   make            the libraries (three flavours, see below)
+#   make            the libraries (three flavours, see below), the tidemalloc
+#                   command (build/tidemalloc) and its man pages
 #   make test       build and run every test; ends with "N passed, N failed"
 #   make demo       a real program with and without tidemalloc, side by side
 #   make bench      tidemalloc against glibc, jemalloc, tcmalloc, mimalloc
+#   make install    PREFIX=/usr/local DESTDIR= (see packaging/install.mk);
+#                   make uninstall with the same variables
+#   make deb        a Debian package, build/tidemalloc_<version>_<arch>.deb
 #
 # Flavours (one object directory each):
 #   build/libtidemalloc.so, build/libtidemalloc.a
@@ -91,9 +95,11 @@ $(BUILD)/libtidemalloc-debug.a: $(DBG_OBJS)
 $(BUILD)/libtidemalloc-debug.so: $(DBGSTD_OBJS)
 	$(CC) $(SO_LDFLAGS) -Wl,-soname,libtidemalloc-debug.so -o $@ $^
 
-# Tests, benchmarks and the demo keep their rules beside their code.
+# Tests, benchmarks, the command and packaging keep their rules beside
+# their code.
 include tests/tests.mk
 include bench/bench.mk
+include packaging/install.mk
 
 demo: lib
 	@bash tools/demo.sh

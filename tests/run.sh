@@ -153,6 +153,11 @@ run "cxx/static" 120 "$T/cxx/cxx-static"
 run "cxx/fullstatic" 120 "$T/cxx/cxx-fullstatic"
 run "cxx/bindings" 60 bash tests/cxx/bindings.sh "$LIBDIR" "$T/cxx"
 
+# installed as a user would (issue 14): make install, pkg-config, CMake,
+# the tidemalloc command, the man pages, make uninstall; the .deb
+run "pkg/install" 240 bash tests/pkg/install.sh "$BUILD"
+run "pkg/deb" 120 bash tests/pkg/deb.sh "$BUILD"
+
 # real programs under LD_PRELOAD
 run "preload/programs" 240 bash tests/preload/programs.sh "$LIBDIR"
 

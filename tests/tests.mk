@@ -60,6 +60,12 @@ CXX_TEST_FLAGS := -std=gnu++17 -fsized-deallocation -g -O2 -Wall -Wextra -Werror
 CXX_TESTS := $(addprefix $(TEST_OUT)/cxx/cxx-,preload linked static fullstatic)
 TEST_BINS += $(CXX_TESTS)
 CXX_DEPS := tests/cxx/cxx.cc $(TEST_HDRS)
+# The C++ compiler, pkg-config and man, installed if missing (the scripts
+# of tests/pkg use the last two).
+.PHONY: test-deps
+test-deps:
+	@bash tests/pkg/deps.sh $(CXX)
+$(CXX_TESTS): | test-deps
 
 $(TEST_OUT)/cxx/cxx-preload: $(CXX_DEPS)
 	@mkdir -p $(@D)
