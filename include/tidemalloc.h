@@ -5,7 +5,8 @@
  * Public API.  Every function here exists in every build of the library
  * under its tide_ name.  The drop-in build (libtidemalloc.so / .a) also
  * exports the standard names (malloc, free, ..., mallopt, mallinfo2,
- * malloc_trim, malloc_stats, malloc_info); the prefixed build
+ * malloc_trim, malloc_stats, malloc_info), glibc's __libc_* names and
+ * C++'s operator new and delete (src/cxx.c); the prefixed build
  * (libtidemalloc-prefixed.a, libtidemalloc-debug.a) exports only the
  * tide_ names, so it can live beside another malloc in one process.
  */

@@ -59,6 +59,7 @@ DIST_FILES := $(DIST)/libtidemalloc.so.$(VERSION) $(DIST)/tidemalloc $(DIST)/lib
 
 .PHONY: tools install uninstall deb FORCE
 all: tools
+test: tools
 tools: $(TOOL) $(GENERATED)
 
 $(PATHS_STAMP): FORCE
@@ -135,8 +136,9 @@ endif
 
 uninstall:
 	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
-	-rmdir $(DESTDIR)$(CMAKEDIR) $(DESTDIR)$(DOCDIR) $(DESTDIR)$(LIBDIR)/.debug $(DESTDIR)$(BINDIR)/.debug \
-	  2>/dev/null || true
+	@# the directories install made, where they are empty now
+	-@rmdir $(addprefix $(DESTDIR),$(CMAKEDIR) $(dir $(CMAKEDIR:/=)) $(PKGCONFIGDIR) $(DOCDIR) $(LIBDIR)/.debug \
+	  $(BINDIR)/.debug $(MANDIR)/man1 $(MANDIR)/man3 $(MANDIR)/man7) 2>/dev/null || true
 	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v ldconfig >/dev/null; then \
 	  echo "ldconfig"; ldconfig; fi
 
