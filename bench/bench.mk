@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Benchmarks: see bench/run.sh.  (Included from the Makefile.)
 #
 #   make bench            full suite (< 30 min on 2 cores)

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Turn build/bench/{raw.tsv,fastpath.tsv,out/} into results.md, summary.txt
 and the gnuplot inputs (chart.gp + *.dat) for results.svg.
 

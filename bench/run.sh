@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # bench/run.sh — tidemalloc against glibc, jemalloc, tcmalloc and mimalloc.
 #
 # Called by `make bench` (after `make lib bench-build`).  Environment:

@@ -1,10 +1,12 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tidemalloc — a ptmalloc-style allocator that gives memory back.
  *
  * Public API.  Every function here exists in every build of the library
  * under its tide_ name.  The drop-in build (libtidemalloc.so / .a) also
  * exports the standard names (malloc, free, ..., mallopt, mallinfo2,
- * malloc_trim, malloc_stats, malloc_info); the prefixed build
+ * malloc_trim, malloc_stats, malloc_info), glibc's __libc_* names and
+ * C++'s operator new and delete (src/cxx.c); the prefixed build
  * (libtidemalloc-prefixed.a, libtidemalloc-debug.a) exports only the
  * tide_ names, so it can live beside another malloc in one process.
  */
@@ -14,9 +16,29 @@
 #include <stddef.h>
 #include <stdio.h>
 
+/* ---- version: these three lines are the only place it is written; the
+ * Makefile reads them (soname, pkg-config, CMake, man pages, .deb) ---- */
+#define TIDEMALLOC_VERSION_MAJOR 0
+#define TIDEMALLOC_VERSION_MINOR 1
+#define TIDEMALLOC_VERSION_PATCH 0
+
+#define TIDEMALLOC_STR2_(x) #x
+#define TIDEMALLOC_STR_(x) TIDEMALLOC_STR2_(x)
+/* "0.1.0" */
+#define TIDEMALLOC_VERSION                                                   \
+  TIDEMALLOC_STR_(TIDEMALLOC_VERSION_MAJOR)                                  \
+  "." TIDEMALLOC_STR_(TIDEMALLOC_VERSION_MINOR) "." TIDEMALLOC_STR_(TIDEMALLOC_VERSION_PATCH)
+/* 0.1.0 -> 100, 1.2.3 -> 10203: for #if TIDEMALLOC_VERSION_NUMBER >= ... */
+#define TIDEMALLOC_VERSION_NUMBER                                            \
+  (TIDEMALLOC_VERSION_MAJOR * 10000 + TIDEMALLOC_VERSION_MINOR * 100 + TIDEMALLOC_VERSION_PATCH)
+
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* The version of the library actually loaded ("0.1.0"); TIDEMALLOC_VERSION
+ * is the one of the header a program was compiled with. */
+const char *tide_version(void);
 
 /* ---- the malloc family (same contracts as the standard functions) ---- */
 void *tide_malloc(size_t size);
@@ -109,6 +131,13 @@ int tide_heap_check(void);
 
 /* Write a picture of the heap (arenas, bins, chunks) to fd. */
 void tide_heap_dump(int fd);
+
+/* Write every setting to fd, one a line: its name, the value in effect,
+ * where that value came from (default, GLIBC_TUNABLES, a MALLOC_*_ or
+ * TIDEMALLOC_* variable, TIDEMALLOC_CONF, mallopt), its default, its range
+ * and what it does.  Lines starting with '#' are comments.  Never
+ * allocates.  `tidemalloc config` and TIDEMALLOC_CONF=verbose=1 print this. */
+void tide_config_print(int fd);
 
 #ifdef __cplusplus
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Entry points: the tide_* functions, the standard names (in the drop-in
  * build), and initialisation.
@@ -645,4 +646,17 @@ TIDE_ALIAS(mallinfo2, tide_mallinfo2);
 TIDE_ALIAS(malloc_trim, tide_malloc_trim);
 TIDE_ALIAS(malloc_stats, tide_malloc_stats);
 TIDE_ALIAS(malloc_info, tide_malloc_info);
+/* Names glibc 2.36 also exports (nm -D libc.so.6), which some programs,
+ * debuggers and interposers call directly.  (__posix_memalign is not
+ * among them.) */
+TIDE_ALIAS(__libc_malloc, tide_malloc);
+TIDE_ALIAS(__libc_free, tide_free);
+TIDE_ALIAS(__libc_calloc, tide_calloc);
+TIDE_ALIAS(__libc_realloc, tide_realloc);
+TIDE_ALIAS(__libc_memalign, tide_memalign);
+TIDE_ALIAS(__libc_valloc, tide_valloc);
+TIDE_ALIAS(__libc_pvalloc, tide_pvalloc);
+TIDE_ALIAS(__libc_mallinfo, tide_mallinfo);
+TIDE_ALIAS(__libc_mallopt, tide_mallopt);
+TIDE_ALIAS(cfree, tide_free); /* glibc keeps it for old binaries only */
 #endif

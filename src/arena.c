@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * One arena's malloc and free flows: fast bins, small bins, the unsorted
  * sweep, best fit in large bins, the binmap scan, the top chunk, growth;

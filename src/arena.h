@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * One arena's malloc and free flows (src/arena.c).  Every function here
  * is called with the arena's lock held.

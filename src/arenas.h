@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The arena list, the main arena, thread-to-arena binding, the arena
  * limit, and the fork handlers (src/arenas.c).

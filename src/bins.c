@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Size -> bin index, the binmap, and checked insertion and removal of
  * free chunks (see src/bins.h for the picture).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The error report that never allocates, and the heap checker: one
  * check_* function per structure, each verifying the invariants stated

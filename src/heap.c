@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Non-main heaps: reserve, grow, shrink, release (see src/heap.h).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Heaps: 64 MiB-aligned mmap reservations that back non-main arenas (and
  * the main arena once brk cannot grow).

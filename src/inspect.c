@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The heap inspector (tide_heap_dump): arenas, bins and chunks drawn as
  * text, each chunk named by what it is (used, cached, free in which bin,

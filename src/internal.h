@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tidemalloc internals: the map, the shared types, the constants.
  *
@@ -96,7 +97,7 @@ struct chunk;
 struct heap_info;
 struct tcache;
 
-/* ---- options (src/options.c): read once at start-up; mallopt writes ---- */
+/* ---- options (src/options.c): one table, read once at start-up; mallopt writes ---- */
 struct tide_options {
   size_t max_fast;          /* largest chunk size kept in fast bins (0: none) */
   size_t trim_threshold;    /* top above this is given back */
@@ -116,6 +117,7 @@ struct tide_options {
   bool purge_lazy;          /* MADV_FREE: pages go when the kernel needs them (RSS lags) */
   bool huge_pages;          /* glibc.malloc.hugetlb=1: MADV_HUGEPAGE on what we map */
   bool stats_at_exit;       /* TIDEMALLOC_STATS=1 */
+  bool verbose;             /* print the settings at start-up */
 };
 extern TIDE_HIDDEN struct tide_options opt;
 void opt_init(void);

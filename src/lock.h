@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The arena lock: one word, taken with a compare-and-swap when free (the
  * common case costs a handful of instructions, less than a pthread

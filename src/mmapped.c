@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Direct-mmap chunks, their registry, and glibc's dynamic mmap threshold.
  */

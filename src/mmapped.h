@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Direct-mmap chunks: one mapping per request at or above the mmap
  * threshold.

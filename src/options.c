@@ -1,16 +1,35 @@
+/* SPDX-License-Identifier: MIT */
 /*
- * Options: one table, read once at start-up from the environment
- * (glibc's MALLOC_*_ variables, GLIBC_TUNABLES=glibc.malloc.*, and
- * tidemalloc's own TIDEMALLOC_*); mallopt() writes through the same
- * table.
+ * Settings: one table (settings[] below) of every setting, with its name,
+ * default, range and a line of documentation.  They are read once, at
+ * start-up, from these sources; a later one wins:
+ *
+ *   1. built-in defaults (the DEFAULT_* values, also in `opt`'s initialiser)
+ *   2. GLIBC_TUNABLES=glibc.malloc.<name>=<value>:...   (glibc's meaning)
+ *   3. glibc's MALLOC_*_ variables (MALLOC_ARENA_MAX, ...) (glibc's meaning)
+ *   4. the old TIDEMALLOC_* variables (TIDEMALLOC_DECAY_MS, ...), aliases
+ *   5. TIDEMALLOC_CONF="name=value,name=value" -- every setting by its name
+ *
+ * and later mallopt() writes through the same table.  A value that cannot
+ * be used (unknown name, garbage, out of range) prints one line,
+ * "tidemalloc: warning: <key>: <why>; using <value>", and the setting
+ * keeps what it had.  Programs running setuid or setgid (AT_SECURE) take
+ * nothing from the environment, as glibc does.  Parsing never allocates:
+ * getenv, then pointer and length walks over the strings in place.
+ *
+ * tide_config_print(fd) prints every setting, its value and where the
+ * value came from; TIDEMALLOC_CONF=verbose=1 does so to stderr at start-up.
  */
 #include "arena.h"
 #include "arenas.h"
 #include "os.h"
+#include "out.h"
 #include "purge.h"
 #include "tcache.h"
 
 #include <stdlib.h>
+#include <limits.h>
+#include <sys/auxv.h>
 
 #define DEFAULT_MXFAST 128                   /* request bytes served by fast bins */
 #define DEFAULT_MMAP_THRESHOLD (128 * KiB)
@@ -19,6 +38,7 @@
 #define DEFAULT_TOP_PAD (128 * KiB)
 #define DEFAULT_MMAP_MAX 65536
 #define DEFAULT_TCACHE_COUNT TCACHE_DEFAULT_COUNT
+#define DEFAULT_TCACHE_MAX (TCACHE_BIG_MAX_CHUNK - SIZE_SZ)
 #define DEFAULT_DECAY_MS 200
 
 struct tide_options opt = {
@@ -29,16 +49,23 @@ struct tide_options opt = {
     .mmap_max = DEFAULT_MMAP_MAX,
     .dynamic_threshold = true,
     .tcache_count = DEFAULT_TCACHE_COUNT,
-    .tcache_max_bytes = TCACHE_BIG_MAX_CHUNK - SIZE_SZ,
+    .tcache_max_bytes = DEFAULT_TCACHE_MAX,
     .purge_decay_ms = DEFAULT_DECAY_MS,
-    .purge_thread = true,
+    .purge_thread = 1,
 };
 
-/* Setters: false when the value is out of range (mallopt returns 0). */
+/* Values kept only to be shown again (opt holds them in another form, or
+ * nowhere: tcache_unsorted_limit is accepted and has no effect). */
+static size_t mxfast_request = DEFAULT_MXFAST;
+static size_t tcache_unsorted_limit;
+
+/* ------------------------------------------------------------ setters */
+
+/* Each takes a value already checked against the table's range; false
+ * when it still cannot be used. */
 static bool set_mxfast(size_t v) {
-  if (v > MXFAST_MAX)
-    return false;
   opt.max_fast = v == 0 ? 0 : (v + SIZE_SZ) & ~CHUNK_ALIGN_MASK;
+  mxfast_request = v;
   return true;
 }
 static bool set_trim_threshold(size_t v) {
@@ -52,15 +79,11 @@ static bool set_top_pad(size_t v) {
   return true;
 }
 static bool set_mmap_threshold(size_t v) {
-  if (v > DEFAULT_MMAP_THRESHOLD_MAX)
-    return false;
   opt.mmap_threshold = v;
   opt.dynamic_threshold = false;
   return true;
 }
 static bool set_mmap_max(size_t v) {
-  if (v > INT32_MAX)
-    return false;
   opt.mmap_max = (int)v;
   opt.dynamic_threshold = false;
   return true;
@@ -70,24 +93,18 @@ static bool set_check(size_t v) {
   return true;
 }
 static bool set_perturb(size_t v) {
-  opt.perturb = (int)(v & 0xff);
+  opt.perturb = (int)v;
   return true;
 }
 static bool set_arena_max(size_t v) {
-  if (v == 0 || v > INT32_MAX)
-    return false;
   opt.arena_max = v;
   return true;
 }
 static bool set_arena_test(size_t v) {
-  if (v == 0 || v > INT32_MAX)
-    return false;
   opt.arena_test = v;
   return true;
 }
 static bool set_tcache_count(size_t v) {
-  if (v > UINT16_MAX)
-    return false;
   opt.tcache_count = v;
   tcache_set_count(v);
   if (v == 0)
@@ -95,8 +112,6 @@ static bool set_tcache_count(size_t v) {
   return true;
 }
 static bool set_tcache_max(size_t v) {
-  if (v > TCACHE_BIG_MAX_CHUNK - SIZE_SZ)
-    return false;
   opt.tcache_max_bytes = v;
   /* Up to 1032 bytes in the per-size bins; past that, the medium cache. */
   size_t bins = v == 0 ? 0 : tcache_request_index(v) + 1;
@@ -109,19 +124,19 @@ static bool set_tcache_max(size_t v) {
   tcache_set_count(opt.tcache_count); /* bins past the new end: limit 0 */
   return true;
 }
-static bool set_decay_ms(size_t v) {
-  if (v == SIZE_MAX) { /* -1: never */
-    opt.purge_decay_ms = -1;
-    return true;
-  }
-  if (v > (size_t)INT32_MAX)
-    return false;
-  opt.purge_decay_ms = (long)v;
+static bool set_tcache_unsorted_limit(size_t v) {
+  tcache_unsorted_limit = v;
   return true;
 }
-static bool set_purge_thread(size_t v) {
-  if (v > 2)
-    return false;
+static bool set_hugetlb(size_t v) {
+  opt.huge_pages = v != 0; /* 2 (hugetlbfs pages) is served as 1 */
+  return true;
+}
+static bool set_decay_ms(size_t v) {
+  opt.purge_decay_ms = v == SIZE_MAX ? -1 : (long)v; /* -1: never */
+  return true;
+}
+static bool set_background_thread(size_t v) {
   opt.purge_thread = (int)v;
   return true;
 }
@@ -129,87 +144,306 @@ static bool set_purge_lazy(size_t v) {
   opt.purge_lazy = v != 0;
   return true;
 }
-static bool set_huge_pages(size_t v) {
-  if (v > 2)
-    return false;
-  opt.huge_pages = v != 0; /* 2 (hugetlbfs pages) is served as 1 */
-  return true;
-}
 static bool set_stats(size_t v) {
   opt.stats_at_exit = v != 0;
   return true;
 }
+static bool set_verbose(size_t v) {
+  opt.verbose = v != 0;
+  return true;
+}
 
-static const struct option_def {
-  const char *env;     /* environment variable, or NULL */
-  const char *tunable; /* name after "glibc.malloc." in GLIBC_TUNABLES, or NULL */
-  int param;           /* mallopt parameter, or 0 */
-  bool (*set)(size_t);
-  const char *doc;
-} options[] = {
-    {NULL, "mxfast", TIDE_M_MXFAST, set_mxfast, "largest request a plain free keeps in fast bins (0..160, default 128)"},
-    {"MALLOC_TRIM_THRESHOLD_", "trim_threshold", TIDE_M_TRIM_THRESHOLD, set_trim_threshold,
-     "top chunk size that triggers giving memory back (default 128 KiB)"},
-    {"MALLOC_TOP_PAD_", "top_pad", TIDE_M_TOP_PAD, set_top_pad, "extra bytes per growth, kept at trim (default 128 KiB)"},
-    {"MALLOC_MMAP_THRESHOLD_", "mmap_threshold", TIDE_M_MMAP_THRESHOLD, set_mmap_threshold,
-     "requests this big get their own mapping (default 128 KiB, dynamic up to 32 MiB)"},
-    {"MALLOC_MMAP_MAX_", "mmap_max", TIDE_M_MMAP_MAX, set_mmap_max, "most mmapped chunks at once (default 65536)"},
-    {"MALLOC_CHECK_", "check", TIDE_M_CHECK_ACTION, set_check, "accepted for compatibility; checks are always on"},
-    {"MALLOC_PERTURB_", "perturb", TIDE_M_PERTURB, set_perturb, "fill allocated memory with ~byte, freed with byte"},
-    {"MALLOC_ARENA_MAX", "arena_max", TIDE_M_ARENA_MAX, set_arena_max, "most arenas (default 8 x usable CPUs + 1)"},
-    {"MALLOC_ARENA_TEST", "arena_test", TIDE_M_ARENA_TEST, set_arena_test, "accepted for compatibility"},
-    {NULL, "tcache_count", TIDE_M_TCACHE_COUNT, set_tcache_count, "entries per thread-cache bin (default 64)"},
-    {NULL, "tcache_max", TIDE_M_TCACHE_MAX, set_tcache_max, "largest request in the thread cache (default 65528; bins up to 1032, a few medium blocks above)"},
-    {"TIDEMALLOC_DECAY_MS", NULL, TIDE_M_PURGE_DECAY_MS, set_decay_ms,
-     "free pages unused this long go back to the OS (default 200; -1 never)"},
-    {"TIDEMALLOC_PURGE_THREAD", NULL, TIDE_M_PURGE_THREAD, set_purge_thread,
-     "background thread returning memory of idle processes: 0 never, 1 once the program makes a thread "
-     "(default), 2 from start-up"},
-    {"TIDEMALLOC_PURGE_LAZY", NULL, TIDE_M_PURGE_LAZY, set_purge_lazy,
-     "1: purge with MADV_FREE (cheaper, but RSS only drops under memory pressure)"},
-    {NULL, "hugetlb", 0, set_huge_pages,
-     "1: transparent huge pages (MADV_HUGEPAGE) for heaps, the break and large mappings; 2 is taken as 1; default 0"},
-    {"TIDEMALLOC_STATS", NULL, 0, set_stats, "1: print one line of statistics at exit"},
+/* Getters, for printing: the value as it would be written. */
+static long long get_mxfast(void) { return (long long)mxfast_request; }
+static long long get_trim_threshold(void) { return (long long)opt.trim_threshold; }
+static long long get_top_pad(void) { return (long long)opt.top_pad; }
+static long long get_mmap_threshold(void) { return (long long)opt.mmap_threshold; }
+static long long get_mmap_max(void) { return opt.mmap_max; }
+static long long get_check(void) { return opt.check_action; }
+static long long get_perturb(void) { return opt.perturb; }
+static long long get_arena_max(void) { return (long long)opt.arena_max; }
+static long long get_arena_test(void) { return (long long)opt.arena_test; }
+static long long get_tcache_count(void) { return (long long)opt.tcache_count; }
+static long long get_tcache_max(void) { return (long long)opt.tcache_max_bytes; }
+static long long get_tcache_unsorted_limit(void) { return (long long)tcache_unsorted_limit; }
+static long long get_hugetlb(void) { return opt.huge_pages; }
+static long long get_decay_ms(void) { return opt.purge_decay_ms; }
+static long long get_background_thread(void) { return opt.purge_thread; }
+static long long get_purge_lazy(void) { return opt.purge_lazy; }
+static long long get_stats(void) { return opt.stats_at_exit; }
+static long long get_verbose(void) { return opt.verbose; }
+
+/* ------------------------------------------------------------ the table */
+
+enum setting_kind {
+  KIND_SIZE,     /* bytes: decimal or 0x...; in TIDEMALLOC_CONF also k, m, g (KiB, MiB, GiB) */
+  KIND_INT,      /* a plain number */
+  KIND_BOOL,     /* 0 or 1; in TIDEMALLOC_CONF also true/false, yes/no, on/off */
+  KIND_MS,       /* milliseconds, or -1 for never */
+  KIND_RESERVED, /* a name kept for a later version: warns, changes nothing */
 };
-#define NOPTIONS (sizeof options / sizeof options[0])
 
-/* Parse a decimal or 0x number; -1 means "never" for the decay. */
-static bool parse_number(const char *s, size_t len, size_t *out) {
-  if (len == 2 && s[0] == '-' && s[1] == '1') {
-    *out = SIZE_MAX;
-    return true;
+struct setting {
+  const char *name;    /* its key in TIDEMALLOC_CONF; with `tunable`, also glibc.malloc.<name> */
+  bool tunable;        /* glibc has it in GLIBC_TUNABLES */
+  const char *env;     /* glibc's environment variable, or NULL */
+  const char *alias;   /* tidemalloc's older variable, or NULL */
+  int param;           /* mallopt parameter, or 0 */
+  enum setting_kind kind;
+  long long def;       /* built-in default (as written; 0 = automatic where `auto0`) */
+  long long lo, hi;    /* the range a value must fall in */
+  bool auto0;          /* 0 means "chosen at run time" (shown as "auto") */
+  bool (*set)(size_t);
+  long long (*get)(void);
+  const char *doc;
+};
+
+#define INT_MAX_LL ((long long)INT32_MAX)
+#define SIZE_MAX_LL ((long long)(SIZE_MAX >> 1)) /* shown as "any" */
+
+static const struct setting settings[] = {
+    /* glibc's, with glibc's meanings */
+    {"mxfast", true, NULL, NULL, TIDE_M_MXFAST, KIND_SIZE, DEFAULT_MXFAST, 0, (long long)MXFAST_MAX, false,
+     set_mxfast, get_mxfast, "largest request a plain free() keeps in a fast bin"},
+    {"trim_threshold", true, "MALLOC_TRIM_THRESHOLD_", NULL, TIDE_M_TRIM_THRESHOLD, KIND_SIZE,
+     (long long)DEFAULT_TRIM_THRESHOLD, 0, SIZE_MAX_LL, false, set_trim_threshold, get_trim_threshold,
+     "free memory at the top past this goes back to the OS (setting it fixes the mmap threshold)"},
+    {"top_pad", true, "MALLOC_TOP_PAD_", NULL, TIDE_M_TOP_PAD, KIND_SIZE, (long long)DEFAULT_TOP_PAD, 0,
+     SIZE_MAX_LL, false, set_top_pad, get_top_pad, "extra bytes asked of the OS at each growth, kept at a trim"},
+    {"mmap_threshold", true, "MALLOC_MMAP_THRESHOLD_", NULL, TIDE_M_MMAP_THRESHOLD, KIND_SIZE,
+     (long long)DEFAULT_MMAP_THRESHOLD, 0, (long long)DEFAULT_MMAP_THRESHOLD_MAX, false, set_mmap_threshold,
+     get_mmap_threshold, "requests this big get a mapping of their own (rises with frees up to 32 MiB until set)"},
+    {"mmap_max", true, "MALLOC_MMAP_MAX_", NULL, TIDE_M_MMAP_MAX, KIND_INT, DEFAULT_MMAP_MAX, 0, INT_MAX_LL, false,
+     set_mmap_max, get_mmap_max, "most mmapped chunks at once (0: none)"},
+    {"arena_max", true, "MALLOC_ARENA_MAX", NULL, TIDE_M_ARENA_MAX, KIND_INT, 0, 1, INT_MAX_LL, true,
+     set_arena_max, get_arena_max, "most arenas (auto: 8 x usable CPUs + 1)"},
+    {"arena_test", true, "MALLOC_ARENA_TEST", NULL, TIDE_M_ARENA_TEST, KIND_INT, 0, 1, INT_MAX_LL, true,
+     set_arena_test, get_arena_test, "accepted for compatibility; no effect"},
+    {"tcache_count", true, NULL, NULL, TIDE_M_TCACHE_COUNT, KIND_INT, DEFAULT_TCACHE_COUNT, 0, UINT16_MAX, false,
+     set_tcache_count, get_tcache_count, "entries per thread-cache bin (fewer past 512 B and past 17 threads)"},
+    {"tcache_max", true, NULL, NULL, TIDE_M_TCACHE_MAX, KIND_SIZE, (long long)DEFAULT_TCACHE_MAX, 0,
+     (long long)DEFAULT_TCACHE_MAX, false, set_tcache_max, get_tcache_max,
+     "largest request a thread cache keeps (per-size bins to 1032, a few medium blocks above)"},
+    {"tcache_unsorted_limit", true, NULL, NULL, 0, KIND_INT, 0, 0, SIZE_MAX_LL, false, set_tcache_unsorted_limit,
+     get_tcache_unsorted_limit, "accepted for compatibility; no effect"},
+    {"perturb", true, "MALLOC_PERTURB_", NULL, TIDE_M_PERTURB, KIND_INT, 0, 0, 255, false, set_perturb,
+     get_perturb, "fill allocated memory with ~byte and freed memory with byte (0: off)"},
+    {"check", true, "MALLOC_CHECK_", NULL, TIDE_M_CHECK_ACTION, KIND_INT, 0, 0, INT_MAX_LL, false, set_check,
+     get_check, "accepted for compatibility; the checks are always on"},
+    {"hugetlb", true, NULL, NULL, 0, KIND_INT, 0, 0, 2, false, set_hugetlb, get_hugetlb,
+     "1: transparent huge pages for heaps, the break and mappings of 2 MiB or more (2 is taken as 1)"},
+    /* tidemalloc's own */
+    {"decay_ms", false, NULL, "TIDEMALLOC_DECAY_MS", TIDE_M_PURGE_DECAY_MS, KIND_MS, DEFAULT_DECAY_MS, -1,
+     INT_MAX_LL, false, set_decay_ms, get_decay_ms, "free pages unused this long go back to the OS (-1: never)"},
+    {"background_thread", false, NULL, "TIDEMALLOC_PURGE_THREAD", TIDE_M_PURGE_THREAD, KIND_INT, 1, 0, 2, false,
+     set_background_thread, get_background_thread,
+     "a thread gives back the memory of idle processes: 0 never, 1 once the program makes a thread, 2 from start-up"},
+    {"purge_lazy", false, NULL, "TIDEMALLOC_PURGE_LAZY", TIDE_M_PURGE_LAZY, KIND_BOOL, 0, 0, 1, false,
+     set_purge_lazy, get_purge_lazy, "give pages back with MADV_FREE (cheaper; RSS drops only under pressure)"},
+    {"stats", false, NULL, "TIDEMALLOC_STATS", 0, KIND_BOOL, 0, 0, 1, false, set_stats, get_stats,
+     "print one line of statistics to stderr at exit"},
+    {"verbose", false, NULL, NULL, 0, KIND_BOOL, 0, 0, 1, false, set_verbose, get_verbose,
+     "print these settings and where each came from to stderr at start-up"},
+    /* names kept for settings to come (issue 15) */
+    {"debug", false, NULL, NULL, 0, KIND_RESERVED, 0, 0, 0, false, NULL, NULL, "reserved"},
+    {"prof", false, NULL, NULL, 0, KIND_RESERVED, 0, 0, 0, false, NULL, NULL, "reserved"},
+    {"stats_file", false, NULL, NULL, 0, KIND_RESERVED, 0, 0, 0, false, NULL, NULL, "reserved"},
+    {"signal", false, NULL, NULL, 0, KIND_RESERVED, 0, 0, 0, false, NULL, NULL, "reserved"},
+};
+#define NSETTINGS (sizeof settings / sizeof settings[0])
+
+/* Where each setting's value came from. */
+enum source { SRC_DEFAULT, SRC_TUNABLES, SRC_ENV, SRC_ALIAS, SRC_CONF, SRC_MALLOPT };
+static unsigned char source[NSETTINGS];
+static bool secure_mode; /* AT_SECURE: the environment was not read */
+
+/* ----------------------------------------------------- text, no malloc */
+
+static bool equal(const char *s, size_t len, const char *word) {
+  return strlen(word) == len && memcmp(s, word, len) == 0;
+}
+
+static void out_ll(struct out *o, long long v) {
+  if (v < 0) {
+    out_str(o, "-");
+    v = -v;
   }
-  size_t v = 0;
+  out_u(o, (size_t)v, 0);
+}
+
+static void out_value(struct out *o, const struct setting *s, long long v) {
+  if (s->kind == KIND_RESERVED)
+    out_str(o, "-");
+  else if (s->auto0 && v == 0)
+    out_str(o, "auto");
+  else
+    out_ll(o, v);
+}
+
+/* "tidemalloc: warning: <key>: <why>; using <value>", in one write. */
+static void warn(const char *key, size_t keylen, const char *why, const struct setting *s) {
+  struct out o = {.fd = 2};
+  out_str(&o, "tidemalloc: warning: ");
+  for (size_t i = 0; i < keylen && i < 200; i++) {
+    char c[2] = {key[i], 0};
+    out_str(&o, c);
+  }
+  out_str(&o, ": ");
+  out_str(&o, why);
+  out_str(&o, "; using ");
+  if (s && s->kind != KIND_RESERVED)
+    out_value(&o, s, s->get());
+  else
+    out_str(&o, "nothing");
+  out_str(&o, "\n");
+  out_flush(&o);
+}
+
+/* ------------------------------------------------------------ values */
+
+enum parsed { PARSE_OK, PARSE_GARBAGE, PARSE_RANGE };
+
+/* Digits in base 10 or, after 0x, 16. */
+static enum parsed parse_digits(const char *s, size_t len, unsigned long long *out) {
+  unsigned long long v = 0;
+  unsigned base = 10;
   size_t i = 0;
-  int base = 10;
   if (len > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
     base = 16;
     i = 2;
   }
   if (i == len)
-    return false;
+    return PARSE_GARBAGE;
+  bool overflow = false;
   for (; i < len; i++) {
-    int d;
+    unsigned d;
     char c = s[i];
     if (c >= '0' && c <= '9')
-      d = c - '0';
+      d = (unsigned)(c - '0');
     else if (base == 16 && c >= 'a' && c <= 'f')
-      d = c - 'a' + 10;
+      d = (unsigned)(c - 'a' + 10);
     else if (base == 16 && c >= 'A' && c <= 'F')
-      d = c - 'A' + 10;
+      d = (unsigned)(c - 'A' + 10);
     else
-      return false;
-    if (v > (SIZE_MAX - (size_t)d) / (size_t)base)
-      return false;
-    v = v * (size_t)base + (size_t)d;
+      return PARSE_GARBAGE;
+    if (v > (ULLONG_MAX - d) / base)
+      overflow = true;
+    v = v * base + d;
   }
   *out = v;
-  return true;
+  return overflow ? PARSE_RANGE : PARSE_OK;
 }
 
-/* GLIBC_TUNABLES=glibc.malloc.name=value:other.name=value:... */
+/* The value text of a setting -> a number in its range.  `conf`: the
+ * TIDEMALLOC_CONF spelling, which also takes size suffixes and words. */
+static enum parsed parse_value(const struct setting *s, const char *v, size_t len, bool conf, long long *out) {
+  if (s->kind == KIND_BOOL && conf) {
+    static const char *const yes[] = {"true", "yes", "on"}, *const no[] = {"false", "no", "off"};
+    for (int i = 0; i < 3; i++) {
+      if (equal(v, len, yes[i])) {
+        *out = 1;
+        return PARSE_OK;
+      }
+      if (equal(v, len, no[i])) {
+        *out = 0;
+        return PARSE_OK;
+      }
+    }
+  }
+  bool negative = len > 0 && v[0] == '-';
+  if (negative) {
+    v++;
+    len--;
+  }
+  unsigned long long mult = 1;
+  if (conf && s->kind == KIND_SIZE && len > 1) {
+    switch (v[len - 1]) {
+    case 'k': case 'K': mult = KiB; break;
+    case 'm': case 'M': mult = MiB; break;
+    case 'g': case 'G': mult = 1024 * MiB; break;
+    default: break;
+    }
+    if (mult != 1)
+      len--;
+  }
+  unsigned long long n;
+  enum parsed digits = parse_digits(v, len, &n);
+  if (digits != PARSE_OK)
+    return digits;
+  if (n > (unsigned long long)LLONG_MAX / mult)
+    return PARSE_RANGE;
+  long long x = (long long)(n * mult);
+  if (negative)
+    x = -x;
+  if (x < s->lo || x > s->hi)
+    return PARSE_RANGE;
+  *out = x;
+  return PARSE_OK;
+}
+
+static const char *range_text(const struct setting *s, char *buf, size_t cap) {
+  struct out o = {.fd = -1};
+  if (s->kind == KIND_BOOL) {
+    out_str(&o, "not 0 or 1");
+  } else {
+    out_str(&o, "out of range ");
+    out_ll(&o, s->lo);
+    out_str(&o, "..");
+    if (s->hi >= SIZE_MAX_LL)
+      out_str(&o, "any");
+    else
+      out_ll(&o, s->hi);
+  }
+  size_t n = o.n < cap - 1 ? o.n : cap - 1;
+  memcpy(buf, o.buf, n);
+  buf[n] = '\0';
+  return buf;
+}
+
+/* Apply one value from a source; key/keylen name it in a warning. */
+static void apply(size_t i, const char *key, size_t keylen, const char *v, size_t vlen, enum source src) {
+  const struct setting *s = &settings[i];
+  if (s->kind == KIND_RESERVED) {
+    warn(key, keylen, "not in tidemalloc " TIDEMALLOC_VERSION " (a name kept for a later version)", NULL);
+    return;
+  }
+  long long x;
+  switch (parse_value(s, v, vlen, src == SRC_CONF, &x)) {
+  case PARSE_GARBAGE:
+    warn(key, keylen, s->kind == KIND_BOOL ? "not 0 or 1" : "not a number", s);
+    return;
+  case PARSE_RANGE: {
+    char why[96];
+    warn(key, keylen, range_text(s, why, sizeof why), s);
+    return;
+  }
+  case PARSE_OK:
+    break;
+  }
+  if (!s->set(x < 0 ? SIZE_MAX : (size_t)x)) {
+    warn(key, keylen, "refused", s);
+    return;
+  }
+  source[i] = (unsigned char)src;
+}
+
+static size_t find_setting(const char *name, size_t len) {
+  for (size_t i = 0; i < NSETTINGS; i++)
+    if (equal(name, len, settings[i].name))
+      return i;
+  return NSETTINGS;
+}
+
+/* ------------------------------------------------------------ sources */
+
+static void config_print(int fd);
+
+static const char tunable_prefix[] = "glibc.malloc.";
+
+/* GLIBC_TUNABLES=glibc.malloc.name=value:other.name=value:...; names of
+ * other namespaces are glibc's business and are skipped. */
 static void parse_tunables(const char *s) {
-  static const char prefix[] = "glibc.malloc.";
+  size_t plen = sizeof tunable_prefix - 1;
   while (*s) {
     const char *end = s;
     while (*end && *end != ':')
@@ -217,33 +451,179 @@ static void parse_tunables(const char *s) {
     const char *eq = s;
     while (eq < end && *eq != '=')
       eq++;
-    size_t plen = sizeof prefix - 1;
-    if (eq < end && (size_t)(eq - s) > plen && memcmp(s, prefix, plen) == 0) {
+    if ((size_t)(end - s) > plen && memcmp(s, tunable_prefix, plen) == 0) {
       const char *name = s + plen;
-      size_t nlen = (size_t)(eq - name), v;
-      for (size_t i = 0; i < NOPTIONS; i++) {
-        const char *t = options[i].tunable;
-        if (t && strlen(t) == nlen && memcmp(t, name, nlen) == 0 &&
-            parse_number(eq + 1, (size_t)(end - eq - 1), &v))
-          options[i].set(v);
-      }
+      size_t i = find_setting(name, (size_t)(eq - name));
+      if (i == NSETTINGS || !settings[i].tunable)
+        warn(s, (size_t)(eq - s), "unknown setting", NULL);
+      else if (eq == end)
+        warn(s, (size_t)(eq - s), "no value", &settings[i]);
+      else
+        apply(i, s, (size_t)(eq - s), eq + 1, (size_t)(end - eq - 1), SRC_TUNABLES);
     }
     s = *end ? end + 1 : end;
   }
 }
 
+static bool is_space(char c) { return c == ' ' || c == '\t'; }
+
+/* TIDEMALLOC_CONF=name=value,name=value (spaces around items allowed; a
+ * yes/no setting named alone, as in "verbose,stats", is turned on). */
+static void parse_conf(const char *s) {
+  while (*s) {
+    while (is_space(*s) || *s == ',')
+      s++;
+    if (!*s)
+      break;
+    const char *end = s;
+    while (*end && *end != ',')
+      end++;
+    const char *eq = s;
+    while (eq < end && *eq != '=')
+      eq++;
+    const char *kend = eq;
+    while (kend > s && is_space(kend[-1]))
+      kend--;
+    const char *v = eq < end ? eq + 1 : end, *vend = end;
+    while (v < vend && is_space(*v))
+      v++;
+    while (vend > v && is_space(vend[-1]))
+      vend--;
+    size_t klen = (size_t)(kend - s);
+    size_t i = find_setting(s, klen);
+    if (i == NSETTINGS)
+      warn(s, klen, "unknown setting in TIDEMALLOC_CONF", NULL);
+    else if (eq == end && settings[i].kind == KIND_BOOL)
+      apply(i, s, klen, "1", 1, SRC_CONF); /* a bare name turns it on */
+    else if (eq == end)
+      warn(s, klen, "no value (write name=value)", &settings[i]);
+    else
+      apply(i, s, klen, v, (size_t)(vend - v), SRC_CONF);
+    s = end;
+  }
+}
+
 void opt_init(void) {
+  /* setuid/setgid (or file capabilities): the environment is someone
+   * else's, so it changes nothing, as in glibc. */
+  if (getauxval(AT_SECURE)) {
+    secure_mode = true;
+    return;
+  }
   const char *t = os_getenv("GLIBC_TUNABLES");
   if (t)
     parse_tunables(t);
   /* The MALLOC_*_ variables win over tunables, as they are more specific. */
-  for (size_t i = 0; i < NOPTIONS; i++) {
-    size_t v;
-    const char *e = options[i].env ? os_getenv(options[i].env) : NULL;
-    if (e && parse_number(e, strlen(e), &v))
-      options[i].set(v);
+  for (size_t i = 0; i < NSETTINGS; i++) {
+    const char *e = settings[i].env ? os_getenv(settings[i].env) : NULL;
+    if (e)
+      apply(i, settings[i].env, strlen(settings[i].env), e, strlen(e), SRC_ENV);
   }
+  for (size_t i = 0; i < NSETTINGS; i++) {
+    const char *e = settings[i].alias ? os_getenv(settings[i].alias) : NULL;
+    if (e)
+      apply(i, settings[i].alias, strlen(settings[i].alias), e, strlen(e), SRC_ALIAS);
+  }
+  const char *conf = os_getenv("TIDEMALLOC_CONF");
+  if (conf)
+    parse_conf(conf);
+  if (opt.verbose)
+    config_print(2); /* (tide_config_print would wait for this very init) */
 }
+
+/* ------------------------------------------------------------ printing */
+
+static void out_pad(struct out *o, size_t written, size_t width) {
+  for (; written < width; written++)
+    out_str(o, " ");
+}
+
+/* Appends s, then spaces up to width (at least one). */
+static void out_col(struct out *o, const char *s, size_t width) {
+  out_str(o, s);
+  size_t n = strlen(s);
+  out_pad(o, n, n < width ? width : n + 1);
+}
+
+static void out_value_col(struct out *o, const struct setting *s, long long v, size_t width) {
+  size_t before = o->n;
+  out_value(o, s, v);
+  /* (the buffer is flushed between lines, so o->n - before is this text) */
+  size_t n = o->n >= before ? o->n - before : 0;
+  out_pad(o, n, n < width ? width : n + 1);
+}
+
+static const char *source_name(size_t i) {
+  const struct setting *s = &settings[i];
+  switch ((enum source)source[i]) {
+  case SRC_TUNABLES:
+    return "GLIBC_TUNABLES";
+  case SRC_ENV:
+    return s->env;
+  case SRC_ALIAS:
+    return s->alias;
+  case SRC_CONF:
+    return "TIDEMALLOC_CONF";
+  case SRC_MALLOPT:
+    return "mallopt";
+  case SRC_DEFAULT:
+    break;
+  }
+  if ((s->set == set_mmap_threshold || s->set == set_trim_threshold) && opt.dynamic_threshold)
+    return "default (dynamic)";
+  return "default";
+}
+
+static void config_print(int fd) {
+  struct out o = {.fd = fd};
+  out_str(&o, "# tidemalloc " TIDEMALLOC_VERSION " settings; later sources win: default, GLIBC_TUNABLES, "
+              "MALLOC_*_, TIDEMALLOC_*, TIDEMALLOC_CONF, mallopt\n");
+  if (secure_mode)
+    out_str(&o, "# setuid/setgid program (AT_SECURE): the environment was not read\n");
+  out_str(&o, "# setting             value      from                    default    range          meaning\n");
+  for (size_t i = 0; i < NSETTINGS; i++) {
+    const struct setting *s = &settings[i];
+    if (s->kind == KIND_RESERVED)
+      continue;
+    out_col(&o, s->name, 22);
+    out_value_col(&o, s, s->get(), 11);
+    out_col(&o, source_name(i), 24);
+    out_value_col(&o, s, s->def, 11);
+    char range[64];
+    struct out r = {.fd = -1};
+    if (s->kind == KIND_BOOL) {
+      out_str(&r, "0|1");
+    } else {
+      out_ll(&r, s->lo);
+      out_str(&r, "..");
+      if (s->hi >= SIZE_MAX_LL)
+        out_str(&r, "any");
+      else
+        out_ll(&r, s->hi);
+    }
+    memcpy(range, r.buf, r.n);
+    range[r.n] = '\0';
+    out_col(&o, range, 15);
+    out_str(&o, s->doc);
+    out_str(&o, "\n");
+    out_flush(&o);
+  }
+  out_str(&o, "# names kept for later versions:");
+  for (size_t i = 0; i < NSETTINGS; i++)
+    if (settings[i].kind == KIND_RESERVED) {
+      out_str(&o, " ");
+      out_str(&o, settings[i].name);
+    }
+  out_str(&o, "\n");
+  out_flush(&o);
+}
+
+TIDE_EXPORT void tide_config_print(int fd) {
+  tide_ensure_init();
+  config_print(fd);
+}
+
+/* ------------------------------------------------------------ mallopt */
 
 int opt_mallopt(int param, int value) {
   tide_ensure_init();
@@ -252,17 +632,25 @@ int opt_mallopt(int param, int value) {
   lock_acquire(&a->lock);
   arena_consolidate(a);
   lock_release(&a->lock);
-  for (size_t i = 0; i < NOPTIONS; i++) {
-    if (options[i].param != 0 && options[i].param == param) {
-      /* Negative values become huge, as glibc's size_t parameters do. */
-      if (!options[i].set((size_t)(long)value))
-        return 0;
-      if (param == TIDE_M_PURGE_THREAD)
-        purge_thread_setting(); /* mallopt is a safe point to make it */
-      if (!purge_defers()) /* glibc's immediate trims and unmaps from now on */
-        purge_release_deferred();
-      return 1;
-    }
+  for (size_t i = 0; i < NSETTINGS; i++) {
+    const struct setting *s = &settings[i];
+    if (s->param == 0 || s->param != param)
+      continue;
+    /* -1 is "never" for the decay; other negative values are out of
+     * range, as glibc's size_t parameters are huge. */
+    long long v = value;
+    if (s->set == set_perturb) /* glibc's mallopt takes any byte value */
+      v &= 0xff;
+    if (v < s->lo || v > s->hi)
+      return 0;
+    if (!s->set(v < 0 ? SIZE_MAX : (size_t)v))
+      return 0;
+    source[i] = SRC_MALLOPT;
+    if (param == TIDE_M_PURGE_THREAD)
+      purge_thread_setting(); /* mallopt is a safe point to make it */
+    if (!purge_defers()) /* glibc's immediate trims and unmaps from now on */
+      purge_release_deferred();
+    return 1;
   }
   return 0;
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The only file that calls brk/sbrk, mmap, munmap, mremap, mprotect and
  * madvise.  See src/os.h for the contract.

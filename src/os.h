@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The OS contract.  src/os.c is the only file that makes memory system
  * calls; everything above it speaks in these terms:

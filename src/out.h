@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A tiny formatter for text that must not allocate (statistics, the heap
  * dump, error reports): a stack buffer flushed to a file descriptor with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Returning memory: the top of the break, the top of a heap, whole empty
  * heaps, and (malloc_trim) free pages inside free chunks.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Returning memory to the OS (src/purge.c).
  *

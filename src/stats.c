@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Counters, mallinfo/mallinfo2, malloc_stats, malloc_info and tidemalloc's
  * own statistics.  The heap inspector (tide_heap_dump) is src/inspect.c.
@@ -12,6 +13,7 @@
 #include "arenas.h"
 #include "heap.h"
 #include "mmapped.h"
+#include "os.h"
 #include "out.h"
 #include "purge.h"
 #include "tcache.h"
@@ -110,33 +112,40 @@ int stats_info_xml(int options, FILE *fp) {
     return -1;
   }
   /* One arena snapshot at a time: fprintf may allocate, so no lock is
-   * held while printing. */
-  static __thread struct arena_snapshot s;
+   * held while printing.  The snapshot (2 KiB) is mapped for the call:
+   * as a static it would need a lock, as thread-local data it made the
+   * library's static TLS too big to be dlopen()ed. */
+  size_t snap_bytes = os_page_up(sizeof(struct arena_snapshot));
+  struct arena_snapshot *sp = os_map(snap_bytes);
+  if (!sp) {
+    errno = ENOMEM;
+    return -1;
+  }
   size_t tot_fast = 0, tot_fast_bytes = 0, tot_rest = 0, tot_rest_bytes = 0, tot_system = 0, tot_max = 0;
   fprintf(fp, "<malloc version=\"1\">\n");
   int n = 0;
   for (struct arena *a = arenas_first(); a; a = a->next, n++) {
-    snapshot(a, &s);
+    snapshot(a, sp);
     fprintf(fp, "<heap nr=\"%d\">\n<sizes>\n", n);
     for (int i = UNSORTED_BIN; i <= LAST_BIN; i++) {
-      if (!s.bin_chunks[i])
+      if (!sp->bin_chunks[i])
         continue;
       fprintf(fp, "  <size from=\"%zu\" to=\"%zu\" total=\"%zu\" count=\"%zu\"/>\n",
-              i == UNSORTED_BIN ? (size_t)0 : (size_t)i * 16, s.bin_bytes[i] / s.bin_chunks[i], s.bin_bytes[i],
-              s.bin_chunks[i]);
+              i == UNSORTED_BIN ? (size_t)0 : (size_t)i * 16, sp->bin_bytes[i] / sp->bin_chunks[i], sp->bin_bytes[i],
+              sp->bin_chunks[i]);
     }
-    fprintf(fp, "</sizes>\n<total type=\"fast\" count=\"%zu\" size=\"%zu\"/>\n", s.fast_chunks, s.fast_bytes);
-    fprintf(fp, "<total type=\"rest\" count=\"%zu\" size=\"%zu\"/>\n", s.free_chunks, s.free_bytes + s.top);
-    fprintf(fp, "<system type=\"current\" size=\"%zu\"/>\n<system type=\"max\" size=\"%zu\"/>\n", s.system,
-            s.max_system);
+    fprintf(fp, "</sizes>\n<total type=\"fast\" count=\"%zu\" size=\"%zu\"/>\n", sp->fast_chunks, sp->fast_bytes);
+    fprintf(fp, "<total type=\"rest\" count=\"%zu\" size=\"%zu\"/>\n", sp->free_chunks, sp->free_bytes + sp->top);
+    fprintf(fp, "<system type=\"current\" size=\"%zu\"/>\n<system type=\"max\" size=\"%zu\"/>\n", sp->system,
+            sp->max_system);
     fprintf(fp, "<aspace type=\"total\" size=\"%zu\"/>\n<aspace type=\"mprotect\" size=\"%zu\"/>\n</heap>\n",
-            s.system, s.system);
-    tot_fast += s.fast_chunks;
-    tot_fast_bytes += s.fast_bytes;
-    tot_rest += s.free_chunks;
-    tot_rest_bytes += s.free_bytes + s.top;
-    tot_system += s.system;
-    tot_max += s.max_system;
+            sp->system, sp->system);
+    tot_fast += sp->fast_chunks;
+    tot_fast_bytes += sp->fast_bytes;
+    tot_rest += sp->free_chunks;
+    tot_rest_bytes += sp->free_bytes + sp->top;
+    tot_system += sp->system;
+    tot_max += sp->max_system;
   }
   struct mmapped_totals mm = mmapped_totals();
   fprintf(fp, "<total type=\"fast\" count=\"%zu\" size=\"%zu\"/>\n", tot_fast, tot_fast_bytes);
@@ -147,6 +156,7 @@ int stats_info_xml(int options, FILE *fp) {
   fprintf(fp, "<aspace type=\"total\" size=\"%zu\"/>\n<aspace type=\"mprotect\" size=\"%zu\"/>\n", tot_system,
           tot_system);
   fprintf(fp, "</malloc>\n");
+  os_unmap(sp, snap_bytes);
   return 0;
 }
 

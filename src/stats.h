@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Statistics (src/stats.c) and the heap inspector (src/inspect.c). */
 #ifndef TIDE_STATS_H
 #define TIDE_STATS_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The per-thread cache: creation, batch refill, batch flush, and the
  * flush when a thread exits (see src/tcache.h).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The per-thread cache (src/tcache.c): for each small chunk size (32 to
  * 1040 bytes, by 16) a LIFO list of free chunks that only its thread

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * One test source, two builds: the tide_* names on the debug library, or
  * (-DTIDE_TEST_STD=1) the standard names on the drop-in, where stdio and

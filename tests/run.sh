@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Runs every test (binaries built by tests/tests.mk, and the preload
 # scripts), one after another, each under a time limit.
 #
@@ -152,6 +153,27 @@ for mode in 0 2; do
   done
   run "unit/keep[bg=$mode]" 120 env TIDEMALLOC_PURGE_THREAD=$mode "$T/unit/keep"
 done
+
+# glibc's other names for the malloc family, under LD_PRELOAD (issue 14)
+run "pkg/compat" 60 env LD_PRELOAD="$PRELOAD_LIB" "$T/pkg/compat-plain"
+# loaded later with dlopen (issue 14): from C, from Python, as a plugin
+run "pkg/dlopen-lib" 60 "$T/pkg/dlopen-plain" lib "$PRELOAD_LIB"
+run "pkg/dlopen-plugin" 60 "$T/pkg/dlopen-plain" plugin "$(cd "$T/pkg" && pwd)/plugin.so"
+run "pkg/ctypes" 60 python3 tests/pkg/ctypes_load.py "$PRELOAD_LIB" \
+  "$(sed -n 's/^#define TIDEMALLOC_VERSION_\(MAJOR\|MINOR\|PATCH\) \([0-9]*\)$/\2/p' include/tidemalloc.h | paste -sd.)"
+
+# C++ (issue 14): the operators from tidemalloc under LD_PRELOAD, linked
+# with -ltidemalloc, from the archive, and fully static
+run "cxx/preload" 120 env LD_PRELOAD="$PRELOAD_LIB" "$T/cxx/cxx-preload"
+run "cxx/linked" 120 "$T/cxx/cxx-linked"
+run "cxx/static" 120 "$T/cxx/cxx-static"
+run "cxx/fullstatic" 120 "$T/cxx/cxx-fullstatic"
+run "cxx/bindings" 60 bash tests/cxx/bindings.sh "$LIBDIR" "$T/cxx"
+
+# installed as a user would (issue 14): make install, pkg-config, CMake,
+# the tidemalloc command, the man pages, make uninstall; the .deb
+run "pkg/install" 240 bash tests/pkg/install.sh "$BUILD"
+run "pkg/deb" 120 bash tests/pkg/deb.sh "$BUILD"
 
 # real programs under LD_PRELOAD
 run "preload/programs" 240 bash tests/preload/programs.sh "$LIBDIR"

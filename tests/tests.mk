@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Tests: built here, run by tests/run.sh.  (Owned by the tests; included
 # from the Makefile.)
 #
@@ -43,6 +44,53 @@ TEST_BINS := $(TEST_SRCS:tests/%.c=$(TEST_OUT)/%) \
 	$(TEST_OUT)/stress/churn-std $(TEST_OUT)/stress/purge-std $(TEST_OUT)/stress/heaps-std \
 	$(TEST_OUT)/unit/inspect-fast $(TEST_OUT)/stress/ownthread-std $(TEST_OUT)/stress/bigblocks-std \
 	$(TEST_OUT)/stress/libc-std
+
+# tests/pkg: the library as other programs use it (issue 14): dlopen from
+# C of the drop-in .so and of a plugin that links the prefixed archive;
+# glibc's other names (__libc_malloc, cfree, ...) under LD_PRELOAD.
+TEST_BINS += $(TEST_OUT)/unit/conf-std
+TEST_BINS += $(TEST_OUT)/pkg/dlopen-plain $(TEST_OUT)/pkg/plugin.so $(TEST_OUT)/pkg/compat-plain
+
+$(TEST_OUT)/pkg/plugin.so: tests/pkg/plugin.c $(TEST_HDRS) $(TEST_LIBDIR)/libtidemalloc-prefixed.a
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(TEST_CFLAGS) -fPIC -shared -Wl,-z,nodelete -o $@ $< $(TEST_LIBDIR)/libtidemalloc-prefixed.a
+
+# tests/cxx: one C++ source, four ways of getting tidemalloc (see the
+# file).  The C++ compiler follows CC: clang++ beside clang, else g++.
+ifeq ($(origin CXX),default)
+CXX := $(if $(findstring clang,$(shell $(CC) --version 2>/dev/null | head -n 1)),clang++,g++)
+endif
+CXX_TEST_FLAGS := -std=gnu++17 -fsized-deallocation -g -O2 -Wall -Wextra -Werror -Wno-unused-function -pthread -Iinclude -Itests
+CXX_TESTS := $(addprefix $(TEST_OUT)/cxx/cxx-,preload linked static fullstatic)
+TEST_BINS += $(CXX_TESTS)
+CXX_DEPS := tests/cxx/cxx.cc $(TEST_HDRS)
+# The C++ compiler, pkg-config and man, installed if missing (the scripts
+# of tests/pkg use the last two).
+.PHONY: test-deps
+test-deps:
+	@bash tests/pkg/deps.sh $(CXX)
+$(CXX_TESTS): | test-deps
+
+$(TEST_OUT)/cxx/cxx-preload: $(CXX_DEPS)
+	@mkdir -p $(@D)
+	@echo "  CXX     $@"
+	@$(CXX) $(CXX_TEST_FLAGS) -DTIDE_CXX_PRELOAD -DTIDE_CXX_FLAVOUR='"preload"' -o $@ $< -ldl
+$(TEST_OUT)/cxx/cxx-linked: $(CXX_DEPS) $(TEST_LIBDIR)/libtidemalloc.so
+	@mkdir -p $(@D)
+	@echo "  CXX     $@"
+	@$(CXX) $(CXX_TEST_FLAGS) -DTIDE_CXX_FLAVOUR='"linked"' -o $@ $< -L$(TEST_LIBDIR) -ltidemalloc \
+		-Wl,-rpath,$(abspath $(TEST_LIBDIR)) -ldl
+$(TEST_OUT)/cxx/cxx-static: $(CXX_DEPS) $(TEST_LIBDIR)/libtidemalloc.a
+	@mkdir -p $(@D)
+	@echo "  CXX     $@"
+	@$(CXX) $(CXX_TEST_FLAGS) -DTIDE_CXX_STATIC -DTIDE_CXX_FLAVOUR='"static"' -o $@ $< \
+		$(TEST_LIBDIR)/libtidemalloc.a -ldl
+$(TEST_OUT)/cxx/cxx-fullstatic: $(CXX_DEPS) $(TEST_LIBDIR)/libtidemalloc.a
+	@mkdir -p $(@D)
+	@echo "  CXX     $@"
+	@$(CXX) $(CXX_TEST_FLAGS) -DTIDE_CXX_FULLSTATIC -DTIDE_CXX_FLAVOUR='"fullstatic"' -static -o $@ $< \
+		$(TEST_LIBDIR)/libtidemalloc.a
 
 .PHONY: test test-build
 test: lib test-build

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # tools/demo.sh — `make demo`: real programs doing real work, on glibc's
 # malloc and on tidemalloc (LD_PRELOAD=build/libtidemalloc.so), side by side.
 #

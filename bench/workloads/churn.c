@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * churn — small-object churn on one thread (modelled on glibc-simple /
  * alloc-test).  A pool of live objects, sizes 8 B .. 1 KiB; each step frees

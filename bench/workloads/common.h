@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Helpers shared by the benchmark workloads: argument parsing, a fast
  * random generator, clocks, RSS.  Workloads are plain C11 + pthreads and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * falseshare — false sharing of cache lines between threads (modelled on
  * the ideas of cache-thrash and cache-scratch from the Hoard papers).

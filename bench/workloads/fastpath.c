@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fastpath — the cost of one malloc+free pair on the thread-cache path:
  * the same size allocated and freed again, ITERS times, on one thread.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * large — large blocks around the mmap threshold: a pool of 24 live blocks
  * of 64 KiB .. 32 MiB (log-uniform, so every power of two is as likely);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * larson — a server simulation (modelled on the idea of Larson and
  * Krishnan's benchmark).  Each of T threads owns a table of live blocks

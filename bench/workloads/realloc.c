@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * realloc — growth by realloc, as vectors and strings do it.  A set of live
  * vectors grow by doubling up to a random target (16 B .. 4 MiB), are

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * rotation — the daily-rotation service of the seed notes.
  *

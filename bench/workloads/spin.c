@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * spin — calibration, no allocation in the timed part.  It tells how much
  * parallel speed-up this machine gives at all, the ceiling for any

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * symbolic — a long-lived symbolic computation (modelled on the idea of
  * cfrac and espresso): arithmetic on small heap-allocated big numbers makes

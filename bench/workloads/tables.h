@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * larson's tables, shared by larson.c (which replaces blocks with malloc
  * and free) and spin.c (which does the same memory work without them, to

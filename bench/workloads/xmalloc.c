@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * xmalloc — producer/consumer (modelled on the idea of xmalloc-test): a
  * producer thread allocates blocks of 16..512 B, writes them and passes them

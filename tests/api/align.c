@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * memalign, posix_memalign, aligned_alloc: every power-of-two alignment
  * from 1 to 1 MiB over sizes of every kind, the invalid alignments, and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * malloc, free, malloc_usable_size, valloc, pvalloc, free_sized,
  * free_aligned_sized: the plain contracts and the edge sizes (0, SIZE_MAX

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * calloc: zeroing of memory that was used and freed before (small, large,
  * the top chunk, mmapped, and heap memory reached after the dynamic mmap

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The glibc extensions and tidemalloc's own: mallopt (accepted and refused
  * values, and the visible effect of the mmap parameters), mallinfo2 and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * realloc and reallocarray: every pair of size kinds in both directions
  * with the contents kept, growth in small steps (the in-place paths),

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
 # Real programs under LD_PRELOAD=libtidemalloc.so, each compared with the
 # same run on glibc's malloc:
 #   python3  builds and sorts a large dict and list, json round trips

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Real work for python3 under LD_PRELOAD: a large dict and list built,
 sorted, serialised to JSON and back, grouped, and a digest of it all
 printed.  Deterministic: the same output on any malloc.

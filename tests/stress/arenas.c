@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Arenas under contention, and their limit.  The binary re-executes itself
  * with an environment; the child runs 8 threads that allocate and free as

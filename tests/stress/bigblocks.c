@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Large blocks from several threads at once (issue 5): what the kept
  * mappings and the deferred trims must survive.  Four threads each run a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The main arena and the program break, when tidemalloc is not alone:
  *

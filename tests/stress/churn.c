@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Thread churn: 2000 short-lived threads, 8 at a time.  Each allocates
  * blocks of every small and medium size (the thread-cache sizes most),

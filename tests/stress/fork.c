@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fork while other threads are inside malloc: 4 threads allocate and free
  * without pause while the main thread forks 100 times.  Each child

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Non-main arenas on heaps (issue 4) and their return to the OS (issue 5).
  * A new thread gets an arena of its own, whose memory lives in 64 MiB

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Out of memory.  A forked child lowers RLIMIT_AS to 256 MiB above what
  * it uses, then: impossible large requests of every function return NULL

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tidemalloc's own background thread must not pin the program's memory.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Giving memory back (issue 5), with default settings and no malloc_trim:
  *

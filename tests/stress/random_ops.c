@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The randomized differential test: millions of random malloc, calloc,
  * realloc, memalign, posix_memalign, aligned_alloc, free, free_sized and

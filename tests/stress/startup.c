@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The drop-in where glibc itself allocates: run by run.sh as a plain
  * program under LD_PRELOAD=libtidemalloc.so (and the debug .so).  ld.so,

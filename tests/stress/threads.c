@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Threads: 8 workers (more than the cores) do random allocations of every size kind on their
  * own blocks and pass a share of them to the next worker through a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * All threads' caches together stay within a budget (32 MiB): past 17
  * threads every thread's bins hold less, so a program with many threads

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The chunk format and the heap checker, seen from outside through the
  * debug library.  DESIGN.md fixes the layout these checks read:

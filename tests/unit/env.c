@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Options read from the environment at start-up (glibc's MALLOC_*_
  * variables and GLIBC_TUNABLES=glibc.malloc.*), and M_PERTURB.

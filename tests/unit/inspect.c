@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The heap inspector (tide_heap_dump), read back and parsed.
  *

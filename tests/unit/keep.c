@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Memory kept for the decay time under the default settings, and given
  * back after it with no malloc_trim call (src/purge.c, src/mmapped.c):

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The free fast path finds a thread's own blocks with one range test (see
  * classify_chunk in src/api.c).  These check the blocks outside that

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The policies of the core allocator, seen through tide_stats_get and
  * mallinfo2 on the debug library:

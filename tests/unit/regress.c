@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Regressions: short call sequences that once broke the allocator, each
  * run in a fresh process (the binary re-executes itself with the case's

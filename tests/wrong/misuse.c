@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Misuse must abort with "tidemalloc: <function>(): <what>".
  *

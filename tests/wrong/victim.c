@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A plain program that misuses the standard malloc API in one way, chosen
  * by argv[1].  Built without tidemalloc (the -plain flavour): misuse.c
