@@ -165,7 +165,7 @@ static int join_churn(void) {
   churn_barrier = b;
   pthread_barrier_init(&b[0], NULL, 4);
   pthread_barrier_init(&b[1], NULL, 4);
-  churn_until = now_s() + 3.0;
+  churn_until = now_s() + 2.0;
   pthread_t o[2];
   for (int i = 0; i < 2; i++)
     pthread_create(&o[i], NULL, churn_outer, (void *)(intptr_t)i);
@@ -289,7 +289,7 @@ static int fork_signal(void) {
   }
   void *held[256] = {0};
   unsigned x = 12345;
-  double end = now_s() + 1.5;
+  double end = now_s() + 0.5;
   while (now_s() < end) {
     for (int k = 0; k < 1000; k++) {
       x = x * 1103515245u + 12345u;
@@ -485,8 +485,8 @@ int main(int argc, char **argv) {
   int scale = argc > 1 ? atoi(argv[1]) : 1;
   if (scale < 1)
     scale = 1;
-  scenario("join-churn", join_churn, 3 * scale, 30);
-  scenario("fork-stdio", fork_stdio, 2 * scale, 30);
+  scenario("join-churn", join_churn, 2 * scale, 30);
+  scenario("fork-stdio", fork_stdio, 1 * scale, 30);
   /* With the background thread made at start-up the process has two
    * threads, and glibc's fork is not signal-safe there (it takes its
    * atfork lock), with any malloc: no point running these. */
@@ -494,10 +494,10 @@ int main(int argc, char **argv) {
   if (bg && strcmp(bg, "2") == 0) {
     NOTE("TIDEMALLOC_PURGE_THREAD=2: fork-signal and fork-in-fork skipped (the process is not single-threaded)");
   } else {
-    scenario("fork-signal", fork_signal, 20 * scale, 20);
-    scenario("fork-in-fork", fork_in_fork, 40 * scale, 20);
+    scenario("fork-signal", fork_signal, 16 * scale, 20);
+    scenario("fork-in-fork", fork_in_fork, 30 * scale, 20);
   }
-  scenario("oom-exit", oom_exit, 3 * scale, 60);
+  scenario("oom-exit", oom_exit, 2 * scale, 60);
   int st = run_deadline(errno_kept, 30, errbuf, sizeof errbuf);
   CHECK(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "errno: kept by free when munmap fails, ENOMEM after posix_memalign (%s%s%.200s)",
         st < 0 ? "hung" : th_status_str(st), errbuf[0] ? "; " : "", errbuf);
