@@ -138,9 +138,9 @@ realloc|realloc rounds=800000|realloc rounds=150000|120|40
 large|large steps=2000|large steps=400|120|40
 rotation|rotation days=6 day_mib=256 settle_ms=1000|rotation days=2 day_mib=96 settle_ms=1000|180|60
 bulk|bulk threads=4 rounds=60|bulk threads=4 rounds=15|120|40
-bulk-xthread|bulk threads=4 rounds=40 xthread=1|bulk threads=4 rounds=10 xthread=1|120|40
-sliding|sliding threads=4 steps=2500000 window=4000 handoff=8|sliding threads=4 steps=700000 window=4000 handoff=8|120|40
-prodcons|prodcons msgs=5000000 depth=65536 burst=4096|prodcons msgs=1500000 depth=65536 burst=4096|120|40
+bulk-xthread|bulk threads=4 rounds=60 xthread=1|bulk threads=4 rounds=15 xthread=1|120|40
+sliding|sliding threads=4 steps=4000000 window=4000 handoff=8|sliding threads=4 steps=1000000 window=4000 handoff=8|120|40
+prodcons|prodcons msgs=10000000 depth=65536 burst=4096|prodcons msgs=3000000 depth=65536 burst=4096|120|40
 larson-sized|larson threads=2 ops=20000000 sized=1|larson threads=2 ops=5000000 sized=1|120|40
 espresso|espresso problems=5000|espresso problems=1500|120|40
 barnes|barnes bodies=4000 steps=150|barnes bodies=4000 steps=40|120|40
