@@ -36,9 +36,9 @@ DESCRIPTION = {
     "bulk": "4 threads fill arrays of 10k-50k blocks (size histogram 8 B-160 KiB), free bottom 2/5 "
             "in order and top 2/5 in reverse, keep the middle fifth a round (sh6bench idea)",
     "bulk-xthread": "bulk, plus 1 block in 4 allocated for the other threads, freed there in batches "
-                    "of 100 sent to each thread in turn (sh8bench idea)",
+                    "of 100 sent to each thread in turn, at most 10,000 waiting per receiver (sh8bench idea)",
     "sliding": "4 threads, each a sliding window of 4000 blocks of 16 B-16 KiB (weighted small); "
-               "1 retired block in 8 freed by another thread",
+               "1 retired block in 8 freed by another thread (at most 2,000 waiting per receiver)",
     "prodcons": "2 workers send each other 64 B messages over rings (up to 65536 in flight each way), "
                 "in bursts; peak RSS is the point",
     "larson-sized": "larson-2t with free_sized(p, size) where the allocator exports it (dlsym), else free",

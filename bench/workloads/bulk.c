@@ -12,9 +12,10 @@
  * With xthread=1 each thread also allocates one block in every `every` for
  * the other threads: they travel in batches of 100 (xfer.h), each batch to
  * the next thread in turn, and the receiver checks and frees them when it
- * next looks at its mailbox (after each batch it sends, and each round).
+ * next looks at its mailbox (after each batch it sends, and each round).  A
+ * receiver with `limit` blocks still to free is waited for (xfer.h).
  *
- *   bulk threads=T rounds=N min=10000 max=50000 xthread=0|1 every=4
+ *   bulk threads=T rounds=N min=10000 max=50000 xthread=0|1 every=4 limit=N
  */
 #include "xfer.h"
 
@@ -45,13 +46,13 @@ static void make_cycle(void) {
 }
 
 static int nthreads, xthread, every;
-static long rounds, minblocks, maxblocks;
+static long rounds, minblocks, maxblocks, limit;
 static mailbox_t *boxes;
-static pthread_barrier_t done_sending;
+static atomic_int done_sending;
 
 typedef struct {
   int id;
-  long mallocs, xsent, xfreed, bad;
+  long mallocs, xsent, xfreed, bad, waits;
 } worker_t;
 
 static uint64_t tag_of(int id, long round, long i) {
@@ -98,6 +99,8 @@ static void *worker(void *arg) {
         void *p = xmalloc(xs);
         pat_fill(p, xs, tag);
         w->xsent++;
+        if (!out)
+          w->waits += mbox_wait(&boxes[dest], &boxes[id], limit, &w->xfreed, &w->bad);
         if (xfer_add(&out, &boxes[dest], p, xs, tag)) {
           dest = (dest + 1) % nthreads;
           if (dest == id)
@@ -121,8 +124,8 @@ static void *worker(void *arg) {
     free_range(buf[(rounds - 1) & 1], sz[(rounds - 1) & 1], id, rounds - 1, klo, khi, 1, &w->bad);
   if (out)
     mbox_push(&boxes[dest], out);
-  pthread_barrier_wait(&done_sending);
-  w->xfreed += mbox_drain(&boxes[id], &w->bad);
+  if (xthread)
+    mbox_finish(&boxes[id], &done_sending, nthreads, &w->xfreed, &w->bad);
   w->mallocs += w->xsent;
   for (int k = 0; k < 2; k++) {
     free(buf[k]);
@@ -138,14 +141,14 @@ int main(int argc, char **argv) {
   maxblocks = arg_long(argc, argv, "max", 50000);
   xthread = (int)arg_long(argc, argv, "xthread", 0);
   every = (int)arg_long(argc, argv, "every", 4);
+  limit = arg_long(argc, argv, "limit", 10000);
   if (nthreads < 1 || nthreads > 64 || minblocks < 5 || maxblocks < minblocks || every < 1 ||
       (xthread && nthreads < 2))
     return 2;
   make_cycle();
   boxes = aligned_alloc(64, sizeof(mailbox_t) * (size_t)nthreads);
   for (int i = 0; i < nthreads; i++)
-    atomic_init(&boxes[i].head, NULL);
-  pthread_barrier_init(&done_sending, NULL, (unsigned)nthreads);
+    mbox_init(&boxes[i]);
   worker_t *w = calloc((size_t)nthreads, sizeof *w);
   pthread_t *th = calloc((size_t)nthreads, sizeof *th);
   double t0 = now_s();
@@ -153,9 +156,10 @@ int main(int argc, char **argv) {
     w[i].id = i;
     pthread_create(&th[i], NULL, worker, &w[i]);
   }
-  long mallocs = 0, xsent = 0, xfreed = 0, bad = 0;
+  long mallocs = 0, xsent = 0, xfreed = 0, bad = 0, waits = 0;
   for (int i = 0; i < nthreads; i++) {
     pthread_join(th[i], NULL);
+    waits += w[i].waits;
     mallocs += w[i].mallocs;
     xsent += w[i].xsent;
     xfreed += w[i].xfreed;
@@ -170,8 +174,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "bulk: %ld blocks handed over, %ld freed\n", xsent, xfreed);
     return 4;
   }
-  printf("result threads=%d xthread=%d mallocs=%ld cross_frees=%ld secs=%.4f mops_per_s=%.3f\n", nthreads, xthread,
-         mallocs, xfreed, t, (double)mallocs / t / 1e6);
+  printf("result threads=%d xthread=%d mallocs=%ld cross_frees=%ld waits=%ld secs=%.4f mops_per_s=%.3f\n", nthreads,
+         xthread, mallocs, xfreed, waits, t, (double)mallocs / t / 1e6);
   free(w);
   free(th);
   free(boxes);

@@ -6,16 +6,18 @@
  * one.  One retired block in `handoff` goes to another thread to free (in
  * batches of 100, each batch to the next thread in turn; xfer.h); the rest
  * are checked and freed by their owner.  A thread looks at its mailbox every
- * 64 steps.
+ * 64 steps.  A receiver with `limit` blocks to free gets no more until it
+ * has freed some (mbox_wait in xfer.h), so the live set stays within the
+ * windows plus T x (limit + 100) blocks, whatever the scheduler does.
  *
- *   sliding threads=T steps=N (per thread) window=N handoff=N
+ *   sliding threads=T steps=N (per thread) window=N handoff=N limit=N
  */
 #include "xfer.h"
 
 static int nthreads, handoff;
-static long steps, window;
+static long steps, window, limit;
 static mailbox_t *boxes;
-static pthread_barrier_t done_sending;
+static atomic_int done_sending;
 
 /* Percent of blocks in each octave from 16 B up (16-31, 32-63, ... 8192-16384). */
 static const int weight[10] = {30, 25, 15, 10, 7, 5, 3, 2, 2, 1};
@@ -32,7 +34,7 @@ static uint32_t draw_size(rng_t *r) {
 
 typedef struct {
   int id;
-  long mallocs, xsent, xfreed, bad;
+  long mallocs, xsent, xfreed, bad, waits;
 } worker_t;
 
 static void *worker(void *arg) {
@@ -49,6 +51,7 @@ static void *worker(void *arg) {
     if (i >= window) {
       uint64_t tag = mix64(((uint64_t)id << 48) ^ (uint64_t)(i - window));
       if (nthreads > 1 && rng_next(&r) % (uint64_t)handoff == 0) {
+        w->waits += mbox_wait(&boxes[dest], &boxes[id], limit, &w->xfreed, &w->bad);
         w->xsent++;
         if (xfer_add(&out, &boxes[dest], ring[k], sz[k], tag)) {
           dest = (dest + 1) % nthreads;
@@ -76,8 +79,7 @@ static void *worker(void *arg) {
   }
   if (out)
     mbox_push(&boxes[dest], out);
-  pthread_barrier_wait(&done_sending);
-  w->xfreed += mbox_drain(&boxes[id], &w->bad);
+  mbox_finish(&boxes[id], &done_sending, nthreads, &w->xfreed, &w->bad);
   free(ring);
   free(sz);
   return NULL;
@@ -88,12 +90,12 @@ int main(int argc, char **argv) {
   steps = arg_long(argc, argv, "steps", 5000000);
   window = arg_long(argc, argv, "window", 4000);
   handoff = (int)arg_long(argc, argv, "handoff", 8);
+  limit = arg_long(argc, argv, "limit", 2000);
   if (nthreads < 1 || nthreads > 64 || window < 1 || handoff < 1)
     return 2;
   boxes = aligned_alloc(64, sizeof(mailbox_t) * (size_t)nthreads);
   for (int i = 0; i < nthreads; i++)
-    atomic_init(&boxes[i].head, NULL);
-  pthread_barrier_init(&done_sending, NULL, (unsigned)nthreads);
+    mbox_init(&boxes[i]);
   worker_t *w = calloc((size_t)nthreads, sizeof *w);
   pthread_t *th = calloc((size_t)nthreads, sizeof *th);
   double t0 = now_s();
@@ -101,9 +103,10 @@ int main(int argc, char **argv) {
     w[i].id = i;
     pthread_create(&th[i], NULL, worker, &w[i]);
   }
-  long mallocs = 0, xsent = 0, xfreed = 0, bad = 0;
+  long mallocs = 0, xsent = 0, xfreed = 0, bad = 0, waits = 0;
   for (int i = 0; i < nthreads; i++) {
     pthread_join(th[i], NULL);
+    waits += w[i].waits;
     mallocs += w[i].mallocs;
     xsent += w[i].xsent;
     xfreed += w[i].xfreed;
@@ -118,8 +121,8 @@ int main(int argc, char **argv) {
     fprintf(stderr, "sliding: %ld blocks handed over, %ld freed\n", xsent, xfreed);
     return 4;
   }
-  printf("result threads=%d window=%ld mallocs=%ld cross_frees=%ld secs=%.4f mops_per_s=%.3f\n", nthreads, window,
-         mallocs, xfreed, t, (double)mallocs / t / 1e6);
+  printf("result threads=%d window=%ld mallocs=%ld cross_frees=%ld waits=%ld secs=%.4f mops_per_s=%.3f\n", nthreads,
+         window, mallocs, xfreed, waits, t, (double)mallocs / t / 1e6);
   free(w);
   free(th);
   free(boxes);
