@@ -42,7 +42,7 @@ DESCRIPTION = {
     "prodcons": "2 workers send each other 64 B messages over rings (up to 65536 in flight each way), "
                 "in bursts; peak RSS is the point",
     "larson-sized": "larson-2t with free_sized(p, size) where the allocator exports it (dlsym), else free",
-    "espresso": "logic minimiser: covers of 16-24 B cubes merged, made irredundant by tautology "
+    "espresso": "logic minimiser: covers of 16-32 B cubes merged, made irredundant by tautology "
                 "checks (recursive cofactor covers), checked against the problem",
     "barnes": "Barnes-Hut n-body, 4000 bodies: an octree of 64 B leaves and 152 B cells built and "
               "freed every step",
