@@ -18,7 +18,11 @@ import sys
 OUT = sys.argv[1] if len(sys.argv) > 1 else "build/bench"
 ALLOC_ORDER = ["tidemalloc", "glibc", "jemalloc", "tcmalloc", "mimalloc"]
 WORKLOAD_ORDER = ["churn", "symbolic", "larson-1t", "larson-2t", "xmalloc", "cache-thrash",
-                  "cache-scratch", "realloc", "large", "rotation"]
+                  "cache-scratch", "realloc", "large", "rotation", "bulk", "bulk-xthread", "sliding",
+                  "prodcons", "larson-sized", "espresso", "barnes", "randsmall"]
+# The shapes issue 12 asked for (live sets larger than a thread cache, cross-thread
+# frees in bursts, single-threaded programs of many small objects): their own table.
+ISSUE12 = ["bulk", "bulk-xthread", "sliding", "prodcons", "larson-sized", "espresso", "barnes", "randsmall"]
 DESCRIPTION = {
     "churn": "small-object churn, 1 thread, 8 B-1 KiB, random replacement in a pool",
     "symbolic": "cfrac/espresso-like: bignum temporaries + a growing table of tiny list cells",
@@ -30,6 +34,20 @@ DESCRIPTION = {
     "realloc": "vectors doubling/shrinking to 4 MiB, strings growing by small appends",
     "large": "64 KiB-32 MiB blocks around the mmap threshold, 24 live",
     "rotation": "daily-rotation service: 2 loaders, janitor frees the previous day, 1 s settle",
+    "bulk": "4 threads fill arrays of 10k-50k blocks (size histogram 8 B-160 KiB), free bottom 2/5 "
+            "in order and top 2/5 in reverse, keep the middle fifth a round (sh6bench idea)",
+    "bulk-xthread": "bulk, plus 1 block in 4 allocated for the other threads, freed there in batches "
+                    "of 100 sent to each thread in turn, at most 10,000 waiting per receiver (sh8bench idea)",
+    "sliding": "4 threads, each a sliding window of 4000 blocks of 16 B-16 KiB (weighted small); "
+               "1 retired block in 8 freed by another thread (at most 2,000 waiting per receiver)",
+    "prodcons": "2 workers send each other 64 B messages over rings (up to 65536 in flight each way), "
+                "in bursts; peak RSS is the point",
+    "larson-sized": "larson-2t with free_sized(p, size) where the allocator exports it (dlsym), else free",
+    "espresso": "logic minimiser: covers of 16-32 B cubes merged, made irredundant by tautology "
+                "checks (recursive cofactor covers), checked against the problem",
+    "barnes": "Barnes-Hut n-body, 4000 bodies: an octree of 64 B leaves and 152 B cells built and "
+              "freed every step",
+    "randsmall": "1 thread, random malloc(1-128 B) or free on a table of 5000 entries",
 }
 
 
@@ -209,6 +227,41 @@ if "tidemalloc" in allocs:
                 items.append(f"**{w}** {r_:.2f}x ({ba})")
         md.append(f"- by {label}: " + "; ".join(items))
         behind_lines.append(f"tidemalloc furthest behind the best peer by {label}: " + "; ".join(items).replace("**", ""))
+    md.append("")
+
+# ---- the issue 12 workloads: tidemalloc against each allocator -----------------------------
+new12 = [w for w in ISSUE12 if w in workloads]
+if new12 and "tidemalloc" in allocs:
+    peers = [a for a in allocs if a != "tidemalloc"]
+    md.append("## Issue 12 workloads: tidemalloc's time and peak RSS divided by each allocator's\n")
+    md.append("Each cell is tidemalloc's median over the other allocator's median, time / peak RSS "
+              "(above 1.00: tidemalloc is slower or bigger). Targets (issue 12): time <= 1.1 x the best "
+              "of jemalloc, tcmalloc and mimalloc and <= glibc's; peak RSS <= 1.1 x glibc's.\n")
+    md.append("| workload | " + " | ".join(f"/ {a}" for a in peers) + " | / best peer | targets |")
+    md.append("|---" * (len(peers) + 3) + "|")
+    for w in new12:
+        if not usable(w, "tidemalloc"):
+            md.append(f"| {w} | FAILED |" + " |" * (len(peers) + 1))
+            continue
+        t = stats[(w, "tidemalloc")]
+        cells = []
+        for a in peers:
+            cells.append(f"{t['time'] / stats[(w, a)]['time']:.2f} / {t['rss'] / stats[(w, a)]['rss']:.2f}"
+                         if usable(w, a) else "-")
+        pv = [a for a in peers if usable(w, a)]
+        bt = min(pv, key=lambda a: stats[(w, a)]["time"]) if pv else None
+        br = min(pv, key=lambda a: stats[(w, a)]["rss"]) if pv else None
+        best_cell = (f"{t['time'] / stats[(w, bt)]['time']:.2f} ({bt}) / {t['rss'] / stats[(w, br)]['rss']:.2f} ({br})"
+                     if pv else "-")
+        goals = []
+        fast = [a for a in pv if a != "glibc"]
+        if fast:
+            goals.append(t["time"] <= 1.1 * min(stats[(w, a)]["time"] for a in fast))
+        if "glibc" in pv:
+            goals.append(t["time"] <= stats[(w, "glibc")]["time"])
+            goals.append(t["rss"] <= 1.1 * stats[(w, "glibc")]["rss"])
+        met = sum(goals)
+        md.append(f"| {w} | " + " | ".join(cells) + f" | {best_cell} | {met}/{len(goals)} met |")
     md.append("")
 
 # ---- per-workload tables ---------------------------------------------------------------
@@ -476,7 +529,7 @@ with open(os.path.join(OUT, "rotation.dat"), "w") as f:
 
 n = len(allocs)
 gp = []
-gp.append('set terminal svg size 1400,1300 dynamic enhanced font "sans,12" background "white"')
+gp.append('set terminal svg size 2000,1300 dynamic enhanced font "sans,12" background "white"')
 gp.append('set output "results.svg"')
 gp.append('set datafile missing "NaN"')
 gp.append("set multiplot title \"tidemalloc vs glibc, jemalloc, tcmalloc, mimalloc "
@@ -487,7 +540,7 @@ gp.append("set style fill solid 0.9 border -1")
 gp.append("set boxwidth 0.9")
 gp.append("set grid ytics")
 gp.append("set key outside top center horizontal")
-gp.append("set xtics nomirror")
+gp.append("set xtics nomirror font \",10\"")
 gp.append("set yrange [0:*]")
 
 
@@ -518,6 +571,7 @@ gp.append('set title "Peak RSS / lowest peak RSS, per workload (1.0 = smallest; 
 gp.append(plot_cols("rss.dat"))
 gp.append("unset arrow 1")
 gp.append("unset label")
+gp.append("set xtics font \",12\"")
 gp.append("set size 0.5, 0.32")
 gp.append("set origin 0, 0")
 gp.append('set title "Fast path: instructions per malloc+free pair, 1 thread"')

@@ -3,7 +3,7 @@
 # bench/run.sh — tidemalloc against glibc, jemalloc, tcmalloc and mimalloc.
 #
 # Called by `make bench` (after `make lib bench-build`).  Environment:
-#   QUICK=1          reduced sizes (whole run < 3 min); default: full (< 30 min)
+#   QUICK=1          reduced sizes (whole run < 4 min); default: full (< 30 min)
 #   BENCH_REPS=N     runs per workload and allocator (default 5; 3 with QUICK=1)
 #   BENCH_ONLY="a b" run only these workloads (names as in the table below)
 #   BENCH_ALLOCS="x y" run only these allocators
@@ -30,7 +30,8 @@ mkdir -p "$OUT/out"
 say() { printf '%s\n' "$*"; }
 die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
 
-for p in runner churn symbolic larson xmalloc falseshare realloc large rotation fastpath spin; do
+for p in runner churn symbolic larson xmalloc falseshare realloc large rotation fastpath spin \
+  bulk sliding prodcons espresso barnes randsmall; do
   [ -x "$BIN/$p" ] || die "$BIN/$p missing: run 'make bench-build' (or 'make bench')"
 done
 
@@ -137,6 +138,14 @@ cache-scratch|falseshare mode=1 threads=2 iters=50000 writes=2000|falseshare mod
 realloc|realloc rounds=800000|realloc rounds=150000|120|40
 large|large steps=2000|large steps=400|120|40
 rotation|rotation days=6 day_mib=256 settle_ms=1000|rotation days=2 day_mib=96 settle_ms=1000|180|60
+bulk|bulk threads=4 rounds=60|bulk threads=4 rounds=15|120|40
+bulk-xthread|bulk threads=4 rounds=60 xthread=1|bulk threads=4 rounds=15 xthread=1|120|40
+sliding|sliding threads=4 steps=4000000 window=4000 handoff=8|sliding threads=4 steps=1000000 window=4000 handoff=8|120|40
+prodcons|prodcons msgs=10000000 depth=65536 burst=4096|prodcons msgs=3000000 depth=65536 burst=4096|120|40
+larson-sized|larson threads=2 ops=20000000 sized=1|larson threads=2 ops=5000000 sized=1|120|40
+espresso|espresso problems=5000|espresso problems=1500|120|40
+barnes|barnes bodies=4000 steps=150|barnes bodies=4000 steps=40|120|40
+randsmall|randsmall steps=30000000 slots=5000|randsmall steps=8000000 slots=5000|120|40
 tables-1t|spin threads=1 tables=5000 ops=60000000|spin threads=1 tables=5000 ops=15000000|120|40
 tables-2t|spin threads=2 tables=5000 ops=60000000|spin threads=2 tables=5000 ops=15000000|120|40"
 # tables-1t/2t are larson without its malloc and free (bench/workloads/spin.c),
@@ -175,7 +184,7 @@ declare -A CMD TMO
 ORDER=()
 while IFS='|' read -r name full quick tfull tquick; do
   only=" ${BENCH_ONLY:-} "
-  [[ "$only" == *" larson-"* ]] && only+="tables-1t tables-2t "
+  [[ "$only" == *" larson-1t "* || "$only" == *" larson-2t "* ]] && only+="tables-1t tables-2t "
   if [ -n "${BENCH_ONLY:-}" ] && [[ "$only" != *" $name "* ]]; then continue; fi
   if [ -n "$QUICK" ]; then CMD[$name]=$quick; TMO[$name]=$tquick; else CMD[$name]=$full; TMO[$name]=$tfull; fi
   ORDER+=("$name")

@@ -93,6 +93,66 @@ static inline void *xmalloc(size_t n) {
   return p;
 }
 
+/* Block contents.  pat_fill writes a pattern derived from a 64-bit tag into
+ * a block of n bytes, pat_ok checks it before the block is freed: all of a
+ * block of up to PAT_FULL bytes (so overlapping small blocks, or allocator
+ * metadata written into a live block, show), and for larger blocks the
+ * first 64 bytes, one word in every 4 KiB page and the last 8 bytes (which
+ * also touches every page, as a program using the block would). */
+#define PAT_FULL 256
+static inline uint64_t mix64(uint64_t x) {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdull;
+  x ^= x >> 33;
+  x *= 0xc4ceb9fe1a85ec53ull;
+  x ^= x >> 33;
+  return x;
+}
+static inline uint64_t pat_at(uint64_t tag, size_t off) { return tag + (uint64_t)off * 0x9E3779B97F4A7C15ull; }
+static inline void pat_fill(void *p, size_t n, uint64_t tag) {
+  unsigned char *c = p;
+  size_t head = n <= PAT_FULL ? n & ~(size_t)7 : 64;
+  uint64_t w;
+  for (size_t o = 0; o < head; o += 8) {
+    w = pat_at(tag, o);
+    memcpy(c + o, &w, 8);
+  }
+  if (n <= PAT_FULL) {
+    for (size_t o = head; o < n; o++)
+      c[o] = (unsigned char)(tag >> (8 * (o & 7)));
+    return;
+  }
+  for (size_t o = 4096; o + 16 <= n; o += 4096) {
+    w = pat_at(tag, o);
+    memcpy(c + o, &w, 8);
+  }
+  w = pat_at(tag, n - 8);
+  memcpy(c + n - 8, &w, 8);
+}
+static inline int pat_ok(const void *p, size_t n, uint64_t tag) {
+  const unsigned char *c = p;
+  size_t head = n <= PAT_FULL ? n & ~(size_t)7 : 64;
+  uint64_t w;
+  for (size_t o = 0; o < head; o += 8) {
+    memcpy(&w, c + o, 8);
+    if (w != pat_at(tag, o))
+      return 0;
+  }
+  if (n <= PAT_FULL) {
+    for (size_t o = head; o < n; o++)
+      if (c[o] != (unsigned char)(tag >> (8 * (o & 7))))
+        return 0;
+    return 1;
+  }
+  for (size_t o = 4096; o + 16 <= n; o += 4096) {
+    memcpy(&w, c + o, 8);
+    if (w != pat_at(tag, o))
+      return 0;
+  }
+  memcpy(&w, c + n - 8, 8);
+  return w == pat_at(tag, n - 8);
+}
+
 /* A checksum sink so the compiler keeps every read. */
 static volatile uint64_t bench_sink;
 
