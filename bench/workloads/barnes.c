@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * barnes — an n-body simulation with the Barnes-Hut tree code (issue 12,
  * shape 6; our own version of the idea of the Olden benchmark).  Bodies

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * bulk — threads that allocate in bulk and free in bulk (the shape of
  * MicroQuill's SmartHeap benchmarks sh6bench/sh8bench, as described in

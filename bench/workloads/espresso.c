@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * espresso — a two-level logic minimiser in the manner of Berkeley's
  * espresso (issue 12, shape 6; our own small version).  A Boolean function

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * prodcons — two workers, each a producer for the other and a consumer of
  * the other's blocks (issue 12, shape 4).  Worker A allocates 64 B

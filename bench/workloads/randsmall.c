@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * randsmall — a loop of random small mallocs and frees (issue 12, shape 6).
  * One thread, a table of `slots` entries; each step picks a random entry:

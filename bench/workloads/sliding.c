@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sliding — threads with a sliding working set (issue 12, shape 3).  Each
  * of T threads keeps its last `window` blocks in a ring: every step

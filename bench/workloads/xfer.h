@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Handing blocks to another thread to free: a thread collects blocks in a
  * batch (up to XFER_MAX blocks, each with its size and pattern tag) and,
