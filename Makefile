@@ -40,9 +40,10 @@ OPT ?= -O2
 CFLAGS ?=
 ALL_CFLAGS := $(BASE_CFLAGS) $(OPT) $(CFLAGS)
 
-# src/threadhook.c (the pthread_create hook) goes into the shared
-# libraries only: see the file.
-SRCS := $(filter-out src/threadhook.c,$(wildcard src/*.c))
+# The hooks on thread creation: src/threadhook.c (pthread_create and
+# thrd_create, interposed) goes into the shared libraries only, src/wrap.c
+# (__wrap_pthread_create, for -Wl,--wrap) into the archives only.
+SRCS := $(filter-out src/threadhook.c src/wrap.c,$(wildcard src/*.c))
 HDRS := $(wildcard src/*.h) include/tidemalloc.h
 
 STD_OBJS := $(SRCS:src/%.c=$(BUILD)/std/%.o)
@@ -88,11 +89,11 @@ $(SHLIB): $(STD_OBJS) $(BUILD)/std/threadhook.o
 	$(CC) $(SO_LDFLAGS) -Wl,-soname,$(SONAME) -o $@ $^
 $(SHLIB_LINKS): $(SHLIB)
 	ln -sf $(<F) $@
-$(BUILD)/libtidemalloc.a: $(STD_OBJS)
+$(BUILD)/libtidemalloc.a: $(STD_OBJS) $(BUILD)/std/wrap.o
 	rm -f $@; $(AR) rcs $@ $^
-$(BUILD)/libtidemalloc-prefixed.a: $(PFX_OBJS)
+$(BUILD)/libtidemalloc-prefixed.a: $(PFX_OBJS) $(BUILD)/prefixed/wrap.o
 	rm -f $@; $(AR) rcs $@ $^
-$(BUILD)/libtidemalloc-debug.a: $(DBG_OBJS)
+$(BUILD)/libtidemalloc-debug.a: $(DBG_OBJS) $(BUILD)/debug/wrap.o
 	rm -f $@; $(AR) rcs $@ $^
 $(BUILD)/libtidemalloc-debug.so: $(DBGSTD_OBJS) $(BUILD)/debugstd/threadhook.o
 	$(CC) $(SO_LDFLAGS) -Wl,-soname,libtidemalloc-debug.so -o $@ $^

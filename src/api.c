@@ -52,6 +52,7 @@ extern void _IO_list_unlock(void);
  *    (fflush(NULL)) waits for that FILE lock, not for ours.
  */
 static bool fork_locked; /* what prefork did, for the handlers after fork */
+__thread bool lock_held_for_fork; /* src/lock.h */
 
 static void prefork(void) {
   fork_locked = !__libc_single_threaded;
@@ -60,10 +61,16 @@ static void prefork(void) {
   _IO_list_lock();
   arenas_prefork();
   mmapped_prefork();
+  tcache_prefork();
+  /* Handlers that run after this one may call malloc: this thread holds
+   * every lock already (src/lock.h). */
+  lock_held_for_fork = true;
 }
 static void postfork_parent(void) {
   if (!fork_locked)
     return;
+  lock_held_for_fork = false;
+  tcache_postfork_parent();
   mmapped_postfork_parent();
   arenas_postfork_parent();
   _IO_list_unlock();
@@ -71,6 +78,7 @@ static void postfork_parent(void) {
 static void postfork_child(void) {
   if (!fork_locked)
     return;
+  lock_held_for_fork = false;
   purge_postfork_child();
   mmapped_postfork_child();
   arenas_postfork_child();

@@ -317,6 +317,7 @@ static struct chunk *grow_and_take(struct arena *a, size_t nb, char **clean_from
   if (!grew)
     grew = grow_heaps(a, nb);
   if (grew) {
+    purge_note_top_growth(a);
     TIDE_ASSERT(chunk_size(a->top) >= nb + MINSIZE);
     return take_from_top(a, nb, clean_from);
   }
@@ -482,6 +483,8 @@ struct chunk *arena_malloc(struct arena *a, size_t nb, char **clean_from) {
   *clean_from = NULL;
   struct chunk *c = malloc_locked(a, nb, clean_from, want_zero);
   if (c && !chunk_is_mmapped(c)) {
+    if (chunk_size(c) >= PURGE_MIN_CHUNK)
+      purge_note_reuse(a, c);
     a->count.in_use_bytes += chunk_size(c);
     if (a->count.in_use_bytes > a->count.peak_in_use_bytes)
       a->count.peak_in_use_bytes = a->count.in_use_bytes;
@@ -601,7 +604,7 @@ void arena_free(struct arena *a, struct chunk *p, bool from_cache) {
     /* Worth a look only when a whole page would go. */
     size_t tsz = chunk_size(a->top);
     if (tsz >= opt.trim_threshold && tsz >= opt.top_pad + MINSIZE + os_page)
-      purge_top_grew(a);
+      purge_top_grew(a); /* (which may raise the threshold: purge.c) */
   }
   purge_after_free(a);
 }

@@ -19,7 +19,7 @@
 
 struct arena main_arena = {.lock = TIDE_LOCK_INIT, .is_main = true};
 
-static pthread_mutex_t list_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct tide_lock list_lock = TIDE_LOCK_INIT;
 static struct arena *list_tail = &main_arena;
 static struct arena *free_list;
 static size_t narenas = 1;
@@ -92,7 +92,7 @@ static void attach(struct arena *a) {
 
 /* First allocation of a thread: pick its arena (returned locked). */
 static TIDE_NOINLINE struct arena *bind_thread(void) {
-  pthread_mutex_lock(&list_lock);
+  lock_acquire(&list_lock);
   struct arena *a = free_list;
   bool locked = false;
   if (!a && narenas < limit()) {
@@ -106,7 +106,7 @@ static TIDE_NOINLINE struct arena *bind_thread(void) {
         a = b;
   }
   attach(a);
-  pthread_mutex_unlock(&list_lock);
+  lock_release(&list_lock);
   if (!locked)
     lock_acquire(&a->lock);
   return a;
@@ -114,7 +114,7 @@ static TIDE_NOINLINE struct arena *bind_thread(void) {
 
 /* The thread's arena was busy: find another (returned locked). */
 static TIDE_NOINLINE struct arena *contended(struct arena *busy) {
-  pthread_mutex_lock(&list_lock);
+  lock_acquire(&list_lock);
   struct arena *a = NULL;
   if (narenas < limit())
     a = arena_create();
@@ -129,7 +129,7 @@ static TIDE_NOINLINE struct arena *contended(struct arena *busy) {
   }
   if (a)
     attach(a);
-  pthread_mutex_unlock(&list_lock);
+  lock_release(&list_lock);
   if (!a) {
     a = busy;
     lock_acquire(&a->lock);
@@ -188,14 +188,14 @@ struct arena *arenas_of_chunk(void *chunk, size_t size_field) {
 }
 
 void arenas_thread_exit(void) {
-  pthread_mutex_lock(&list_lock);
+  lock_acquire(&list_lock);
   struct arena *a = thread_arena;
   if (a && --a->attached_threads == 0) {
     a->next_free = free_list;
     free_list = a;
   }
   thread_arena = NULL;
-  pthread_mutex_unlock(&list_lock);
+  lock_release(&list_lock);
 }
 
 /* ------------------------------------------------------------------ fork */
@@ -205,7 +205,7 @@ void arenas_postfork_parent(void);
 void arenas_postfork_child(void);
 
 void arenas_prefork(void) {
-  pthread_mutex_lock(&list_lock);
+  lock_acquire(&list_lock);
   for (struct arena *a = &main_arena; a; a = a->next)
     lock_acquire(&a->lock);
 }
@@ -213,7 +213,7 @@ void arenas_prefork(void) {
 void arenas_postfork_parent(void) {
   for (struct arena *a = &main_arena; a; a = a->next)
     lock_release(&a->lock);
-  pthread_mutex_unlock(&list_lock);
+  lock_release(&list_lock);
 }
 
 void arenas_postfork_child(void) {
@@ -228,5 +228,5 @@ void arenas_postfork_child(void) {
       free_list = a;
     }
   }
-  pthread_mutex_init(&list_lock, NULL);
+  lock_init(&list_lock);
 }

@@ -196,6 +196,11 @@ struct arena {
   unsigned long activity_seen; /* background thread: at its last round */
   unsigned busy_rounds;        /* background thread: rounds it stayed busy */
   bool purging;                /* the background thread holds the lock */
+  unsigned cap_shift;          /* no background thread: the dirty cap is doubled this often */
+  uint64_t cap_raised_ms;      /* when it last changed (coarse ms) */
+  size_t cap_purged_from;      /* dirty bytes when it last purged */
+  unsigned trim_shift;         /* no background thread: the trim threshold is doubled this often */
+  uint64_t trimmed_ms, trim_raised_ms; /* its last trim; when the shift last changed */
   uint64_t top_freed_ms;       /* a free last grew top past the trim threshold
                                   (coarse ms), when trims wait for the decay */
   struct chunk *seen_top;      /* background thread: top as it last saw it, */

@@ -13,12 +13,12 @@
 /* Open-addressing set of live mmapped chunk addresses (linear probing,
  * backward-shift deletion), in memory of its own from os_map. */
 static struct {
-  pthread_mutex_t lock;
+  struct tide_lock lock;
   uintptr_t *slots;
   size_t cap; /* power of two, or 0 */
   size_t count;
   size_t bytes, max_bytes, max_count;
-} reg = {.lock = PTHREAD_MUTEX_INITIALIZER};
+} reg = {.lock = TIDE_LOCK_INIT};
 
 static size_t slot_of(uintptr_t key, size_t cap) {
   return (size_t)((key >> 4) * 0x9e3779b97f4a7c15ull >> 20) & (cap - 1);
@@ -145,9 +145,9 @@ struct chunk *mmapped_alloc(size_t nb, bool may_reuse) {
   char *m = NULL;
   if (may_reuse && __atomic_load_n(&nkept, __ATOMIC_RELAXED)) {
     struct kept k;
-    pthread_mutex_lock(&reg.lock);
+    lock_acquire(&reg.lock);
     bool got = kept_pick(len, &k);
-    pthread_mutex_unlock(&reg.lock);
+    lock_release(&reg.lock);
     if (got)
       m = kept_resize(k, len);
   }
@@ -161,7 +161,7 @@ struct chunk *mmapped_alloc(size_t nb, bool may_reuse) {
   struct chunk *p = (struct chunk *)m;
   p->prev_size = 0;
   chunk_set_head(p, len | IS_MMAPPED);
-  pthread_mutex_lock(&reg.lock);
+  lock_acquire(&reg.lock);
   bool ok = reg_insert((uintptr_t)p);
   if (ok) {
     if (reg.count > reg.max_count)
@@ -170,7 +170,7 @@ struct chunk *mmapped_alloc(size_t nb, bool may_reuse) {
     if (reg.bytes > reg.max_bytes)
       reg.max_bytes = reg.bytes;
   }
-  pthread_mutex_unlock(&reg.lock);
+  lock_release(&reg.lock);
   if (!ok) {
     os_unmap(m, len);
     return NULL;
@@ -181,27 +181,27 @@ struct chunk *mmapped_alloc(size_t nb, bool may_reuse) {
 
 bool mmapped_known(struct chunk *p) {
   size_t at;
-  pthread_mutex_lock(&reg.lock);
+  lock_acquire(&reg.lock);
   bool found = reg_find((uintptr_t)p, &at);
-  pthread_mutex_unlock(&reg.lock);
+  lock_release(&reg.lock);
   return found;
 }
 
 void mmapped_free(struct chunk *p) {
   size_t at;
-  pthread_mutex_lock(&reg.lock);
+  lock_acquire(&reg.lock);
   if (unlikely(!reg_find((uintptr_t)p, &at))) {
-    pthread_mutex_unlock(&reg.lock);
+    lock_release(&reg.lock);
     tide_fatal(tide_current_fn, "invalid pointer (not an mmapped chunk of ours)");
   }
   size_t off = p->prev_size, size = chunk_size(p);
   if (unlikely(((uintptr_t)p - off) & (os_page - 1) || (off + size) & (os_page - 1))) {
-    pthread_mutex_unlock(&reg.lock);
+    lock_release(&reg.lock);
     tide_fatal(tide_current_fn, "invalid pointer (corrupted mmapped chunk)");
   }
   reg_remove_at(at);
   reg.bytes -= off + size;
-  pthread_mutex_unlock(&reg.lock);
+  lock_release(&reg.lock);
 
   /* glibc's dynamic threshold: a freed mapping this size says such blocks
    * come and go, so later ones are served from the arenas. */
@@ -211,6 +211,8 @@ void mmapped_free(struct chunk *p) {
   }
   char *base = (char *)p - off;
   size_t len = off + size;
+  if (len <= MAP_CACHE_BYTES)
+    purge_wake(); /* before purge_defers(): see purge.c, "background thread" */
   if (!purge_defers() || len > MAP_CACHE_BYTES) {
     os_unmap(base, len);
     return;
@@ -218,15 +220,14 @@ void mmapped_free(struct chunk *p) {
   /* Keep it; the oldest make room. */
   struct kept out[MAP_CACHE_SLOTS];
   unsigned nout = 0;
-  pthread_mutex_lock(&reg.lock);
+  lock_acquire(&reg.lock);
   while (nkept == MAP_CACHE_SLOTS || kept_bytes + len > MAP_CACHE_BYTES)
     out[nout++] = kept_take(0);
   kept[nkept++] = (struct kept){base, len, os_now_coarse_ms()};
   kept_bytes += len;
-  pthread_mutex_unlock(&reg.lock);
+  lock_release(&reg.lock);
   for (unsigned i = 0; i < nout; i++)
     os_unmap(out[i].base, out[i].len);
-  purge_wake();
 }
 
 static size_t kept_release(bool everything, size_t *left) {
@@ -234,11 +235,11 @@ static size_t kept_release(bool everything, size_t *left) {
   unsigned nout = 0;
   uint64_t now = os_now_coarse_ms();
   uint64_t decay = opt.purge_decay_ms < 0 ? 0 : (uint64_t)opt.purge_decay_ms;
-  pthread_mutex_lock(&reg.lock);
+  lock_acquire(&reg.lock);
   while (nkept > 0 && (everything || kept[0].freed_ms + decay <= now))
     out[nout++] = kept_take(0);
   *left = kept_bytes;
-  pthread_mutex_unlock(&reg.lock);
+  lock_release(&reg.lock);
   size_t released = 0;
   for (unsigned i = 0; i < nout; i++) {
     os_unmap(out[i].base, out[i].len);
@@ -264,14 +265,14 @@ struct chunk *mmapped_resize(struct chunk *p, size_t nb) {
   if (new_len == off + size)
     return p;
   size_t at;
-  pthread_mutex_lock(&reg.lock);
+  lock_acquire(&reg.lock);
   if (unlikely(!reg_find((uintptr_t)p, &at))) {
-    pthread_mutex_unlock(&reg.lock);
+    lock_release(&reg.lock);
     tide_fatal(tide_current_fn, "invalid pointer (not an mmapped chunk of ours)");
   }
   char *m = os_remap((char *)p - off, off + size, new_len);
   if (!m) {
-    pthread_mutex_unlock(&reg.lock);
+    lock_release(&reg.lock);
     return NULL;
   }
   struct chunk *q = (struct chunk *)(m + off);
@@ -281,29 +282,29 @@ struct chunk *mmapped_resize(struct chunk *p, size_t nb) {
   reg.bytes = reg.bytes - (off + size) + new_len;
   if (reg.bytes > reg.max_bytes)
     reg.max_bytes = reg.bytes;
-  pthread_mutex_unlock(&reg.lock);
+  lock_release(&reg.lock);
   return q;
 }
 
 void mmapped_rekey(struct chunk *old, struct chunk *moved) {
   size_t at;
-  pthread_mutex_lock(&reg.lock);
+  lock_acquire(&reg.lock);
   if (reg_find((uintptr_t)old, &at)) {
     reg_remove_at(at);
     reg_insert((uintptr_t)moved);
   }
-  pthread_mutex_unlock(&reg.lock);
+  lock_release(&reg.lock);
 }
 
 size_t mmapped_totals_unlocked_bytes(void) { return __atomic_load_n(&reg.bytes, __ATOMIC_RELAXED); }
 
 struct mmapped_totals mmapped_totals(void) {
-  pthread_mutex_lock(&reg.lock);
+  lock_acquire(&reg.lock);
   struct mmapped_totals t = {reg.count, reg.max_count, reg.bytes, reg.max_bytes, kept_bytes};
-  pthread_mutex_unlock(&reg.lock);
+  lock_release(&reg.lock);
   return t;
 }
 
-void mmapped_prefork(void) { pthread_mutex_lock(&reg.lock); }
-void mmapped_postfork_parent(void) { pthread_mutex_unlock(&reg.lock); }
-void mmapped_postfork_child(void) { pthread_mutex_init(&reg.lock, NULL); }
+void mmapped_prefork(void) { lock_acquire(&reg.lock); }
+void mmapped_postfork_parent(void) { lock_release(&reg.lock); }
+void mmapped_postfork_child(void) { lock_init(&reg.lock); }

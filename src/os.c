@@ -160,6 +160,21 @@ int os_cpu_count(void) {
   return n;
 }
 
+int os_thread_count(void) {
+  /* /proc/self/stat: "pid (comm) state ppid ..."; num_threads is the 18th
+   * field after the closing parenthesis (comm may hold anything). */
+  char buf[1024];
+  size_t n = read_small_file("/proc/self/stat", buf, sizeof buf);
+  char *p = n ? strrchr(buf, ')') : NULL;
+  if (!p)
+    return 0;
+  for (int field = 0; field < 18 && *p; p++)
+    if (*p == ' ')
+      field++;
+  long v = strtol(p, NULL, 10);
+  return v > 0 && v < INT32_MAX ? (int)v : 0;
+}
+
 const char *os_getenv(const char *name) { return getenv(name); }
 
 /* ------------------------------------------------- the arena lock's slow half */

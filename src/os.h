@@ -55,6 +55,7 @@ uint64_t os_random64(void);
 uint64_t os_now_ns(void);              /* CLOCK_MONOTONIC */
 uint64_t os_now_coarse_ms(void);       /* CLOCK_MONOTONIC_COARSE, in ms */
 int os_cpu_count(void);                /* CPUs this process may use (affinity, cgroup quota) */
+int os_thread_count(void);             /* threads of this process, or 0 if unknown */
 const char *os_getenv(const char *name);
 
 #endif

@@ -103,7 +103,8 @@ struct dirty_link {
   struct chunk *next, *prev;
   uint64_t freed_ms;
   uintptr_t mark;
-  uintptr_t lo, hi; /* the part that may hold resident pages */
+  uintptr_t lo, hi;   /* the part that may hold resident pages */
+  uint64_t capped_ms; /* purged by the dirty cap, then (else 0) */
 };
 #define DIRTY_LISTED ((uintptr_t)0x7469646544495254ull) /* on the list */
 #define DIRTY_PURGED ((uintptr_t)0x7469646550555247ull) /* pages given back */
@@ -123,6 +124,9 @@ static unsigned bg_wake_seq;  /* the futex word: bumped by each wake-up */
 #define THREAD_WAKE_BYTES (1 * MiB)
 
 static bool bg_running(void) { return __atomic_load_n(&bg_state, __ATOMIC_ACQUIRE) == BG_RUNNING; }
+/* The thread exists and its rounds do the work (mallopt may have turned
+ * it off since it was made). */
+static bool thread_purges(void) { return bg_running() && opt.purge_thread && opt.purge_decay_ms >= 0; }
 
 bool purge_is_dirty(struct chunk *c) { return chunk_size(c) >= PURGE_MIN_CHUNK && link_of(c)->mark == DIRTY_LISTED; }
 
@@ -251,14 +255,13 @@ size_t purge_decayed(struct arena *a, bool everything, size_t max_chunks) {
     size_t size = chunk_size(c);
     dirty_unlink(a, c, size);
     l->mark = DIRTY_PURGED;
+    l->capped_ms = 0;
     released += purge_chunk(a, c, size);
   }
   return released;
 }
 
-bool purge_defers(void) {
-  return opt.dynamic_threshold && opt.purge_thread && opt.purge_decay_ms > 0 && bg_running();
-}
+bool purge_defers(void) { return opt.dynamic_threshold && opt.purge_decay_ms > 0 && thread_purges(); }
 
 /* Called with or without locks, from any path: a store and a load while
  * the thread is awake, and one FUTEX_WAKE (a system call, no lock) the
@@ -275,23 +278,55 @@ void purge_wake(void) {
   }
 }
 
-/* No thread can come for deferred work: each arena keeps at most this
- * many dirty bytes (unless the decay is -1, "never") (an eighth of what it has handed out, at least
- * PURGE_CAP_MIN), oldest purged first, so a process that frees much and
- * then goes idle holds little more than its live memory. */
+/* No thread comes for deferred work: each arena keeps at most this many
+ * dirty bytes, oldest purged first, so a process that frees much and then
+ * goes idle holds little more than its live memory.  The cap is an eighth
+ * of what the arena has handed out, at least PURGE_CAP_MIN (nothing is
+ * purged with the decay -1, "never").  When memory it purged is allocated
+ * again within the decay, it grows to twice what it purged from (a
+ * program that frees and reuses more than the cap in every cycle would
+ * otherwise pay for the purge and the page faults after it every cycle),
+ * and it halves again every CAP_RELAX_MS. */
 #define PURGE_CAP_MIN ((size_t)4 * MiB)
+#define CAP_MAX_SHIFT 10
+#define CAP_RELAX_MS 10000
 void purge_after_free(struct arena *a) {
-  if (likely(a->dirty_bytes <= PURGE_CAP_MIN) || opt.purge_decay_ms < 0 || bg_running())
+  if (likely(a->dirty_bytes <= PURGE_CAP_MIN) || opt.purge_decay_ms < 0 || thread_purges())
     return;
   size_t cap = a->count.in_use_bytes / 8;
   if (cap < PURGE_CAP_MIN)
     cap = PURGE_CAP_MIN;
-  if (a->dirty_bytes <= cap)
+  if (a->dirty_bytes <= cap << a->cap_shift)
     return;
-  /* Down to half the cap, so a free that crosses it does not purge a
-   * chunk every time. */
-  while (a->dirty_head && a->dirty_bytes > cap / 2)
+  uint64_t now = now_ms();
+  if (a->cap_shift > 0 && now > a->cap_raised_ms + CAP_RELAX_MS) {
+    a->cap_shift--;
+    a->cap_raised_ms = now;
+  }
+  cap <<= a->cap_shift;
+  a->cap_purged_from = a->dirty_bytes;
+  /* Down to half the cap, so the next free past it finds room. */
+  struct chunk *c;
+  while ((c = a->dirty_head) != NULL && a->dirty_bytes > cap / 2) {
     purge_decayed(a, true, 1);
+    link_of(c)->capped_ms = now;
+  }
+}
+
+void purge_note_reuse(struct arena *a, struct chunk *c) {
+  struct dirty_link *l = link_of(c);
+  if (l->mark != DIRTY_PURGED || !l->capped_ms)
+    return;
+  uint64_t now = now_ms();
+  if (now < l->capped_ms + (uint64_t)opt.purge_decay_ms) {
+    size_t base = a->count.in_use_bytes / 8;
+    if (base < PURGE_CAP_MIN)
+      base = PURGE_CAP_MIN;
+    while (a->cap_shift < CAP_MAX_SHIFT && (base << a->cap_shift) < 2 * a->cap_purged_from)
+      a->cap_shift++;
+    a->cap_raised_ms = now;
+  }
+  l->capped_ms = 0;
 }
 
 void purge_release_deferred(void) {
@@ -304,13 +339,49 @@ void purge_release_deferred(void) {
   }
 }
 
+/* Without the background thread a trim happens at once, as in glibc; but
+ * when top grows again within the decay of a trim, memory that comes and
+ * goes at the top is being handed back and faulted in again each time:
+ * then the arena's trim threshold doubles (at most TRIM_MAX_SHIFT times),
+ * and it halves again every CAP_RELAX_MS.  (glibc's dynamic threshold
+ * does the like for mapped blocks only.)  Not once the program has set a
+ * glibc threshold itself. */
+#define TRIM_MAX_SHIFT 9
+size_t purge_trim_threshold(struct arena *a) {
+  if (!opt.dynamic_threshold || a->trim_shift == 0)
+    return opt.trim_threshold;
+  return opt.trim_threshold << a->trim_shift;
+}
+
+void purge_note_top_growth(struct arena *a) {
+  if (!a->trimmed_ms || !opt.dynamic_threshold)
+    return;
+  uint64_t now = now_ms();
+  if (now < a->trimmed_ms + (uint64_t)(opt.purge_decay_ms > 0 ? opt.purge_decay_ms : 0) &&
+      a->trim_shift < TRIM_MAX_SHIFT) {
+    a->trim_shift++;
+    a->trim_raised_ms = now;
+  }
+  a->trimmed_ms = 0;
+}
+
 void purge_top_grew(struct arena *a) {
+  /* Woken before deferring: a thread on its way out sees this (see
+   * "background thread"). */
+  purge_wake();
   if (!purge_defers()) {
-    purge_trim_top(a, opt.top_pad);
+    if (chunk_size(a->top) < purge_trim_threshold(a))
+      return;
+    uint64_t now = now_ms();
+    if (a->trim_shift > 0 && now > a->trim_raised_ms + CAP_RELAX_MS) {
+      a->trim_shift--;
+      a->trim_raised_ms = now;
+    }
+    if (purge_trim_top(a, opt.top_pad))
+      a->trimmed_ms = now;
     return;
   }
   a->top_freed_ms = now_ms();
-  purge_wake();
 }
 
 /* A top under the trim threshold keeps its address space (glibc's
@@ -436,9 +507,14 @@ static size_t purge_round(void) {
  *    process that has threads.  So a single-threaded process never becomes
  *    multi-threaded because of tidemalloc (glibc's fork is only safe in
  *    signal handlers of single-threaded processes, src/api.c).
- *  - Once running it never exits.  With nothing to do it sleeps on a futex
- *    word; purge_wake, called wherever work is left for it (dirty chunks,
- *    a deferred trim, a kept mapping, a remote free), wakes it.
+ *  - With nothing to do it sleeps on a futex word; purge_wake, called
+ *    wherever work is left for it (dirty chunks, a deferred trim, a kept
+ *    mapping, a remote free), wakes it.  Idle while it is the process's
+ *    only thread but one (the program joined its threads), it exits, so
+ *    the kernel sees a single-threaded process again (unshare); the next
+ *    pthread_create makes it anew.  Whoever defers work wakes it first and
+ *    then looks whether it runs; it stores "not running" and then looks
+ *    for a wake-up: one of them sees the other, so no work is stranded.
  *  - It takes arena locks one at a time, like any thread, never holds one
  *    while it sleeps, and calls nothing that takes a libc lock (nanosleep
  *    and futex are system calls).
@@ -463,6 +539,17 @@ static void sleep_until_woken(void) {
   __atomic_store_n(&bg_sleeping, false, __ATOMIC_SEQ_CST);
 }
 
+/* The thread ends (idle, and alone with one other thread): true unless
+ * work arrived meanwhile, which it stays for. */
+static bool try_exit(void) {
+  __atomic_store_n(&bg_state, BG_NONE, __ATOMIC_SEQ_CST);
+  if (!__atomic_load_n(&thread_wanted, __ATOMIC_SEQ_CST))
+    return true;
+  /* Carry on, unless a new thread is being made already. */
+  int expect = BG_NONE;
+  return !__atomic_compare_exchange_n(&bg_state, &expect, BG_RUNNING, false, __ATOMIC_SEQ_CST, __ATOMIC_RELAXED);
+}
+
 static void *purge_thread_main(void *unused) {
   (void)unused;
   int idle_rounds = 0;
@@ -472,8 +559,12 @@ static void *purge_thread_main(void *unused) {
       period_ms = 10;
     if (period_ms > 1000)
       period_ms = 1000;
-    /* Nothing to do for a few rounds: sleep until work arrives. */
+    /* Nothing to do for a few rounds: end if the program has no thread
+     * of its own left but one, else sleep until work arrives. */
     if (idle_rounds >= 4) {
+      int n = opt.purge_thread == 1 ? os_thread_count() : 0; /* 2: for good */
+      if (n > 0 && n <= 2 && try_exit())
+        return NULL;
       sleep_until_woken();
       idle_rounds = 0;
     }
@@ -515,9 +606,9 @@ static void start_thread(void) {
 }
 
 void purge_thread_created(void) {
-  if (likely(__atomic_load_n(&bg_state, __ATOMIC_RELAXED) != BG_NONE) || opt.purge_thread != 1)
+  if (likely(__atomic_load_n(&bg_state, __ATOMIC_RELAXED) != BG_NONE) || !opt.purge_thread)
     return;
-  start_thread();
+  start_thread(); /* (with 2 it was made at start-up: again in a fork child) */
 }
 
 void purge_thread_at_load(void) {
@@ -531,25 +622,6 @@ void purge_thread_setting(void) {
 }
 
 bool purge_thread_running(void) { return bg_running(); }
-
-/* The same safe point in a program linked with a static archive, where
- * pthread_create cannot be interposed (src/threadhook.c): linked with
- * -Wl,--wrap=pthread_create, the program's calls come here and go on to
- * libc's.  Never called without --wrap (then __real_pthread_create is
- * not there either). */
-extern int __real_pthread_create(pthread_t *, const pthread_attr_t *, void *(*)(void *), void *)
-    __attribute__((weak));
-TIDE_EXPORT int __wrap_pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*start)(void *),
-                                      void *arg);
-TIDE_EXPORT int __wrap_pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*start)(void *),
-                                      void *arg) {
-  if (!__real_pthread_create)
-    return EAGAIN;
-  int err = __real_pthread_create(thread, attr, start, arg);
-  if (err == 0)
-    purge_thread_created();
-  return err;
-}
 
 void purge_postfork_child(void) {
   /* The thread did not come along: nothing waits for it any more.  (The

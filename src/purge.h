@@ -50,6 +50,11 @@ void purge_narrow(struct arena *a, struct chunk *c, size_t size, struct purge_ra
  * sets a glibc threshold, or turns the decay or the thread off, the trim
  * happens here and now, as in glibc. */
 void purge_top_grew(struct arena *a);
+/* a's trim threshold: glibc's, raised while trims are undone at once
+ * (no background thread; see purge.c). */
+size_t purge_trim_threshold(struct arena *a);
+/* a's top just grew (the break or a heap). */
+void purge_note_top_growth(struct arena *a);
 /* Under the defaults (no glibc threshold set by the user, a decay, the
  * background thread able to run), freed memory at the top and freed
  * mappings wait for the decay before they go back to the OS. */
@@ -84,6 +89,9 @@ void purge_note_remote(void);
 /* The end of a free into a (locked): with no background thread, purge the
  * oldest dirty chunks past the cap (see purge.c). */
 void purge_after_free(struct arena *a);
+/* c (a chunk of at least PURGE_MIN_CHUNK) was just allocated from a's
+ * bins: if the dirty cap purged it a moment ago, the cap was too small. */
+void purge_note_reuse(struct arena *a, struct chunk *c);
 /* Safe points where the background thread may be made (never malloc or
  * free): the program made a thread (src/threadhook.c); the library was
  * loaded; mallopt(TIDE_M_PURGE_THREAD) changed the setting. */

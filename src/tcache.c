@@ -111,6 +111,9 @@ void tcache_set_count(size_t count) {
   lock_release(&budget_lock);
 }
 
+void tcache_prefork(void) { lock_acquire(&budget_lock); }
+void tcache_postfork_parent(void) { lock_release(&budget_lock); }
+
 void tcache_postfork_child(bool have_cache) {
   lock_init(&budget_lock);
   live_caches = 0;

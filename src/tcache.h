@@ -97,7 +97,10 @@ extern TIDE_HIDDEN uint16_t tcache_limit[TCACHE_BINS];
 void tcache_set_count(size_t count);
 /* The medium cache's byte bound (cut with the bins past 17 threads). */
 extern TIDE_HIDDEN size_t tcache_big_bytes;
-/* In a fork child: only the forking thread's cache is live. */
+/* fork: the budget's lock is held across it; in the child only the
+ * forking thread's cache is live. */
+void tcache_prefork(void);
+void tcache_postfork_parent(void);
 void tcache_postfork_child(bool have_cache);
 extern TIDE_HIDDEN uint16_t tcache_nbins; /* bins in use */
 extern TIDE_HIDDEN size_t tcache_max_request; /* largest request they serve */

@@ -101,9 +101,10 @@ run "wrong/misuse-fast" 120 "$T/wrong/misuse-fast"
 run "stress/startup" 60 env LD_PRELOAD="$PRELOAD_LIB" "$T/stress/startup-plain"
 run "stress/startup-debug" 60 env LD_PRELOAD="${PRELOAD_LIB%.so}-debug.so" "$T/stress/startup-plain"
 # issue 11: threads, fork, signals and cancellation as glibc's malloc survives them
-run "stress/libc" 300 env LD_PRELOAD="$PRELOAD_LIB" "$T/stress/libc-plain" 2
-run "stress/libc-debug" 300 env LD_PRELOAD="${PRELOAD_LIB%.so}-debug.so" "$T/stress/libc-plain"
+run "stress/libc" 300 env LD_PRELOAD="$PRELOAD_LIB" "$T/stress/libc-plain" 2 thrd
+run "stress/libc-debug" 300 env LD_PRELOAD="${PRELOAD_LIB%.so}-debug.so" "$T/stress/libc-plain" 1 thrd
 run "stress/libc-std" 300 "$T/stress/libc-std"
+run "stress/libc-static" 300 "$T/stress/libc-static"
 run "stress/random_ops-fast" 120 "$T/stress/random_ops-fast" "$SEED" 5000000 20
 run "stress/random_ops-debug" 120 "$T/stress/random_ops" "$((SEED + 1))" 3000000 15
 # the same under extreme options (each path of the option table in use)

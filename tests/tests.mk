@@ -43,7 +43,7 @@ TEST_BINS := $(TEST_SRCS:tests/%.c=$(TEST_OUT)/%) \
 	$(TEST_PLAIN:tests/%.c=$(TEST_OUT)/%-plain) $(TEST_OUT)/wrong/misuse-fast $(TEST_OUT)/stress/oom-std $(TEST_OUT)/stress/fork-std \
 	$(TEST_OUT)/stress/churn-std $(TEST_OUT)/stress/purge-std $(TEST_OUT)/stress/heaps-std \
 	$(TEST_OUT)/unit/inspect-fast $(TEST_OUT)/stress/ownthread-std $(TEST_OUT)/stress/bigblocks-std \
-	$(TEST_OUT)/stress/libc-std
+	$(TEST_OUT)/stress/libc-std $(TEST_OUT)/stress/libc-static
 
 # tests/pkg: the library as other programs use it (issue 14): dlopen from
 # C of the drop-in .so and of a plugin that links the prefixed archive;
@@ -102,6 +102,12 @@ $(TEST_OUT)/%-std: tests/%.c $(TEST_HDRS) $(TEST_LIBDIR)/libtidemalloc.a
 	@mkdir -p $(@D)
 	@echo "  CC      $@"
 	@$(CC) $(TEST_CFLAGS) -DTIDE_TEST_STD=1 -o $@ $< $(TEST_LIBDIR)/libtidemalloc.a $(TEST_WRAP)
+
+# Fully static, with the archive's pthread_create hook (--wrap).
+$(TEST_OUT)/%-static: tests/%.c $(TEST_HDRS) $(TEST_LIBDIR)/libtidemalloc.a
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	@$(CC) $(TEST_CFLAGS) -DTIDE_TEST_STD=1 -static -o $@ $< $(TEST_LIBDIR)/libtidemalloc.a $(TEST_WRAP)
 
 $(TEST_OUT)/%-fast: tests/%.c $(TEST_HDRS) $(TEST_LIBDIR)/libtidemalloc-prefixed.a
 	@mkdir -p $(@D)

@@ -26,6 +26,17 @@
  *                  fail), posix_memalign leaves ENOMEM (item 6)
  *   cancel         malloc_stats under a pending cancellation prints in
  *                  full; the thread is cancelled afterwards (item 7)
+ *   fork-atfork    a pthread_atfork prepare handler registered before
+ *                  tidemalloc's (so it runs after ours, while we hold our
+ *                  locks) calls malloc, in a process with threads
+ *   bg-thread      the background thread is made when the program makes
+ *                  a thread (pthread_create; thrd_create with the shared
+ *                  library, argument "thrd"), and ends once the program
+ *                  has joined its threads, so the kernel sees one thread
+ *                  again (unshare(CLONE_NEWUSER) needs that)
+ *
+ * Children that fork report a grandchild that did not exit 0 as a failure
+ * of their own.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -40,6 +51,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <threads.h>
 #include <time.h>
 
 #include "harness.h"
@@ -211,6 +223,15 @@ static void *stdio_flusher(void *arg) {
   return NULL;
 }
 
+/* A forked child: allocates, frees, exits 0 (anything else is a bug). */
+static int waited_ok(pid_t p) {
+  int st = 0;
+  while (waitpid(p, &st, 0) < 0)
+    if (errno != EINTR)
+      return 0;
+  return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
 static void *stdio_forker(void *arg) {
   (void)arg;
   while (!atomic_load(&stdio_stop)) {
@@ -218,10 +239,10 @@ static void *stdio_forker(void *arg) {
     if (p == 0) {
       void *q = malloc(100);
       free(q);
-      _exit(0);
+      _exit(q ? 0 : 1);
     }
-    if (p > 0)
-      waitpid(p, NULL, 0);
+    if (p > 0 && !waited_ok(p))
+      return (void *)1;
   }
   return NULL;
 }
@@ -258,7 +279,7 @@ static int fork_stdio(void) {
 
 /* ---------------------------------------------------- 3. fork in a handler */
 
-static volatile sig_atomic_t handler_forks;
+static volatile sig_atomic_t handler_forks, handler_bad;
 
 static void fork_handler(int sig) {
   (void)sig;
@@ -267,7 +288,8 @@ static void fork_handler(int sig) {
   if (p == 0)
     _exit(0);
   if (p > 0) {
-    waitpid(p, NULL, 0);
+    if (!waited_ok(p))
+      handler_bad++;
     handler_forks++;
   }
   errno = saved;
@@ -302,7 +324,7 @@ static int fork_signal(void) {
     free(held[i]);
   kill(sender, SIGKILL);
   waitpid(sender, NULL, 0);
-  return handler_forks > 0 ? 0 : 3;
+  return handler_forks > 0 && handler_bad == 0 ? 0 : 3;
 }
 
 /* ---------------------------------------------------- 4. fork inside fork */
@@ -313,8 +335,8 @@ static void alarm_handler(int sig) {
   pid_t p = fork();
   if (p == 0)
     _exit(0);
-  if (p > 0)
-    waitpid(p, NULL, 0);
+  if (p > 0 && !waited_ok(p))
+    handler_bad++;
   errno = saved;
 }
 
@@ -331,12 +353,11 @@ static int fork_in_fork(void) {
       kill(parent, SIGALRM);
       _exit(0);
     }
-    if (c > 0)
-      while (waitpid(c, NULL, 0) < 0 && errno == EINTR) {
-      }
+    if (c > 0 && !waited_ok(c))
+      return 4;
     free(p);
   }
-  return 0;
+  return handler_bad ? 5 : 0;
 }
 
 /* ---------------------------------------------------- 5. out of memory, exit */
@@ -373,20 +394,25 @@ static int oom_exit(void) {
       started++;
     else
       t[i] = 0;
-  for (int i = 0; i < 9; i++)
+  int none = 0;
+  for (int i = 0; i < 9; i++) {
+    void *r = NULL;
     if (t[i])
-      pthread_join(t[i], NULL);
-  return started > 0 ? 0 : 3;
+      pthread_join(t[i], &r);
+    none += r != NULL; /* a worker got nothing at all */
+  }
+  return started > 0 && none == 0 ? 0 : 3;
 }
 
 /* ---------------------------------------------------- 6. errno */
 
-/* munmap fails with EPERM from now on (seccomp), so a free that unmaps
- * meets a failing system call. */
+/* munmap and madvise fail with EPERM from now on (seccomp), so a free
+ * that unmaps or purges meets a failing system call. */
 static int block_munmap(void) {
   struct sock_filter f[] = {
       BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_munmap, 0, 1),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_munmap, 1, 0),
+      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_madvise, 0, 1),
       BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
       BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
   };
@@ -414,6 +440,16 @@ static int errno_kept(void) {
   char *top_chunks[64];
   for (int i = 0; i < 64; i++)
     top_chunks[i] = malloc(64 * 1024);
+  /* 40 MB between live blocks: freeing them purges pages (madvise) in a
+   * process without the background thread, and wakes the thread else. */
+  enum { NMID = 400 };
+  static char *mids[NMID], *guards[NMID];
+  for (int i = 0; i < NMID; i++) {
+    mids[i] = malloc(100 * 1024);
+    guards[i] = malloc(64);
+    if (mids[i])
+      memset(mids[i], 1, 100 * 1024);
+  }
   if (!big || !mid || block_munmap() != 0)
     return 2;
   errno = 4242;
@@ -431,10 +467,19 @@ static int errno_kept(void) {
   errno = 4244;
   for (int i = 63; i >= 0; i--)
     free(top_chunks[i]);
-  malloc_trim(0);
   if (errno != 4244) {
     fprintf(stderr, "frees at the top: errno %d\n", errno);
     bad |= 8;
+  }
+  errno = 4245;
+  for (int i = 0; i < NMID; i++)
+    free(mids[i]);
+  usleep(400000); /* the background thread, if any, purges meanwhile */
+  for (int i = 0; i < NMID; i++)
+    free(guards[i]);
+  if (errno != 4245) {
+    fprintf(stderr, "frees that purge pages: errno %d\n", errno);
+    bad |= 16;
   }
   return bad;
 }
@@ -481,10 +526,123 @@ static void check_cancel(void) {
         "cancel: malloc_stats printed in full (%zu bytes of output)", strlen(errbuf));
 }
 
+/* ---------------------------------------------------- fork beside atfork */
+
+/* Registered before anything allocates (a constructor that runs before
+ * the library's own, when tidemalloc is linked in), so its prepare
+ * handler runs after tidemalloc's. */
+static void atfork_prepare(void) { free(malloc(50)); }
+static void atfork_parent(void) { free(malloc(70)); }
+static void atfork_child(void) { free(malloc(90)); }
+__attribute__((constructor(101))) static void register_early(void) {
+  pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+}
+
+static int fork_atfork(void) {
+  pthread_t t;
+  atomic_store(&stdio_stop, 0);
+  pthread_create(&t, NULL, stdio_flusher, NULL); /* the process has threads */
+  int bad = 0;
+  for (int i = 0; i < 50 && !bad; i++) {
+    pid_t p = fork();
+    if (p == 0)
+      _exit(0);
+    bad = p < 0 || !waited_ok(p);
+  }
+  atomic_store(&stdio_stop, 1);
+  pthread_join(t, NULL);
+  return bad;
+}
+
+/* ---------------------------------------------------- the thread's life */
+
+static int threads_now(void) {
+  FILE *f = fopen("/proc/self/status", "r");
+  char line[256];
+  int n = -1;
+  while (f && fgets(line, sizeof line, f))
+    if (sscanf(line, "Threads: %d", &n) == 1)
+      break;
+  if (f)
+    fclose(f);
+  return n;
+}
+
+static atomic_int hold_go;
+static void *hold(void *arg) {
+  (void)arg;
+  while (!atomic_load(&hold_go))
+    usleep(1000);
+  return NULL;
+}
+static int hold_c11(void *arg) {
+  hold(arg);
+  return 0;
+}
+
+/* Frees work for the background thread (16 MB between live blocks)
+ * while another thread lives; returns the threads then alive. */
+static int threads_with_work(void) {
+  enum { N = 160 };
+  static char *b[N], *g[N];
+  for (int i = 0; i < N; i++) {
+    b[i] = malloc(100 * 1024);
+    g[i] = malloc(32);
+    memset(b[i], 3, 100 * 1024);
+  }
+  for (int i = 0; i < N; i++)
+    free(b[i]);
+  usleep(100000);
+  int n = threads_now();
+  for (int i = 0; i < N; i++)
+    free(g[i]);
+  return n;
+}
+
+static bool want_thrd;
+static int bg_lifecycle(void) {
+  const char *bg = getenv("TIDEMALLOC_PURGE_THREAD");
+  int extra = bg && strcmp(bg, "0") == 0 ? 0 : 1; /* the background thread */
+  int bad = 0;
+  pthread_t t;
+  atomic_store(&hold_go, 0);
+  pthread_create(&t, NULL, hold, NULL);
+  int n = threads_with_work();
+  if (n != 2 + extra) {
+    fprintf(stderr, "with one thread of the program's: %d threads (want %d)\n", n, 2 + extra);
+    bad |= 1;
+  }
+  atomic_store(&hold_go, 1);
+  pthread_join(t, NULL);
+  if (!bg || strcmp(bg, "2") != 0) { /* with 2 it stays for good */
+    int alone = 0;
+    for (int i = 0; i < 300 && (alone = threads_now()) != 1; i++)
+      usleep(10000);
+    if (alone != 1) {
+      fprintf(stderr, "3 s after the join: %d threads (want 1)\n", alone);
+      bad |= 2;
+    }
+  }
+  if (want_thrd) {
+    thrd_t c;
+    atomic_store(&hold_go, 0);
+    thrd_create(&c, hold_c11, NULL);
+    n = threads_with_work();
+    if (n != 2 + extra) {
+      fprintf(stderr, "with one C11 thread: %d threads (want %d)\n", n, 2 + extra);
+      bad |= 4;
+    }
+    atomic_store(&hold_go, 1);
+    thrd_join(c, NULL);
+  }
+  return bad;
+}
+
 int main(int argc, char **argv) {
   int scale = argc > 1 ? atoi(argv[1]) : 1;
   if (scale < 1)
     scale = 1;
+  want_thrd = argc > 2 && strcmp(argv[2], "thrd") == 0;
   scenario("join-churn", join_churn, 2 * scale, 30);
   scenario("fork-stdio", fork_stdio, 1 * scale, 30);
   /* With the background thread made at start-up the process has two
@@ -498,9 +656,14 @@ int main(int argc, char **argv) {
     scenario("fork-in-fork", fork_in_fork, 30 * scale, 20);
   }
   scenario("oom-exit", oom_exit, 2 * scale, 60);
+  scenario("fork-atfork", fork_atfork, 2 * scale, 20);
   int st = run_deadline(errno_kept, 30, errbuf, sizeof errbuf);
   CHECK(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "errno: kept by free when munmap fails, ENOMEM after posix_memalign (%s%s%.200s)",
         st < 0 ? "hung" : th_status_str(st), errbuf[0] ? "; " : "", errbuf);
   check_cancel();
+  st = run_deadline(bg_lifecycle, 30, errbuf, sizeof errbuf);
+  CHECK(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "bg-thread: made beside the program's first thread%s, gone once it "
+        "was joined (%s%s%.200s)", want_thrd ? " (and a C11 thread's)" : "", st < 0 ? "hung" : th_status_str(st),
+        errbuf[0] ? "; " : "", errbuf);
   TEST_MAIN_END("stress/libc");
 }

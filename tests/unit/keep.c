@@ -299,13 +299,64 @@ static void test_without_thread(void) {
   for (int i = 0; i < ND; i++)
     tide_free(g[i]);
   tide_malloc_trim(0);
+  /* A program that frees and reuses more than the cap every cycle: the
+   * cap grows until what it reuses stays (purging it each cycle would
+   * make every cycle fault the pages in again). */
+  enum { NC = 80, ROUNDS = 60 };
+  void *cb[NC], *cg[NC];
+  size_t purged_late = 0;
+  for (int round = 0; round < ROUNDS; round++) {
+    for (int i = 0; i < NC; i++) {
+      cb[i] = tide_malloc(100 * 1024);
+      memset(cb[i], 5, 100 * 1024);
+      cg[i] = tide_malloc(48);
+    }
+    tide_stats_get(&s0);
+    for (int i = 0; i < NC; i++)
+      tide_free(cb[i]);
+    tide_stats_get(&s1);
+    if (round >= ROUNDS / 2)
+      purged_late += s1.purged_bytes - s0.purged_bytes;
+    for (int i = 0; i < NC; i++)
+      tide_free(cg[i]);
+  }
+  CHECK(purged_late == 0, "8 MB freed and allocated again in each of %d cycles: none purged in the last %d (%zu KiB)",
+        ROUNDS, ROUNDS / 2, purged_late / 1024);
+
   CHECK(tide_heap_check() == 0, "heap sound");
+}
+
+/* Without the thread, memory that comes and goes at the top: trimmed at
+ * once the first time, as glibc does, but a top that grows again right
+ * after its trim raises the trim threshold, so later cycles keep it (a
+ * process of its own: nothing before it may have raised it). */
+static void test_top_churn_without_thread(void) {
+  enum { NC = 80, ROUNDS = 60 };
+  void *cb[NC];
+  int trims_late = 0, trims_first = 0;
+  for (int round = 0; round < ROUNDS; round++) {
+    for (int i = 0; i < NC; i++) {
+      cb[i] = tide_malloc(100 * 1024);
+      memset(cb[i], 6, 100 * 1024);
+    }
+    size_t before = os_bytes();
+    for (int i = NC - 1; i >= 0; i--)
+      tide_free(cb[i]);
+    bool trimmed = os_bytes() + 4 * MiB < before;
+    if (round == 0)
+      trims_first = trimmed;
+    if (round >= ROUNDS / 2)
+      trims_late += trimmed;
+  }
+  CHECK(trims_first && trims_late == 0, "8 MB freed at the top and taken again, %d cycles: trimmed the first time (%d), "
+        "not in the last %d (%d)", ROUNDS, trims_first, ROUNDS / 2, trims_late);
 }
 
 int main(void) {
   printf("# unit/keep\n");
   /* In a child: what follows needs a fresh process. */
   th_isolated("without the background thread", test_without_thread, 60);
+  th_isolated("without the background thread, at the top", test_top_churn_without_thread, 60);
   /* From here on with the thread: made now (a safe point), as the shared
    * library makes it when the program makes its first thread. */
   CHECK(tide_mallopt(TIDE_M_PURGE_THREAD, 2) == 1, "mallopt(TIDE_M_PURGE_THREAD, 2) starts the background thread");
