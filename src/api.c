@@ -13,6 +13,7 @@
 #include "mmapped.h"
 #include "os.h"
 #include "purge.h"
+#include "run.h"
 #include "stats.h"
 #include "tcache.h"
 
@@ -167,9 +168,9 @@ static inline enum chunk_class classify_chunk(struct tcache *tc, struct chunk *p
     return NOT_CACHEABLE;
   }
   /* The next header: flags "previous in use" and p's kind, and a size
-   * below 2^46, in one test. */
+   * below 2^46, in one test (the next chunk may be a run's block or not). */
   size_t nsf = chunk_at(p, size_field & ~CHUNK_FLAGS)->size;
-  if (unlikely((nsf ^ (kind | PREV_INUSE)) & (CHUNK_FLAGS | ~(((size_t)1 << 46) - 1))))
+  if (unlikely((nsf ^ (kind | PREV_INUSE)) & (PREV_INUSE | IS_MMAPPED | IN_HEAP | ~(((size_t)1 << 46) - 1))))
     return NOT_CACHEABLE;
   return own ? OWN_BLOCK : OTHER_ARENAS_BLOCK;
 }
@@ -255,16 +256,20 @@ static TIDE_NOINLINE void *malloc_slow(size_t n) {
     return NULL;
   }
   /* A miss in the cache: blocks of this size that other threads freed
-   * back to our arena refill it without a lock. */
-  struct tcache *tc = tcache_mine();
-  struct arena *mine = arenas_thread_arena();
+   * back to our arena refill it without a lock, else the thread's runs do
+   * (a lock only to make a run).  A thread's first small request makes
+   * its cache, so that even its first blocks come from runs. */
   size_t idx = tcache_index(nb);
+  struct tcache *tc = idx < tcache_nbins ? tcache_mine_or_create() : tcache_mine();
+  struct arena *mine = arenas_thread_arena();
   void *mem = NULL;
   if (tc && tcache_big_size(nb)) {
     mem = tcache_big_take(tc, nb);
   } else if (tc && mine && idx < tcache_nbins) {
     purge_note_activity(mine);
     mem = tcache_adopt_remote(tc, mine, idx);
+    if (!mem && tcache_limit[idx] > 0)
+      mem = run_refill(tc, idx);
   }
   if (mem) {
     tc->mallocs++;
@@ -488,12 +493,22 @@ TIDE_EXPORT void *tide_realloc(void *mem, size_t n) {
   } else {
     struct arena *a = owning_arena(p, "realloc");
     reject_if_freed(p, "realloc");
-    lock_acquire(&a->lock);
-    bool done = arena_resize_in_place(a, p, nb);
-    a->count.realloc_calls++;
-    lock_release(&a->lock);
-    if (done)
-      return mem;
+    if (chunk_in_run(p)) {
+      /* A run's blocks have one size: it fits, or the block moves. */
+      run_checked(p, "realloc");
+      struct tcache *tc = tcache_mine();
+      if (tc)
+        tc->reallocs++;
+      if (nb <= chunk_size(p))
+        return mem;
+    } else {
+      lock_acquire(&a->lock);
+      bool done = arena_resize_in_place(a, p, nb);
+      a->count.realloc_calls++;
+      lock_release(&a->lock);
+      if (done)
+        return mem;
+    }
   }
   void *nmem = tide_malloc(n);
   if (!nmem)

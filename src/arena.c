@@ -11,6 +11,7 @@
 #include "mmapped.h"
 #include "os.h"
 #include "purge.h"
+#include "run.h"
 #include "stats.h"
 #include "tcache.h"
 
@@ -300,6 +301,21 @@ static bool grow_heaps(struct arena *a, size_t nb) {
   return true;
 }
 
+/* Make top hold nb + MINSIZE bytes: the break (main arena) while it
+ * grows, else heaps. */
+static bool grow_top(struct arena *a, size_t nb) {
+  bool grew = false;
+  if (a->is_main && !a->brk_failed) {
+    grew = grow_brk(a, nb);
+    if (!grew)
+      a->brk_failed = true;
+  }
+  grew = grew || grow_heaps(a, nb);
+  if (grew)
+    purge_note_top_growth(a);
+  return grew;
+}
+
 /* want_zero: calloc, which a fresh mapping serves without clearing. */
 static struct chunk *grow_and_take(struct arena *a, size_t nb, char **clean_from, bool want_zero) {
   bool mmap_ok = mmapped_can_map();
@@ -308,16 +324,7 @@ static struct chunk *grow_and_take(struct arena *a, size_t nb, char **clean_from
     if (c)
       return c;
   }
-  bool grew = false;
-  if (a->is_main && !a->brk_failed) {
-    grew = grow_brk(a, nb);
-    if (!grew)
-      a->brk_failed = true;
-  }
-  if (!grew)
-    grew = grow_heaps(a, nb);
-  if (grew) {
-    purge_note_top_growth(a);
+  if (grow_top(a, nb)) {
     TIDE_ASSERT(chunk_size(a->top) >= nb + MINSIZE);
     return take_from_top(a, nb, clean_from);
   }
@@ -533,6 +540,106 @@ size_t arena_malloc_more(struct arena *a, size_t nb, struct chunk **out, size_t 
   return got;
 }
 
+/* ------------------------------------------------------------ runs' chunks */
+
+/* Where in [c, c + csize) a chunk of size bytes aligned to size could
+ * start, leaving before and after it either nothing or a chunk of its
+ * own (MINSIZE at least); 0 when it does not fit. */
+static uintptr_t aligned_spot(uintptr_t c, size_t csize, size_t size) {
+  uintptr_t at = (c + size - 1) & ~(uintptr_t)(size - 1);
+  if (at != c && at - c < MINSIZE)
+    at += size;
+  uintptr_t end = c + csize;
+  if (at + size > end || (end - (at + size) != 0 && end - (at + size) < MINSIZE))
+    return 0;
+  return at;
+}
+
+/* Free chunk v (unlinked, size vsize, P set) becomes: a free chunk before
+ * at (if any), the in-use chunk [at, at + size), a free chunk after it
+ * (if any).  Returns the chunk at at. */
+static struct chunk *carve_aligned(struct arena *a, struct chunk *v, uintptr_t at, size_t size) {
+  size_t vsize = chunk_size(v), abit = v->size & IN_HEAP;
+  struct purge_range dirty = purge_range_of(v, vsize);
+  size_t lead = at - (uintptr_t)v, tail = vsize - lead - size;
+  struct chunk *c = (struct chunk *)at;
+  if (lead) {
+    chunk_set_head(v, lead | PREV_INUSE | abit);
+    chunk_set_foot(v, lead);
+    bin_insert_unsorted(a, v, lead);
+    purge_narrow(a, v, lead, dirty);
+  }
+  chunk_set_head(c, size | (lead ? 0 : PREV_INUSE) | abit);
+  if (tail) {
+    struct chunk *t = chunk_at(c, size);
+    chunk_set_head(t, tail | PREV_INUSE | abit);
+    chunk_set_foot(t, tail);
+    bin_insert_unsorted(a, t, tail);
+    purge_narrow(a, t, tail, dirty);
+  } else {
+    chunk_set_inuse(c);
+  }
+  return c;
+}
+
+struct chunk *arena_malloc_run(struct arena *a, size_t size) {
+  struct chunk *c = NULL;
+  /* A free chunk that holds an aligned one: runs given back are reused
+   * (a few looks per bin, smallest first; the unsorted bin too). */
+  for (int i = UNSORTED_BIN; i <= LAST_BIN && !c; i = i == UNSORTED_BIN ? largebin_index(size) : i + 1) {
+    struct chunk *b = bin_at(a, i);
+    int looks = 0;
+    for (struct chunk *v = b->bk; v != b && looks < 8; v = v->bk, looks++) {
+      uintptr_t at = aligned_spot((uintptr_t)v, chunk_size(v), size);
+      if (at) {
+        bin_unlink(a, v);
+        c = carve_aligned(a, v, at, size);
+        break;
+      }
+    }
+  }
+  /* Else from top, growing it when needed. */
+  for (int tries = 0; !c && tries < 2; tries++) {
+    struct chunk *t = a->top;
+    uintptr_t at = 0;
+    if (t) {
+      at = ((uintptr_t)t + size - 1) & ~(uintptr_t)(size - 1);
+      if (at != (uintptr_t)t && at - (uintptr_t)t < MINSIZE)
+        at += size;
+    }
+    if (!t || (uintptr_t)t + chunk_size(t) < at + size + MINSIZE) {
+      size_t need = t ? (size_t)(at - (uintptr_t)t) + size : 2 * size;
+      if (!grow_top(a, need))
+        return NULL;
+      continue; /* top may have moved (a new segment or heap) */
+    }
+    size_t tsize = chunk_size(t), abit = t->size & IN_HEAP, lead = at - (uintptr_t)t;
+    if (lead) {
+      /* The part of top below the run: a free chunk (what it holds is
+       * dirty up to top_dirty_end). */
+      chunk_set_head(t, lead | PREV_INUSE | abit);
+      chunk_set_foot(t, lead);
+      bin_insert_unsorted(a, t, lead);
+      uintptr_t dirty_end = (uintptr_t)a->top_dirty_end < at ? (uintptr_t)a->top_dirty_end : at;
+      purge_narrow(a, t, lead, (struct purge_range){(uintptr_t)t, dirty_end});
+    }
+    c = (struct chunk *)at;
+    chunk_set_head(c, size | (lead ? 0 : PREV_INUSE) | abit);
+    struct chunk *rem = chunk_at(c, size);
+    chunk_set_head(rem, (tsize - lead - size) | PREV_INUSE | abit);
+    a->top = rem;
+    if (a->top_dirty_end < (char *)rem + CHUNK_HDR)
+      a->top_dirty_end = (char *)rem + CHUNK_HDR;
+  }
+  if (!c)
+    return NULL;
+  a->count.in_use_bytes += size;
+  if (a->count.in_use_bytes > a->count.peak_in_use_bytes)
+    a->count.peak_in_use_bytes = a->count.in_use_bytes;
+  TIDE_ASSERT(arena_owns(a, c, size) && ((uintptr_t)c & (size - 1)) == 0);
+  return c;
+}
+
 /* ------------------------------------------------------------------ free */
 
 bool arena_fastbin_contains(struct arena *a, struct chunk *p) {
@@ -582,7 +689,27 @@ void arena_check_freeable(struct arena *a, struct chunk *p) {
     tide_fatal(tide_current_fn, "invalid next size (the block's end was overwritten?)");
 }
 
+/* A run's block reached the arena (a thread without a cache freed it, or
+ * it came through a remote stack): to its run, not to the bins. */
+static void free_run_block(struct arena *a, struct chunk *p, bool from_cache) {
+  struct run *r = run_checked(p, tide_current_fn);
+  struct tcache_entry *e = chunk2mem(p);
+  if (from_cache) {
+    if (unlikely(e->key != free_key(e)))
+      tide_fatal(tide_current_fn, "corrupted thread-cache entry (written after free?)");
+  } else {
+    if (unlikely(e->key == free_key(e)))
+      tide_fatal(tide_current_fn, "double free detected (the block is free in its run)");
+    e->key = free_key(e);
+  }
+  run_give_back(r, e, e, 1, tcache_mine(), a);
+}
+
 void arena_free(struct arena *a, struct chunk *p, bool from_cache) {
+  if (unlikely(chunk_in_run(p))) {
+    free_run_block(a, p, from_cache);
+    return;
+  }
   if (from_cache) {
     /* Checked when it entered the thread cache (its region and the next
      * header); what can have changed since is cheap to look at. */

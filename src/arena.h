@@ -15,6 +15,10 @@ void arena_init(struct arena *a);
  * memory is known to be zero (the end of its usable bytes when nothing
  * is known). */
 struct chunk *arena_malloc(struct arena *a, size_t nb, char **clean_from);
+/* A chunk of exactly size bytes whose address is a multiple of size (a
+ * power of two; a run, src/run.h), marked in use; never mmapped.  NULL
+ * when the arena cannot grow. */
+struct chunk *arena_malloc_run(struct arena *a, size_t size);
 /* After arena_malloc: up to n more chunks of exactly nb, from the fast
  * bin, the small bin or the top only; returns how many went to out. */
 size_t arena_malloc_more(struct arena *a, size_t nb, struct chunk **out, size_t n);
@@ -29,7 +33,7 @@ bool arena_fastbin_contains(struct arena *a, struct chunk *p);
 /* Free a non-mmapped chunk that belongs to a (checked as above).
  * from_cache: a thread cache's overflow (checked when it was cached),
  * kept in a fast bin whatever M_MXFAST says, so the next refill takes it
- * back without coalescing. */
+ * back without coalescing.  A block of a run goes back to its run. */
 void arena_free(struct arena *a, struct chunk *p, bool from_cache);
 /* Resize p (in use, of a) to nb without moving it; false if impossible. */
 bool arena_resize_in_place(struct arena *a, struct chunk *p, size_t nb);

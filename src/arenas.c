@@ -14,6 +14,7 @@
 
 #include "arena.h"
 #include "heap.h"
+#include "run.h"
 #include "tcache.h"
 #include "os.h"
 
@@ -208,9 +209,13 @@ void arenas_prefork(void) {
   lock_acquire(&list_lock);
   for (struct arena *a = &main_arena; a; a = a->next)
     lock_acquire(&a->lock);
+  for (struct arena *a = &main_arena; a; a = a->next)
+    run_prefork(a);
 }
 
 void arenas_postfork_parent(void) {
+  for (struct arena *a = &main_arena; a; a = a->next)
+    run_postfork_parent(a);
   for (struct arena *a = &main_arena; a; a = a->next)
     lock_release(&a->lock);
   lock_release(&list_lock);
@@ -221,6 +226,7 @@ void arenas_postfork_child(void) {
   free_list = NULL;
   for (struct arena *a = &main_arena; a; a = a->next) {
     lock_init(&a->lock);
+    run_postfork_child(a, tcache_mine());
     a->purging = false; /* the background thread did not come along */
     a->attached_threads = a == thread_arena ? 1 : 0;
     if (a != thread_arena) {

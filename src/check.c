@@ -11,6 +11,7 @@
 #include "mmapped.h"
 #include "os.h"
 #include "purge.h"
+#include "run.h"
 #include "out.h"
 
 #include <stdlib.h>
@@ -226,6 +227,7 @@ void check_arena(struct arena *a) {
   check_regions(a, &t);
   check_bins(a, &t);
   check_dirty(a);
+  check_runs(a);
   REQUIRE(!a->top || !prev_inuse(a->top) == false, "top's P bit clear");
   REQUIRE(t.system == a->system_mem, "system_mem disagrees with the regions");
   REQUIRE(t.inuse_bytes - t.fast_bytes == a->count.in_use_bytes, "in-use counter disagrees with the heap");

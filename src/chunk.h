@@ -8,7 +8,7 @@
  *            | prev_size: the previous chunk's size if it is    |
  *            |   free (P clear), else its last 8 bytes of data  |
  *            +-------------------------------------------------+
- *            | size of this chunk                      |A|M|P|  |
+ *            | size of this chunk                    |R|A|M|P|  |
  *     mem -> +-------------------------------------------------+
  *            | user data (size - 8 bytes usable: the next       |
  *            |   chunk's prev_size field is ours while we are   |
@@ -36,6 +36,9 @@
  *                     distance from the mapping's start
  *   A  IN_HEAP        the chunk lives in a 64 MiB heap (heap_of() finds
  *                     its heap_info); clear for the main arena's brk memory
+ *   R  IN_RUN         a block of a run (src/run.h): one of the equal
+ *                     chunks a thread carves from one arena chunk; never
+ *                     coalesced, given back to its run, not to the bins
  *
  * Fast-bin and thread-cache chunks keep looking allocated (the next
  * chunk's P stays set), so they are never coalesced while cached.
@@ -65,7 +68,8 @@ struct chunk {
 #define PREV_INUSE ((size_t)1)
 #define IS_MMAPPED ((size_t)2)
 #define IN_HEAP ((size_t)4)
-#define CHUNK_FLAGS (PREV_INUSE | IS_MMAPPED | IN_HEAP)
+#define IN_RUN ((size_t)8)
+#define CHUNK_FLAGS (PREV_INUSE | IS_MMAPPED | IN_HEAP | IN_RUN)
 
 /* Largest request we accept: leaves room for rounding and a header
  * without overflowing, and stays within ptrdiff_t as C requires. */
@@ -79,6 +83,7 @@ static inline size_t chunk_flags(const struct chunk *c) { return c->size & CHUNK
 static inline bool prev_inuse(const struct chunk *c) { return c->size & PREV_INUSE; }
 static inline bool chunk_is_mmapped(const struct chunk *c) { return c->size & IS_MMAPPED; }
 static inline bool chunk_in_heap(const struct chunk *c) { return c->size & IN_HEAP; }
+static inline bool chunk_in_run(const struct chunk *c) { return c->size & IN_RUN; }
 
 static inline struct chunk *chunk_at(void *base, size_t offset) {
   return (struct chunk *)((char *)base + offset);

@@ -12,6 +12,7 @@
 #include "mmapped.h"
 #include "out.h"
 #include "purge.h"
+#include "run.h"
 #include "tcache.h"
 
 /*
@@ -28,6 +29,10 @@
  * bits carry which list it came from.  The table lives on the stack (no
  * malloc here); what does not fit is counted and said.
  *
+ * A run (src/run.h) is one chunk in use as far as its arena knows; the
+ * walk goes into it: its header, each carved block, then what is not
+ * carved yet.  Its free list is read under its lock.
+ *
  * Each arena is read under its lock.  The calling thread's cache is read
  * by that thread only.  Remote stacks are pushed and taken without the
  * lock, so they are read as a snapshot: each link is loaded atomically and
@@ -36,9 +41,9 @@
 
 #define DUMP_TABLE_MAX 4096 /* 32 KiB of stack: a full default thread cache and more */
 #define DUMP_MAP_WIDTH 64   /* characters in a region's map */
-#define DUMP_LINES_MAX 64   /* chunk lines per region, after folding */
+#define DUMP_LINES_MAX 256  /* chunk lines per region, after folding */
 
-enum dump_tag { TAG_NONE, TAG_TCACHE, TAG_FAST, TAG_REMOTE, TAG_UNSORTED };
+enum dump_tag { TAG_NONE, TAG_TCACHE, TAG_FAST, TAG_REMOTE, TAG_UNSORTED, TAG_RUN_FREE };
 #define TAG_MASK ((uintptr_t)CHUNK_ALIGN_MASK)
 
 struct dump_table {
@@ -166,6 +171,20 @@ static void collect_remote(struct dump_table *t, struct arena *a, struct size_co
     collect_remote_stack(t, a, i, &k->chunks[i]);
 }
 
+/* Every run's free list (a locked; each run under its own lock). */
+static void collect_run_free(struct dump_table *t, struct arena *a, size_t *blocks) {
+  for (struct run *r = a->runs; r; r = r->anext) {
+    lock_acquire(&r->lock);
+    uint32_t n = 0;
+    for (struct tcache_entry *e = r->free; e && aligned_ok(e) && run_of(e) == r && n < r->nfree; e = entry_reveal(e)) {
+      table_add(t, mem2chunk(e), TAG_RUN_FREE);
+      n++;
+    }
+    *blocks += n;
+    lock_release(&r->lock);
+  }
+}
+
 /* The unsorted bin, so that its chunks are not named after the bin their
  * size would sort them into. */
 static void collect_unsorted(struct dump_table *t, struct arena *a) {
@@ -177,9 +196,12 @@ static void collect_unsorted(struct dump_table *t, struct arena *a) {
 
 /* ---- what a chunk is */
 
-enum dump_kind { K_USED, K_TCACHE, K_FAST, K_REMOTE, K_OTHER_TCACHE, K_FREE, K_TOP, K_FENCE, K_BROKEN, K_COUNT };
-static const char *const kind_name[K_COUNT] = {"used", "tcache", "fast",  "remote", "tcache-other",
-                                               "free", "TOP",    "fence", "broken"};
+enum dump_kind {
+  K_USED, K_TCACHE, K_FAST, K_REMOTE, K_OTHER_TCACHE, K_RUN_FREE, K_FREE, K_TOP, K_FENCE, K_RUN, K_RUN_UNCARVED,
+  K_BROKEN, K_COUNT
+};
+static const char *const kind_name[K_COUNT] = {"used", "tcache", "fast", "remote", "tcache-other", "run-free",
+                                               "free", "TOP", "fence", "run", "run-uncarved", "broken"};
 
 /* Free chunks under PURGE_MIN_CHUNK are never purged, so they have no
  * purge state (P_KEPT). */
@@ -231,9 +253,42 @@ static struct dump_state classify(struct arena *a, const struct dump_table *t, s
     s.kind = K_FAST;
   else if (tag == TAG_REMOTE)
     s.kind = K_REMOTE;
+  else if (tag == TAG_RUN_FREE)
+    s.kind = K_RUN_FREE;
   else if (carries_free_key(c))
     s.kind = K_OTHER_TCACHE;
   return s;
+}
+
+/* Is c (in use, in a) a run?  Aligned, of the run size, and the header
+ * inside says so. */
+static struct run *run_at(struct chunk *c) {
+  if (((uintptr_t)c & (RUN_SIZE - 1)) || chunk_size(c) != RUN_SIZE || !chunk_inuse(c))
+    return NULL;
+  struct run *r = (struct run *)chunk2mem(c);
+  return run_of(chunk2mem(c)) == r && run_is_valid(r) ? r : NULL;
+}
+
+typedef void (*dump_chunk_fn)(void *ctx, struct chunk *c, size_t size, const struct dump_state *s);
+
+/* The inside of run r: its header, each carved block, what is uncarved. */
+static void walk_run(struct arena *a, struct run *r, const struct dump_table *t, dump_chunk_fn fn, void *ctx) {
+  struct dump_state s = {K_RUN, 0, P_KEPT};
+  struct chunk *first = run_block(r, 0);
+  fn(ctx, (struct chunk *)((char *)r - CHUNK_HDR), (size_t)((char *)first - ((char *)r - CHUNK_HDR)), &s);
+  size_t size = run_block_size(r);
+  uint32_t carved = __atomic_load_n(&r->carved, __ATOMIC_RELAXED);
+  for (uint32_t i = 0; i < carved; i++) {
+    struct chunk *b = run_block(r, i);
+    struct dump_state bs = classify(a, t, b);
+    fn(ctx, b, size, &bs);
+  }
+  struct chunk *rest = run_block(r, carved);
+  size_t left = RUN_SIZE - (size_t)((char *)rest - ((char *)r - CHUNK_HDR));
+  if (left) {
+    struct dump_state us = {K_RUN_UNCARVED, 0, P_KEPT};
+    fn(ctx, rest, left, &us);
+  }
 }
 
 /* ---- walking a region */
@@ -242,8 +297,6 @@ struct dump_region {
   char *first, *end;   /* the chunks: first one, and the fence or the top's end */
   struct chunk *fence; /* two fence chunks at end, or NULL */
 };
-
-typedef void (*dump_chunk_fn)(void *ctx, struct chunk *c, size_t size, const struct dump_state *s);
 
 /* Calls fn for every chunk of r in address order, the fence chunks last.
  * A header whose size cannot be right ends the walk with a K_BROKEN call
@@ -257,6 +310,12 @@ static void walk_region(struct arena *a, const struct dump_region *r, const stru
       struct dump_state broken = {K_BROKEN, 0, P_KEPT};
       fn(ctx, c, size, &broken);
       return;
+    }
+    struct run *run = c != a->top ? run_at(c) : NULL;
+    if (run) {
+      walk_run(a, run, t, fn, ctx);
+      c = chunk_at(c, size);
+      continue;
     }
     struct dump_state s = classify(a, t, c);
     fn(ctx, c, size, &s);
@@ -356,7 +415,14 @@ static void map_add(void *ctx, struct chunk *c, size_t size, const struct dump_s
   case K_FAST:
   case K_REMOTE:
   case K_OTHER_TCACHE:
+  case K_RUN_FREE:
     map_span(m, lo, hi, M_CACHED);
+    break;
+  case K_RUN:
+    map_span(m, lo, hi, M_USED);
+    break;
+  case K_RUN_UNCARVED:
+    map_span(m, lo, hi, M_RESIDENT);
     break;
   case K_TOP:
     map_span(m, lo, hi, M_TOP);
@@ -653,9 +719,9 @@ static void dump_arena_header(struct out *o, struct arena *a, int n, const struc
   out_str(o, " B, fast ");
   out_u(o, a->fast_bytes, 0);
   out_str(o, " B\n  ");
-  for (enum dump_kind k = K_USED; k < K_OTHER_TCACHE; k++)
+  for (enum dump_kind k = K_USED; k < K_RUN_FREE; k++)
     out_state_total(o, tot, k, "), ");
-  out_state_total(o, tot, K_OTHER_TCACHE, ")\n  ");
+  out_state_total(o, tot, K_RUN_FREE, ")\n  ");
   out_state_total(o, tot, K_FREE, "): ");
   out_u(o, tot->dirty, 0);
   out_str(o, " B dirty, ");
@@ -672,8 +738,11 @@ static void dump_legend(struct out *o) {
              "  states: used (held by the program), tcache (this thread's cache), fast (fast bin),\n"
              "          remote (freed by another thread, waiting on the arena's remote stack),\n"
              "          tcache-other (in another thread's cache), free <bin> [dirty: pages resident |\n"
-             "          purged: pages handed back; free chunks under 8192 B are never purged], TOP, fence\n"
-             "  map: '#' used  'c' cached (tcache, fast, remote, tcache-other)  '.' free, resident  '_' free, purged\n"
+             "          purged: pages handed back; free chunks under 8192 B are never purged], TOP, fence;\n"
+             "          a run (one chunk cut into blocks of one size for a thread): run (its header), then its\n"
+             "          blocks (used, tcache, tcache-other, run-free: given back to the run), run-uncarved\n"
+             "  map: '#' used  'c' cached (tcache, fast, remote, tcache-other, run-free)  '.' free, resident\n"
+             "       (and runs' uncarved blocks)  '_' free, purged\n"
              "       'T' top  '|' fence  '?' not walked; each character shows what fills most of its slice\n");
 }
 
@@ -689,18 +758,27 @@ static void dump_this_tcache(struct out *o) {
 /* One arena (locked): collect the free-for-the-program lists, then print. */
 static void dump_arena(struct out *o, struct arena *a, int n, struct dump_table *t) {
   struct size_counts fast = {{0}}, remote = {{0}};
+  size_t run_free = 0, runs = 0;
   t->n = t->missed = 0;
   collect_tcache(t, a);
   collect_fast(t, a, &fast);
   collect_remote(t, a, &remote);
+  collect_run_free(t, a, &run_free);
   collect_unsorted(t, a);
   table_sort(t);
+  for (struct run *r = a->runs; r; r = r->anext)
+    runs++;
 
   struct dump_arena d = {.o = o, .a = a, .t = t};
   for_each_region(a, region_totals, &d);
   dump_arena_header(o, a, n, &d.tot);
   dump_size_counts(o, "  fast bins:", &fast);
   dump_size_counts(o, "  remote stacks:", &remote);
+  out_str(o, "  runs: ");
+  out_u(o, runs, 0);
+  out_str(o, " (");
+  out_u(o, run_free, 0);
+  out_str(o, " blocks given back to them)\n");
   dump_bins(o, a);
   if (t->missed) {
     out_str(o, "  note: ");

@@ -95,6 +95,7 @@
 
 struct chunk;
 struct heap_info;
+struct run;
 struct tcache;
 
 /* ---- options (src/options.c): one table, read once at start-up; mallopt writes ---- */
@@ -215,6 +216,11 @@ struct arena {
    * own, since other threads write them. */
   _Alignas(64) struct tcache_entry *remote[TCACHE_BINS];
   unsigned remote_pending; /* set after a push, cleared by a drain */
+
+  /* src/run.h: every run cut from this arena's memory, and those whose
+   * thread exited with blocks still out, per size (under the lock). */
+  struct run *runs;
+  struct run *orphans[TCACHE_BINS];
 };
 
 extern TIDE_HIDDEN struct arena main_arena;

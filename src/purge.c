@@ -9,6 +9,7 @@
 #include "arenas.h"
 #include "heap.h"
 #include "mmapped.h"
+#include "run.h"
 #include "os.h"
 #include "tcache.h"
 
@@ -485,6 +486,7 @@ static size_t purge_round(void) {
       lock_release(&a->lock);
       lock_acquire(&a->lock);
     }
+    left += run_purge_idle(a);
     left += a->dirty_bytes + a->fast_bytes + tcache_remote_pending(a);
     lock_release(&a->lock);
     __atomic_store_n(&a->purging, false, __ATOMIC_RELAXED);

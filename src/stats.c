@@ -16,6 +16,7 @@
 #include "os.h"
 #include "out.h"
 #include "purge.h"
+#include "run.h"
 #include "tcache.h"
 
 #include <stdio.h>
@@ -39,6 +40,11 @@ static void snapshot(struct arena *a, struct arena_snapshot *s) {
       s->fast_chunks++;
       s->fast_bytes += chunk_size(c);
     }
+  /* Runs' free blocks are free the way fast-bin chunks are: for blocks of
+   * their size only, not coalesced (src/run.h). */
+  size_t run_blocks = 0, run_bytes = run_idle_bytes(a, &run_blocks);
+  s->fast_chunks += run_blocks;
+  s->fast_bytes += run_bytes;
   for (int i = UNSORTED_BIN; i <= LAST_BIN; i++) {
     struct chunk *b = bin_at(a, i);
     for (struct chunk *c = b->fd; c != b; c = c->fd) {
@@ -191,7 +197,7 @@ void stats_get(struct tide_stats *out) {
     out->free_calls += a->count.free_calls;
     out->realloc_calls += a->count.realloc_calls;
     out->bytes_requested += a->count.bytes_requested;
-    out->in_use_bytes += a->count.in_use_bytes;
+    out->in_use_bytes += a->count.in_use_bytes - run_idle_bytes(a, NULL);
     out->peak_in_use_bytes += a->count.peak_in_use_bytes;
     out->os_bytes += a->system_mem;
     out->peak_os_bytes += a->max_system_mem;

@@ -9,6 +9,7 @@
 #include "arenas.h"
 #include "mmapped.h"
 #include "purge.h"
+#include "run.h"
 
 /* A thread without a cache points at this one: no entries, every bin
  * "full", so the fast paths need no NULL test and always miss. */
@@ -159,8 +160,9 @@ struct tcache *tcache_get_or_create(struct arena *a) {
 void tcache_publish(struct tcache *tc, struct arena *a) {
   a->count.malloc_calls += tc->mallocs;
   a->count.free_calls += tc->frees;
+  a->count.realloc_calls += tc->reallocs;
   a->count.bytes_requested += tc->bytes_requested;
-  tc->mallocs = tc->frees = tc->bytes_requested = 0;
+  tc->mallocs = tc->frees = tc->reallocs = tc->bytes_requested = 0;
 }
 
 struct chunk *tcache_refill(struct tcache *tc, struct arena *a, size_t idx) {
@@ -273,22 +275,44 @@ void *tcache_adopt_remote(struct tcache *tc, struct arena *a, size_t idx) {
   return first;
 }
 
-/* Give one bin's list of cached chunks back to their arenas: one lock
- * (or one push) per run of chunks of the same arena.  live: the overflow
- * of a live cache, parked uncoalesced for the next refill. */
-static void flush_list(struct tcache_entry *e, size_t idx, bool live) {
+/* A cached entry about to leave the cache: its key says it was cached
+ * and nothing wrote over it since. */
+static void check_cached(struct tcache_entry *e) {
+  if (unlikely(e->key != free_key(e)))
+    tide_fatal("free", "corrupted thread-cache entry (written after free?)");
+}
+
+/* Give one bin's list of cached chunks back: blocks of runs to their runs
+ * (one lock per run of consecutive blocks of one run), other chunks to
+ * their arenas (one lock, or one push, per run of chunks of one arena).
+ * me: the cache they leave; live: the overflow of a live cache (arena
+ * chunks are parked uncoalesced for the next refill). */
+static void flush_list(struct tcache *me, struct tcache_entry *e, size_t idx, bool live) {
   const char *saved = tide_current_fn;
   tide_current_fn = "free";
   while (e) {
-    /* A run of chunks of one arena. */
     struct tcache_entry *first = e, *last = e;
     struct chunk *c = mem2chunk(e);
+    if (chunk_in_run(c)) {
+      struct run *r = run_checked(c, "free");
+      unsigned n = 1;
+      check_cached(e);
+      for (e = entry_next(e); e && run_of(e) == r && chunk_in_run(mem2chunk(e)); e = entry_next(e)) {
+        run_checked(mem2chunk(e), "free");
+        check_cached(e);
+        last = e;
+        n++;
+      }
+      run_give_back(r, first, last, n, me, NULL);
+      continue;
+    }
+    /* A run of chunks of one arena. */
     struct arena *a = arenas_of_chunk(c, c->size);
     if (unlikely(!a))
       tide_fatal("free", "invalid pointer in thread cache (corrupted entry)");
     for (e = entry_next(e); e; e = entry_next(e)) {
       c = mem2chunk(e);
-      if (arenas_of_chunk(c, c->size) != a)
+      if (chunk_in_run(c) || arenas_of_chunk(c, c->size) != a)
         break;
       last = e;
     }
@@ -484,7 +508,7 @@ static void out_flush(struct tcache *tc, size_t idx) {
   tc->out_bytes -= tc->out_count[idx] * (idx + 2) * CHUNK_ALIGN;
   tc->out[idx] = NULL;
   tc->out_count[idx] = 0;
-  flush_list(list, idx, true);
+  flush_list(tc, list, idx, true);
 }
 
 bool tcache_free_foreign(struct tcache *tc, void *mem, size_t idx) {
@@ -532,7 +556,7 @@ void tcache_free_slow(struct tcache *tc, void *mem, size_t idx) {
       last->next = (struct tcache_entry *)link_protect(&last->next, NULL);
     }
     tc->count[idx] = (uint16_t)keep;
-    flush_list(rest, idx, true);
+    flush_list(tc, rest, idx, true);
   }
   if (!tcache_push(tc, mem, idx)) {
     /* limit 0: nothing is cached */
@@ -554,15 +578,16 @@ static void thread_exit_hook(void *unused) {
       struct tcache_entry *list = tc->head[i];
       tc->head[i] = NULL;
       tc->count[i] = 0;
-      flush_list(list, i, false);
+      flush_list(tc, list, i, false);
       list = tc->out[i];
       tc->out[i] = NULL;
       tc->out_count[i] = 0;
-      flush_list(list, i, false);
+      flush_list(tc, list, i, false);
       tc->out_bytes = 0;
     }
     tide_current_fn = "free";
     big_flush(tc);
+    run_thread_exit(tc); /* after the flushes: they give blocks back to its runs */
     /* The cache's own block: an mmapped chunk when its arena was full. */
     struct chunk *p = mem2chunk(tc->block);
     struct arena *a = tc->arena;

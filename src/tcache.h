@@ -50,7 +50,7 @@ struct tcache {
   struct tcache_entry *head[TCACHE_BINS];
   uint16_t count[TCACHE_BINS];
   /* Counted here, added to the arena's counters under its lock. */
-  size_t mallocs, frees, bytes_requested;
+  size_t mallocs, frees, reallocs, bytes_requested;
   void *block; /* the block this cache lives in (it is aligned inside) */
   /* The thread's arena (kept in step by arenas.c), and whether that is
    * the main arena (derivable, but one instruction less on the free fast
@@ -77,6 +77,9 @@ struct tcache {
   size_t big_sf[TCACHE_BIG_SLOTS]; /* each one's size field when cached */
   unsigned nbig;
   size_t big_bytes;
+  /* The runs this thread cuts blocks from, per bin, the current one
+   * first (src/run.h); only this thread touches the lists. */
+  struct run *runs[TCACHE_BINS];
 };
 
 /* Never NULL: threads without a cache see an empty one that is always

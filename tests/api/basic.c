@@ -330,8 +330,8 @@ static void copy_freed_bytes(void *arg) {
     _exit(3);
   memset(a, 0x11, n);
   F(free)(a);
-  memcpy(b, a, 32); /* the free key sits in the second word */
-  memcpy(c, a, 32);
+  memcpy(b, a, 16); /* the free key sits in the second word */
+  memcpy(c, a, 16);
   F(free)(b);
   F(free)(c);
   void *d = F(malloc)(n);

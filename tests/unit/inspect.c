@@ -3,11 +3,13 @@
  * The heap inspector (tide_heap_dump), read back and parsed.
  *
  * A fresh process builds a heap whose every interesting block it knows:
- * blocks it holds, blocks freed into its thread cache, blocks freed past
- * the cache (the cache's overflow parks in the fast bins), a large block
- * sorted into a large bin, a block waiting in the unsorted bin, and blocks
- * freed by another thread: that thread's cache overflows onto the main
- * arena's remote stack, the rest stays in its own cache.  The dump must
+ * small blocks of a run (src/run.h) it holds, freed into its thread cache
+ * and freed past the cache (the overflow goes back to the run: run-free);
+ * small chunks of the arena itself (made with the thread cache off) freed
+ * past the cache (the overflow parks in the fast bins); a large block sorted into a large bin,
+ * a block waiting in the unsorted bin; and blocks freed by another thread:
+ * run blocks go back to their run, arena chunks onto the main arena's
+ * remote stack, the rest stays in that thread's cache.  The dump must
  * name each block's state at its address (runs of equal chunks folded
  * into "x N" lines are expanded), show the legend and a map per region,
  * agree with its own bin summary, change when the state changes (the
@@ -142,8 +144,9 @@ static int maps_well_formed(const char *text, int *nmaps) {
 
 /* ---- another thread frees blocks of the main arena and waits */
 
-enum { NSMALL = 100, NREMOTE = 100 };
-static void *remote_blocks[NREMOTE];
+enum { NSMALL = 100, NREMOTE = 100, NALIGNED = 100 };
+static void *remote_blocks[NREMOTE];  /* run blocks the other thread frees */
+static void *remote_aligned[NREMOTE]; /* arena chunks (88 B) the other thread frees */
 static int to_thread[2], from_thread[2];
 
 static void *remote_freer(void *arg) {
@@ -151,6 +154,8 @@ static void *remote_freer(void *arg) {
   char c = 0;
   for (int i = 0; i < NREMOTE; i++)
     tide_free(remote_blocks[i]);
+  for (int i = 0; i < NREMOTE; i++)
+    tide_free(remote_aligned[i]);
   if (write(from_thread[1], "f", 1) != 1 || read(to_thread[0], &c, 1) != 1)
     return NULL;
   return NULL;
@@ -159,20 +164,30 @@ static void *remote_freer(void *arg) {
 /* ---- the heap under test */
 
 static void *small[NSMALL]; /* 40 B; the first 50 and every other after freed */
+static void *aligned[NALIGNED]; /* 72 B arena chunks (not run blocks), all freed */
 static void *g1, *g2, *g3;  /* 2000 B guards, held */
 static void *large, *big;   /* large: 80000 B, freed and sorted into a large bin */
 static void *unsorted;      /* 70000 B, freed after it: waits in the unsorted bin */
 
 static void build_heap(void) {
-  for (int i = 0; i < NSMALL; i++)
-    small[i] = tide_malloc(40);
+  /* First, from the top in this order: guards between two big blocks. */
   g1 = tide_malloc(2000);
   large = tide_malloc(80000);
   g2 = tide_malloc(2000);
   unsorted = tide_malloc(70000);
   g3 = tide_malloc(2000);
+  for (int i = 0; i < NSMALL; i++)
+    small[i] = tide_malloc(40);
   for (int i = 0; i < NREMOTE; i++)
     remote_blocks[i] = tide_malloc(56);
+  /* With the thread cache off, small requests take the arena path: these
+   * are arena chunks, not run blocks (the cache is back for their frees). */
+  tide_mallopt(TIDE_M_TCACHE_COUNT, 0);
+  for (int i = 0; i < NREMOTE; i++)
+    remote_aligned[i] = tide_malloc(88);
+  for (int i = 0; i < NALIGNED; i++)
+    aligned[i] = tide_malloc(72);
+  tide_mallopt(TIDE_M_TCACHE_COUNT, 64);
   /* Blocks this big (past any thread cache, under the mmap threshold)
    * are not cached: freed, they go to the unsorted bin, and the next request
    * the bins cannot serve (bigger, so nothing is split) sorts the first
@@ -182,11 +197,14 @@ static void build_heap(void) {
   big = tide_malloc(100000);
   tide_free(unsorted);
   /* 75 frees of one size: more than a cache bin holds (64), so the oldest
-   * half overflows into the fast bins at least once. */
+   * half overflows back into the run at least once; then 100 arena chunks
+   * of that size, whose overflow goes to the fast bins. */
   for (int i = 0; i < NSMALL / 2; i++)
     tide_free(small[i]);
   for (int i = NSMALL / 2; i < NSMALL; i += 2)
     tide_free(small[i]);
+  for (int i = 0; i < NALIGNED; i++)
+    tide_free(aligned[i]);
 }
 
 static void test_legend_and_maps(const char *text) {
@@ -214,8 +232,11 @@ static void test_headers(const char *text) {
   CHECK(a0 && strstr(a0, "\n  used ") && strstr(a0, "), tcache ") && strstr(a0, "), remote "),
         "arena header: bytes and chunks by state");
   CHECK(strstr(text, "this thread's cache: [48 B] x") != NULL, "this thread's cache lists its 48 B bin");
-  CHECK(strstr(text, "  fast bins: [48 B] x") != NULL, "the fast bins list the 48 B overflow");
-  CHECK(strstr(text, "  remote stacks: [64 B] x") != NULL, "the remote stacks list 64 B blocks");
+  CHECK(strstr(text, "  fast bins: [80 B] x") != NULL, "the fast bins list the 80 B overflow");
+  CHECK(strstr(text, "  remote stacks: [96 B] x") != NULL, "the remote stacks list 96 B blocks");
+  const char *runs = strstr(text, "  runs: ");
+  CHECK(runs && strtoul(runs + 8, NULL, 10) > 0 && strstr(runs, " blocks given back to them)"),
+        "the main arena lists its runs and the blocks given back to them");
   CHECK(strstr(text, " large[") != NULL && strstr(text, " unsorted x") != NULL,
         "the bin summary names bins by size (\"large[lo-hi B]\", \"unsorted\")");
   CHECK(strstr(text, "mmapped chunks: ") != NULL, "the dump closes with the mmapped chunks");
@@ -224,22 +245,31 @@ static void test_headers(const char *text) {
 static void test_states(void) {
   CHECK(is(g1, "used") && is(g2, "used") && is(g3, "used") && is(big, "used"), "blocks we hold: used");
   CHECK(is(small[99], "used") && is(small[51], "used"), "small blocks we hold: used");
-  CHECK(is(small[98], "tcache"), "the block freed last: tcache (is \"%s\")", state_of(small[98]));
-  CHECK(is(small[0], "fast"), "the block freed first, flushed from the full cache: fast (is \"%s\")",
+  CHECK(is(small[0], "run-free"), "the small block freed first, flushed from the full cache: run-free (is \"%s\")",
         state_of(small[0]));
+  CHECK(is(aligned[NALIGNED - 1], "tcache"), "the block freed last: tcache (is \"%s\")",
+        state_of(aligned[NALIGNED - 1]));
+  CHECK(is(aligned[0], "fast"), "the arena chunk freed first, flushed from the full cache: fast (is \"%s\")",
+        state_of(aligned[0]));
   int freed[NSMALL], nfreed = 0;
   for (int i = 0; i < NSMALL; i++)
     if (i < NSMALL / 2 || i % 2 == 0)
       freed[nfreed++] = i;
-  int tc = 0, fast = 0, held = 0;
+  int tc = 0, back = 0, held = 0, fast = 0, atc = 0;
   for (int k = 0; k < nfreed; k++) {
     tc += is(small[freed[k]], "tcache");
-    fast += is(small[freed[k]], "fast");
+    back += is(small[freed[k]], "run-free");
   }
   for (int i = NSMALL / 2 + 1; i < NSMALL; i += 2)
     held += is(small[i], "used");
-  CHECK(tc > 0 && fast > 0 && tc + fast == nfreed, "each of the %d freed small blocks: tcache (%d) or fast (%d)",
-        nfreed, tc, fast);
+  for (int i = 0; i < NALIGNED; i++) {
+    fast += is(aligned[i], "fast");
+    atc += is(aligned[i], "tcache");
+  }
+  CHECK(tc + back == nfreed && back > 0, "each of the %d freed run blocks: tcache (%d) or run-free (%d)", nfreed, tc,
+        back);
+  CHECK(fast > 0 && atc > 0 && fast + atc == NALIGNED, "each of the %d freed arena chunks: tcache (%d) or fast (%d)",
+        NALIGNED, atc, fast);
   CHECK(held == 25, "each of the 25 held small blocks: used (%d)", held);
   CHECK(starts(large, "free large#") && ends(large, " dirty"),
         "the 80000 B block freed and sorted: free large#N dirty (is \"%s\")", state_of(large));
@@ -248,14 +278,20 @@ static void test_states(void) {
 }
 
 static void test_remote(void) {
-  int remote = count_in(remote_blocks, NREMOTE, "remote");
+  int back = count_in(remote_blocks, NREMOTE, "run-free");
   int other = count_in(remote_blocks, NREMOTE, "tcache-other");
-  CHECK(is(remote_blocks[0], "remote"), "freed first by the other thread, past its cache: remote (is \"%s\")",
-        state_of(remote_blocks[0]));
+  CHECK(is(remote_blocks[0], "run-free"), "a run block freed first by the other thread, past its cache: run-free "
+        "(is \"%s\")", state_of(remote_blocks[0]));
   CHECK(is(remote_blocks[NREMOTE - 1], "tcache-other"),
         "freed last by the other thread: in its cache, tcache-other (is \"%s\")", state_of(remote_blocks[NREMOTE - 1]));
+  CHECK(back > 0 && other > 0 && back + other == NREMOTE,
+        "all %d run blocks the other thread freed: run-free (%d) or tcache-other (%d)", NREMOTE, back, other);
+  int remote = count_in(remote_aligned, NREMOTE, "remote");
+  other = count_in(remote_aligned, NREMOTE, "tcache-other");
+  CHECK(is(remote_aligned[0], "remote"), "an arena chunk freed first by the other thread: remote (is \"%s\")",
+        state_of(remote_aligned[0]));
   CHECK(remote > 0 && other > 0 && remote + other == NREMOTE,
-        "all %d blocks the other thread freed: remote (%d) or tcache-other (%d)", NREMOTE, remote, other);
+        "all %d arena chunks the other thread freed: remote (%d) or tcache-other (%d)", NREMOTE, remote, other);
 }
 
 /* The folded lines: a run of equal chunks is one line. */
@@ -268,7 +304,7 @@ static void test_folding(void) {
         lines_for_remote++;
         break;
       }
-  CHECK(lines_for_remote > 0 && lines_for_remote <= 4, "the 100 blocks freed by the other thread take %zu lines",
+  CHECK(lines_for_remote > 0 && lines_for_remote <= 4, "the 100 run blocks freed by the other thread take %zu lines",
         lines_for_remote);
   size_t folded = 0;
   for (size_t i = 0; i < nlines; i++)
@@ -288,17 +324,20 @@ static void test_summary_agrees(const char *all) {
   snprintf(want, sizeof want, "  bins: unsorted x%zu (%zu B)", chunks, bytes);
   CHECK(chunks > 0 && strstr(text, want) != NULL, "bins summary \"%s\" matches the unsorted chunk lines", want);
   sum_lines("remote", &chunks, &bytes);
-  snprintf(want, sizeof want, "  remote stacks: [64 B] x%zu (%zu B)\n", chunks, bytes);
+  snprintf(want, sizeof want, "  remote stacks: [96 B] x%zu (%zu B)\n", chunks, bytes);
   CHECK(chunks > 0 && strstr(text, want) != NULL, "remote stacks summary matches the remote chunk lines (%zu)", chunks);
 }
 
 static void test_after_thread_exit(void) {
   const char *text = take_dump();
   parse_dump(text);
-  CHECK(count_in(remote_blocks, NREMOTE, "remote") == 0 && count_in(remote_blocks, NREMOTE, "tcache-other") == 0,
+  CHECK(count_in(remote_blocks, NREMOTE, "tcache-other") == 0 && count_in(remote_aligned, NREMOTE, "remote") == 0 &&
+            count_in(remote_aligned, NREMOTE, "tcache-other") == 0,
         "after the other thread exits, none of its blocks is remote or in its cache");
-  CHECK(is(remote_blocks[0], "fast"), "its remote stack went to the fast bins: fast (is \"%s\")",
-        state_of(remote_blocks[0]));
+  CHECK(count_in(remote_blocks, NREMOTE, "run-free") == NREMOTE, "its cache's run blocks went back to their run "
+        "(%d of %d run-free)", count_in(remote_blocks, NREMOTE, "run-free"), NREMOTE);
+  CHECK(is(remote_aligned[0], "fast"), "its remote stack went to the fast bins: fast (is \"%s\")",
+        state_of(remote_aligned[0]));
 }
 
 static void test_after_trim(void) {
@@ -324,7 +363,7 @@ static const char *region_end(const char *region) {
 
 /* A heap of many alternating runs is cut at the line cap. */
 static void test_line_cap(void) {
-  enum { N = 600 };
+  enum { N = 1200 };
   static void *p[N];
   for (int i = 0; i < N; i++)
     p[i] = tide_malloc(200);
@@ -338,7 +377,7 @@ static void test_line_cap(void) {
   parse_dump_upto(region ? region : text, end);
   CHECK(more && (!end || more < end) && strstr(more, " more chunks (") == more + 8 + strspn(more + 8, "0123456789"),
         "a region with more runs than the cap has a \"... N more chunks (M B)\" line");
-  CHECK(nlines > 0 && nlines <= 64 + 1, "at most 64 chunk lines in it, and the top (%zu)", nlines);
+  CHECK(nlines > 0 && nlines <= 256 + 1, "at most 256 chunk lines in it, and the top (%zu)", nlines);
   CHECK(nlines > 0 && strcmp(lines[nlines - 1].state, "TOP") == 0 && more && strstr(more, "B)\n    0x") != NULL,
         "its last line, after the \"...\" line, is still the top");
   for (int i = 1; i < N; i += 2)
@@ -349,29 +388,40 @@ static void test_line_cap(void) {
  * with two fence chunks and starts another. */
 static void test_fence(void) {
   void *foreign = sbrk(4096);
-  void *p = tide_malloc(100000);
-  const char *text = take_dump();
+  /* Until the heap must grow past what is free in it already. */
+  enum { NP = 32 };
+  void *ps[NP];
+  const char *text = NULL, *second = NULL;
+  int np = 0;
+  while (np < NP && !second) {
+    ps[np++] = tide_malloc(100000);
+    text = take_dump();
+    second = strstr(text, "  brk segment ");
+    second = second ? strstr(second + 1, "  brk segment ") : NULL;
+  }
+  void *p = ps[np - 1];
   parse_dump(text);
-  const char *second = strstr(text, "  brk segment ");
-  second = second ? strstr(second + 1, "  brk segment ") : NULL;
   CHECK(foreign != (void *)-1 && p && second, "after a foreign sbrk the main arena has a second brk segment");
   int fences = 0;
   for (size_t i = 0; i < nlines; i++)
     fences += strcmp(lines[i].state, "fence") == 0 && lines[i].count == 2 && lines[i].size == 16;
   CHECK(fences == 1, "the closed segment ends in one \"16 B fence x 2\" line (%d)", fences);
   CHECK(is(p, "used"), "the block in the new segment: used (is \"%s\")", state_of(p));
-  tide_free(p);
+  for (int i = 0; i < np; i++)
+    tide_free(ps[i]);
 }
 
 /* More parked chunks than the lookup table holds (4096): the dump says how
- * many it could not place, and still names them as cached, never used. */
+ * many it could not place, and still names them as cached, never used.
+ * (A guard keeps each run from emptying, which would give it back.) */
 static void test_table_overflow(void) {
   enum { N = 6000 };
   static void *p[N];
   for (int i = 0; i < N; i++)
     p[i] = tide_malloc(24);
   for (int i = 0; i < N; i++)
-    tide_free(p[i]);
+    if (i % 500 != 499)
+      tide_free(p[i]);
   const char *text = take_dump();
   parse_dump(text);
   const char *note = strstr(text, "  note: ");
@@ -381,9 +431,12 @@ static void test_table_overflow(void) {
         "%d parked chunks: the dump notes %lu that did not fit its table", N, missed);
   /* (some may sit past the line cap of a region: "?") */
   int used = count_in(p, N, "used"), unseen = count_in(p, N, "?");
-  int parked = count_in(p, N, "fast") + count_in(p, N, "tcache") + count_in(p, N, "tcache-other");
-  CHECK(used == 0 && parked > N / 2 && parked + unseen == N,
-        "none of them shows as used (%d); parked %d, past the line cap %d", used, parked, unseen);
+  int parked = count_in(p, N, "run-free") + count_in(p, N, "tcache") + count_in(p, N, "tcache-other");
+  CHECK(used == N / 500 && parked > N / 2 && parked + unseen + used == N,
+        "none of the freed shows as used (%d used: the %d guards); parked %d, past the line cap %d", used, N / 500,
+        parked, unseen);
+  for (int i = 499; i < N; i += 500)
+    tide_free(p[i]);
 }
 
 int main(void) {

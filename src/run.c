@@ -1,0 +1,455 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Runs: thread-owned chunks cut into blocks of one size (see src/run.h
+ * for the picture and the rules).
+ */
+#include "run.h"
+
+#include "arena.h"
+#include "arenas.h"
+#include "os.h"
+#include "tcache.h"
+
+#define RUN_CHECK ((uintptr_t)0x72756e2d63686b31ull)
+
+static inline char *run_base(struct run *r) { return (char *)r - CHUNK_HDR; }
+static inline size_t block_size(const struct run *r) { return run_block_size(r); }
+
+bool run_is_valid(const struct run *r) { return r->check == (RUN_CHECK ^ (uintptr_t)r); }
+static inline bool run_has_room(const struct run *r) {
+  return __atomic_load_n(&r->nfree, __ATOMIC_RELAXED) > 0 || r->carved < r->nblocks;
+}
+static inline struct tcache_entry *entry_next(struct tcache_entry *e) {
+  return (struct tcache_entry *)link_reveal(&e->next, (struct chunk *)e->next);
+}
+
+/* ------------------------------------------------------------ checks */
+
+struct run *run_checked(struct chunk *p, const char *fn) {
+  struct run *r = run_of(p);
+  /* The run's header must be memory we may read: in a heap it is (heaps
+   * are committed from their start), in the break it must not lie below
+   * the first segment. */
+  if (unlikely(!chunk_in_heap(p) && run_base(r) < main_arena.brk_lo))
+    tide_fatal(fn, "invalid pointer (not a block of a run)");
+  if (unlikely(r->check != (RUN_CHECK ^ (uintptr_t)r)))
+    tide_fatal(fn, "invalid pointer (not a block of a run, or its run's header was overwritten)");
+  size_t off = (size_t)((char *)p - (run_base(r) + RUN_HDR)), size = block_size(r);
+  if (unlikely(off % size != 0 || off / size >= __atomic_load_n(&r->carved, __ATOMIC_RELAXED)))
+    tide_fatal(fn, "invalid pointer (not at a block of its run)");
+  if (unlikely(p->size != r->block_sf))
+    tide_fatal(fn, "invalid size (a run block's header was overwritten)");
+  return r;
+}
+
+/* ------------------------------------------------------- lists, states */
+
+/* The owner's runs of one size: a doubly linked list it alone touches,
+ * the run it cuts from now at the head. */
+static void owner_push(struct tcache *tc, struct run *r) {
+  struct run *head = tc->runs[r->idx];
+  r->prev = NULL;
+  r->next = head;
+  if (head)
+    head->prev = r;
+  tc->runs[r->idx] = r;
+}
+
+static void owner_unlink(struct tcache *tc, struct run *r) {
+  if (r->prev)
+    r->prev->next = r->next;
+  else
+    tc->runs[r->idx] = r->next;
+  if (r->next)
+    r->next->prev = r->prev;
+  r->next = r->prev = NULL;
+}
+
+/* The arena's lists (its lock held): all runs, and orphans per size. */
+static void arena_list_add(struct arena *a, struct run *r) {
+  r->aprev = NULL;
+  r->anext = a->runs;
+  if (a->runs)
+    a->runs->aprev = r;
+  a->runs = r;
+}
+
+static void arena_list_remove(struct arena *a, struct run *r) {
+  if (r->aprev)
+    r->aprev->anext = r->anext;
+  else
+    a->runs = r->anext;
+  if (r->anext)
+    r->anext->aprev = r->aprev;
+}
+
+static void orphan_push(struct arena *a, struct run *r) {
+  struct run *head = a->orphans[r->idx];
+  r->prev = NULL;
+  r->next = head;
+  if (head)
+    head->prev = r;
+  a->orphans[r->idx] = r;
+}
+
+static void orphan_unlink(struct arena *a, struct run *r) {
+  if (r->prev)
+    r->prev->next = r->next;
+  else
+    a->orphans[r->idx] = r->next;
+  if (r->next)
+    r->next->prev = r->prev;
+  r->next = r->prev = NULL;
+}
+
+/* r goes back to its arena as one chunk (a locked, r off every list but
+ * the arena's list of runs, no block out). */
+static void release(struct arena *a, struct run *r) {
+  arena_list_remove(a, r);
+  r->check = 0;
+  arena_free(a, (struct chunk *)run_base(r), false);
+}
+
+/* ------------------------------------------------------------- making */
+
+static struct run *make_run(struct arena *a, size_t idx, struct tcache *owner) {
+  struct chunk *c = arena_malloc_run(a, RUN_SIZE);
+  if (!c)
+    return NULL;
+  struct run *r = (struct run *)chunk2mem(c);
+  size_t size = (idx + 2) * CHUNK_ALIGN;
+  memset(r, 0, sizeof *r);
+  r->check = RUN_CHECK ^ (uintptr_t)r;
+  lock_init(&r->lock);
+  r->state = RUN_OWNED;
+  r->idx = (uint16_t)idx;
+  r->block_sf = size | PREV_INUSE | (c->size & IN_HEAP) | IN_RUN;
+  r->nblocks = (uint32_t)((RUN_SIZE - RUN_HDR) / size);
+  r->owner = owner;
+  r->arena = a;
+  arena_list_add(a, r);
+  return r;
+}
+
+/* An orphan of a with blocks to hand out, now owner's (a locked). */
+static struct run *adopt_orphan(struct arena *a, size_t idx, struct tcache *owner) {
+  for (struct run *r = a->orphans[idx]; r; r = r->next) {
+    lock_acquire(&r->lock);
+    if (run_has_room(r)) {
+      orphan_unlink(a, r);
+      r->state = RUN_OWNED;
+      r->owner = owner;
+      lock_release(&r->lock);
+      return r;
+    }
+    lock_release(&r->lock);
+  }
+  return NULL;
+}
+
+/* A run of idx for tc: an orphan of its arena, else a new one. */
+static struct run *get_run(struct tcache *tc, size_t idx) {
+  struct arena *a = arenas_lock_mine();
+  struct run *r = adopt_orphan(a, idx, tc);
+  if (!r)
+    r = make_run(a, idx, tc);
+  lock_release(&a->lock);
+  if (r)
+    owner_push(tc, r);
+  return r;
+}
+
+/* ------------------------------------------------------------- taking */
+
+/* The header free() reads after the last carved block: the next block's,
+ * or the tail's (nothing when the run ends exactly at its chunk's end,
+ * where the arena's next chunk says "previous in use"). */
+static void write_next_header(struct run *r) {
+  if (r->carved < r->nblocks) {
+    run_block(r, r->carved)->size = r->block_sf;
+    return;
+  }
+  size_t tail = RUN_SIZE - RUN_HDR - (size_t)r->nblocks * block_size(r);
+  if (tail >= CHUNK_HDR)
+    run_block(r, r->nblocks)->size = tail | (r->block_sf & (PREV_INUSE | IN_HEAP | IN_RUN));
+}
+
+/* Owner, r locked: up to n blocks into tc's bin idx, one more returned
+ * (key cleared), or NULL when r has none. */
+static void *take_blocks(struct tcache *tc, struct run *r, size_t idx, unsigned n) {
+  struct tcache_entry *out = NULL;
+  /* Given back first: they are warm. */
+  while (r->free && (out == NULL || n > 0)) {
+    struct tcache_entry *e = r->free, *next = entry_next(e);
+    if (unlikely(((uintptr_t)next & CHUNK_ALIGN_MASK) | (e->key ^ free_key(e))))
+      tide_fatal("malloc", "corrupted free block in a run (written after free?)");
+    r->free = next;
+    r->nfree--;
+    if (!out) {
+      out = e;
+    } else {
+      e->next = (struct tcache_entry *)link_protect(&e->next, (struct chunk *)tc->head[idx]);
+      tc->head[idx] = e;
+      tc->count[idx]++;
+      n--;
+    }
+  }
+  /* Then blocks never handed out, in address order. */
+  if (r->carved < r->nblocks && (out == NULL || n > 0)) {
+    uint32_t want = (out == NULL) + n, left = r->nblocks - r->carved;
+    if (want > left)
+      want = left;
+    uint32_t first = r->carved;
+    r->carved += want;
+    /* Pushed from the top down, so they come out in address order. */
+    for (uint32_t i = first + want; i-- > first;) {
+      struct chunk *c = run_block(r, i);
+      c->size = r->block_sf;
+      struct tcache_entry *e = chunk2mem(c);
+      if (!out && i == first) {
+        out = e;
+        break;
+      }
+      e->key = free_key(e);
+      e->next = (struct tcache_entry *)link_protect(&e->next, (struct chunk *)tc->head[idx]);
+      tc->head[idx] = e;
+      tc->count[idx]++;
+    }
+    write_next_header(r);
+  }
+  if (out) {
+    out->key = 0;
+    r->takes++;
+  }
+  return out;
+}
+
+static void *take(struct tcache *tc, struct run *r, size_t idx) {
+  unsigned room = tcache_limit[idx] > tc->count[idx] ? tcache_limit[idx] - tc->count[idx] : 0;
+  unsigned n = tcache_limit[idx] / 2u;
+  if (n > TCACHE_MAX_BATCH)
+    n = TCACHE_MAX_BATCH;
+  if (n > room)
+    n = room;
+  lock_acquire(&r->lock);
+  void *m = take_blocks(tc, r, idx, n);
+  lock_release(&r->lock);
+  return m;
+}
+
+/* Another of tc's runs of idx with blocks left, moved to the head. */
+static struct run *find_room(struct tcache *tc, size_t idx) {
+  for (struct run *r = tc->runs[idx] ? tc->runs[idx]->next : NULL; r; r = r->next) {
+    if (run_has_room(r)) {
+      owner_unlink(tc, r);
+      owner_push(tc, r);
+      return r;
+    }
+  }
+  return NULL;
+}
+
+void *run_refill(struct tcache *tc, size_t idx) {
+  struct run *r = tc->runs[idx];
+  void *m = r ? take(tc, r, idx) : NULL;
+  if (m)
+    return m;
+  r = find_room(tc, idx);
+  if (!r)
+    r = get_run(tc, idx);
+  return r ? take(tc, r, idx) : NULL;
+}
+
+/* --------------------------------------------------------- giving back */
+
+/* The run of an empty run's last block came back: release it, unless it
+ * is its owner's current run of its size, or it is another thread's (that
+ * one finds it empty later: its next search, or its exit). */
+static void release_if_empty(struct run *r, struct tcache *me, struct arena *locked) {
+  struct arena *a = r->arena;
+  uint8_t state = __atomic_load_n(&r->state, __ATOMIC_RELAXED);
+  bool mine = state == RUN_OWNED && me && r->owner == me;
+  if (mine && me->runs[r->idx] == r)
+    return; /* the one being cut: kept, so a size that comes and goes does not remake it */
+  if (!mine && state != RUN_ORPHAN)
+    return;
+  if (mine)
+    owner_unlink(me, r);
+  if (locked != a)
+    lock_acquire(&a->lock);
+  lock_acquire(&r->lock);
+  /* Looked at again under both locks: an orphan may have been adopted. */
+  bool go = r->nfree == r->carved && (mine || r->state == RUN_ORPHAN);
+  if (go && r->state == RUN_ORPHAN)
+    orphan_unlink(a, r);
+  lock_release(&r->lock);
+  if (go)
+    release(a, r);
+  else if (mine)
+    owner_push(me, r); /* cannot happen (only we take from it), but stay listed */
+  if (locked != a)
+    lock_release(&a->lock);
+}
+
+void run_give_back(struct run *r, struct tcache_entry *first, struct tcache_entry *last, unsigned n,
+                   struct tcache *me, struct arena *locked) {
+  lock_acquire(&r->lock);
+  if (unlikely(r->state == RUN_DEAD)) { /* a fork child's run of a thread that did not come along */
+    lock_release(&r->lock);
+    return;
+  }
+  last->next = (struct tcache_entry *)link_protect(&last->next, (struct chunk *)r->free);
+  r->free = first;
+  r->nfree += n;
+  if (unlikely(r->nfree > r->carved))
+    tide_fatal(tide_current_fn, "double free or corruption (more blocks back in a run than it handed out)");
+  bool empty = r->nfree == r->carved;
+  lock_release(&r->lock);
+  if (empty)
+    release_if_empty(r, me, locked);
+}
+
+/* ------------------------------------------------------ thread exit */
+
+void run_thread_exit(struct tcache *tc) {
+  for (size_t idx = 0; idx < TCACHE_BINS; idx++) {
+    struct run *r = tc->runs[idx];
+    tc->runs[idx] = NULL;
+    while (r) {
+      struct run *next = r->next;
+      struct arena *a = r->arena;
+      lock_acquire(&a->lock);
+      lock_acquire(&r->lock);
+      r->next = r->prev = NULL;
+      bool empty = r->nfree == r->carved;
+      if (!empty) {
+        r->state = RUN_ORPHAN;
+        r->owner = NULL;
+        orphan_push(a, r);
+      }
+      lock_release(&r->lock);
+      if (empty)
+        release(a, r);
+      lock_release(&a->lock);
+      r = next;
+    }
+  }
+}
+
+/* ------------------------------------------------------------- fork */
+
+void run_prefork(struct arena *a) {
+  for (struct run *r = a->runs; r; r = r->anext)
+    lock_acquire(&r->lock);
+}
+
+void run_postfork_parent(struct arena *a) {
+  for (struct run *r = a->runs; r; r = r->anext)
+    lock_release(&r->lock);
+}
+
+void run_postfork_child(struct arena *a, struct tcache *survivor) {
+  for (struct run *r = a->runs; r; r = r->anext) {
+    lock_init(&r->lock);
+    if (r->state == RUN_OWNED && r->owner != survivor)
+      r->state = RUN_DEAD;
+  }
+}
+
+/* ------------------------------------------------------------- purge */
+
+size_t run_purge_idle(struct arena *a) {
+  size_t waiting = 0;
+  for (struct run *r = a->runs; r; r = r->anext) {
+    if (r->state != RUN_OWNED)
+      continue;
+    unsigned long takes = __atomic_load_n(&r->takes, __ATOMIC_RELAXED);
+    bool empty = __atomic_load_n(&r->nfree, __ATOMIC_RELAXED) == __atomic_load_n(&r->carved, __ATOMIC_RELAXED);
+    if (!empty || r->carved == 0 || takes != r->seen_takes) {
+      r->seen_takes = takes;
+      r->idle_rounds = 0;
+      continue;
+    }
+    if (++r->idle_rounds < 2 || !lock_try(&r->lock)) {
+      waiting++;
+      continue;
+    }
+    if (r->nfree == r->carved && r->takes == takes) {
+      /* Every page past the first (which holds the header) goes back;
+       * the blocks are carved afresh when needed. */
+      uintptr_t lo = os_page_up((uintptr_t)run_base(r) + RUN_HDR), hi = (uintptr_t)run_base(r) + RUN_SIZE;
+      if (hi > lo) {
+        os_purge((void *)lo, hi - lo);
+        a->count.purged_bytes += hi - lo;
+      }
+      r->free = NULL;
+      r->nfree = 0;
+      r->carved = 0;
+    }
+    r->idle_rounds = 0;
+    lock_release(&r->lock);
+  }
+  return waiting;
+}
+
+size_t run_idle_bytes(struct arena *a, size_t *free_blocks) {
+  size_t idle = 0, blocks = 0;
+  for (struct run *r = a->runs; r; r = r->anext) {
+    if (r->state == RUN_DEAD)
+      continue;
+    size_t out = (size_t)(__atomic_load_n(&r->carved, __ATOMIC_RELAXED) - __atomic_load_n(&r->nfree, __ATOMIC_RELAXED));
+    idle += RUN_SIZE - out * block_size(r);
+    blocks += r->nblocks - out;
+  }
+  if (free_blocks)
+    *free_blocks = blocks;
+  return idle;
+}
+
+/* ------------------------------------------------------------ checker */
+
+#define REQUIRE(cond, what)                 \
+  do {                                      \
+    if (unlikely(!(cond)))                  \
+      tide_fatal("heap_check", what);       \
+  } while (0)
+
+static void check_run(struct arena *a, struct run *r) {
+  REQUIRE(r->check == (RUN_CHECK ^ (uintptr_t)r), "run header overwritten");
+  REQUIRE(r->arena == a, "run on another arena's list");
+  REQUIRE(r->idx < TCACHE_BINS && block_size(r) == (r->idx + 2u) * CHUNK_ALIGN, "run of a size it cannot have");
+  REQUIRE((r->block_sf & (IN_RUN | PREV_INUSE | IS_MMAPPED)) == (IN_RUN | PREV_INUSE), "run blocks' flags wrong");
+  REQUIRE(r->nblocks == (RUN_SIZE - RUN_HDR) / block_size(r), "run block count wrong");
+  REQUIRE(r->carved <= r->nblocks && r->nfree <= r->carved, "run counts out of range");
+  struct chunk *c = (struct chunk *)run_base(r);
+  REQUIRE(chunk_size(c) == RUN_SIZE && chunk_inuse(c), "run chunk not an in-use chunk of its size");
+  if (r->state == RUN_DEAD)
+    return;
+  for (uint32_t i = 0; i < r->carved; i++)
+    REQUIRE(run_block(r, i)->size == r->block_sf, "run block header wrong");
+  if (r->carved < r->nblocks)
+    REQUIRE(run_block(r, r->carved)->size == r->block_sf || r->carved == 0, "header after the last carved block wrong");
+  uint32_t n = 0;
+  for (struct tcache_entry *e = r->free; e; e = entry_next(e)) {
+    REQUIRE(aligned_ok(e) && run_of(e) == r, "run free list leaves its run");
+    REQUIRE(e->key == free_key(e), "run free block without its key");
+    size_t off = (size_t)((char *)mem2chunk(e) - (run_base(r) + RUN_HDR));
+    REQUIRE(off % block_size(r) == 0 && off / block_size(r) < r->carved, "run free list entry not a carved block");
+    REQUIRE(++n <= r->nfree, "run free list longer than its count");
+  }
+  REQUIRE(n == r->nfree, "run free list shorter than its count");
+}
+
+void check_runs(struct arena *a) {
+  size_t n = 0;
+  for (struct run *r = a->runs; r; r = r->anext) {
+    REQUIRE(r->anext == NULL || r->anext->aprev == r, "arena's run list broken");
+    lock_acquire(&r->lock);
+    check_run(a, r);
+    lock_release(&r->lock);
+    REQUIRE(++n <= a->system_mem / RUN_SIZE, "arena's run list loops");
+  }
+  for (size_t idx = 0; idx < TCACHE_BINS; idx++)
+    for (struct run *r = a->orphans[idx]; r; r = r->next)
+      REQUIRE(r->state == RUN_ORPHAN && r->idx == idx && r->arena == a, "orphan list holds a run that is no orphan");
+}
