@@ -141,8 +141,8 @@ static void reject_if_freed(struct chunk *p, const char *fn) {
   if (likely((uintptr_t)p->bk != free_key(chunk2mem(p))))
     return;
   struct tcache *tc = tcache_mine();
-  size_t idx = tcache_index(chunk_size(p));
-  if (tc && ((idx < tcache_nbins && tcache_contains(tc, chunk2mem(p), idx)) || tcache_big_contains(tc, p)))
+  size_t idx = tcache_bin_of(chunk_size(p));
+  if (tc && ((idx < TCACHE_BINS && tcache_contains(tc, chunk2mem(p), idx)) || tcache_big_contains(tc, p)))
     tide_fatal(fn, "pointer already freed (in thread cache)");
   tide_fatal(fn, "pointer already freed (in a fast bin or another thread's cache)");
 }
@@ -248,24 +248,36 @@ static struct chunk *alloc_chunk(size_t n, size_t nb, char **clean_from, bool us
   return c;
 }
 
-static TIDE_NOINLINE void *malloc_slow(size_t n) {
-  tide_ensure_init();
-  size_t nb;
-  if (unlikely(!request2size(n, &nb))) {
-    errno = ENOMEM;
-    return NULL;
-  }
-  /* A miss in the cache: blocks of this size that other threads freed
-   * back to our arena refill it without a lock, else the thread's runs do
-   * (a lock only to make a run).  A thread's first small request makes
-   * its cache, so that even its first blocks come from runs. */
+/* A block from this thread's cache or runs for a request of n (chunk nb),
+ * or NULL (no cache, or the arena path serves this size).  The cache
+ * missed in n's bin: blocks of this size that other threads freed back to
+ * our arena refill it without a lock, else the thread's runs do (a lock
+ * only to make a run).  A thread's first small request makes its cache,
+ * so that even its first blocks come from runs. */
+static void *alloc_cached(size_t n, size_t nb) {
   size_t idx = tcache_index(nb);
-  struct tcache *tc = idx < tcache_nbins ? tcache_mine_or_create() : tcache_mine();
+  bool small = idx < tcache_nbins;
+  if (!small && nb <= TCACHE_MEDIUM_MAX_CHUNK && nb > (TCACHE_SMALL_BINS + 1) * CHUNK_ALIGN) {
+    idx = tcache_medium_index(nb); /* rounded up to its class */
+    if (tcache_limit[idx] == 0)
+      idx = TCACHE_BINS;
+  } else if (!small) {
+    idx = TCACHE_BINS;
+  }
+  struct tcache *tc = tcache_tls;
+  if (unlikely(tc == tcache_none_ptr()))
+    tc = idx < TCACHE_BINS ? tcache_mine_or_create() : tcache_mine();
   struct arena *mine = arenas_thread_arena();
   void *mem = NULL;
-  if (tc && tcache_big_size(nb)) {
+  if (!tc) {
+    return NULL;
+  } else if (idx >= TCACHE_SMALL_BINS && idx < TCACHE_BINS) {
+    mem = tcache_pop_checked(tc, idx);
+    if (!mem)
+      mem = run_refill(tc, idx);
+  } else if (tcache_big_size(nb)) {
     mem = tcache_big_take(tc, nb);
-  } else if (tc && mine && idx < tcache_nbins) {
+  } else if (mine && small) {
     purge_note_activity(mine);
     mem = tcache_adopt_remote(tc, mine, idx);
     if (!mem && tcache_limit[idx] > 0)
@@ -274,6 +286,19 @@ static TIDE_NOINLINE void *malloc_slow(size_t n) {
   if (mem) {
     tc->mallocs++;
     tc->bytes_requested += n;
+  }
+  return mem;
+}
+
+static TIDE_NOINLINE void *malloc_slow(size_t n) {
+  tide_ensure_init();
+  size_t nb;
+  if (unlikely(!request2size(n, &nb))) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  void *mem = alloc_cached(n, nb);
+  if (mem) {
     perturb_alloc(mem, n);
     return mem;
   }
@@ -318,6 +343,9 @@ TIDE_EXPORT void *tide_calloc(size_t nmemb, size_t size) {
     errno = ENOMEM;
     return NULL;
   }
+  void *cached = alloc_cached(n, nb);
+  if (cached)
+    return memset(cached, 0, chunk_usable(mem2chunk(cached)));
   char *clean_from = NULL;
   struct chunk *c = alloc_chunk(n, nb, &clean_from, false);
   if (!c)
@@ -334,61 +362,67 @@ TIDE_EXPORT void *tide_calloc(size_t nmemb, size_t size) {
 
 /* --------------------------------------------------------------- free */
 
-/* free keeps errno (as glibc's does) even when a system call it makes --
- * munmap, madvise, a trim -- fails: the slow paths below save it. */
-static void free_slow_inner(void *mem);
-static TIDE_NOINLINE void free_slow(void *mem) {
+/*
+ * free's slow path, in one flow: what the block is -- checked and
+ * classified once (the fast path passes on what it found) -- then where
+ * it goes: this thread's cache (a bin, or the medium cache), the cache's
+ * out lists (a block of another thread's arena, on its way back there, a
+ * batch at a time), or its arena, which sends a run's block to its run.
+ *
+ * free keeps errno (as glibc's does) even when a system call it makes --
+ * munmap, madvise, a trim -- fails.
+ */
+enum { UNCLASSIFIED = -1 };
+static TIDE_NOINLINE void free_block(void *mem, int class, size_t bin) {
   if (mem == NULL)
     return;
   int saved = errno;
-  free_slow_inner(mem);
-  errno = saved;
-}
-
-static void free_slow_inner(void *mem) {
   tide_ensure_init();
   tide_current_fn = "free";
-  precheck_unreadable(mem, "free");
-  struct chunk *p = checked_chunk(mem, "free");
-  if (chunk_is_mmapped(p)) {
-    mmapped_free(p);
-    return;
-  }
-  /* Checked under the lock, where the arena's regions and top are stable
-   * (arena_free checks again what it frees). */
-  struct arena *a = owning_arena(p, "free");
-  size_t size = chunk_size(p);
-  size_t idx = tcache_index(size);
-  /* A thread that only frees (a consumer) gets a cache too, so it hands
-   * blocks back in batches instead of taking the owner's lock for each. */
-  if (tcache_big_size(size)) {
-    /* Only this thread's own medium blocks are kept (as for small ones). */
-    struct tcache *tb = tcache_mine_or_create();
-    if (tb && classify_chunk(tb, p, p->size) == OWN_BLOCK && tcache_big_put(tb, p)) {
-      tb->frees++;
+  struct chunk *p = mem2chunk(mem);
+  struct tcache *tc = tcache_mine();
+  /* Looked at in full unless the fast path found it cacheable (a block
+   * it could not place, or a thread without a cache yet, whose own
+   * ranges were not known). */
+  if (class == UNCLASSIFIED || class == NOT_CACHEABLE || !tc) {
+    precheck_unreadable(mem, "free");
+    p = checked_chunk(mem, "free");
+    if (chunk_is_mmapped(p)) {
+      mmapped_free(p);
+      errno = saved;
       return;
     }
+    owning_arena(p, "free");
+    size_t size = chunk_size(p);
+    bin = tcache_bin_of(size);
+    /* A thread that only frees (a consumer) gets a cache too, so it hands
+     * blocks back in batches instead of taking the owner's lock for each.
+     * Only a size a cache can hold is looked at further here (classifying
+     * reads the next header). */
+    tc = (bin < TCACHE_BINS && tcache_limit[bin] > 0) || tcache_big_size(size) ? tcache_mine_or_create() : NULL;
+    class = tc ? (int)classify_chunk(tc, p, p->size) : NOT_CACHEABLE;
   }
-  struct tcache *tc = idx < tcache_nbins ? tcache_mine_or_create() : NULL;
-  enum chunk_class class = tc ? classify_chunk(tc, p, p->size) : NOT_CACHEABLE;
-  if (class == OTHER_ARENAS_BLOCK && tcache_free_foreign(tc, mem, idx)) {
-    tc->frees++;
-    return;
+  size_t size = chunk_size(p);
+  bool binned = bin < TCACHE_BINS && tcache_limit[bin] > 0;
+  if (tc && class == OWN_BLOCK) {
+    /* The fast path's checks hold: no arena lock to cache it. */
+    if (binned) {
+      tcache_free_slow(tc, mem, bin);
+      goto cached;
+    }
+    if (tcache_big_size(size) && tcache_big_put(tc, p))
+      goto cached;
+  } else if (tc && class == OTHER_ARENAS_BLOCK && binned && tcache_free_foreign(tc, mem, bin)) {
+    goto cached;
   }
-  if (class == OWN_BLOCK) {
-    /* The fast path's checks hold; the bin was full (or the block looked
-     * cached): no arena lock is needed to sort that out. */
-    tcache_free_slow(tc, mem, idx);
-    tc->frees++;
-    return;
-  }
+  /* Its arena, under the lock, where its region and top are stable. */
+  struct arena *a = owning_arena(p, "free");
   lock_acquire(&a->lock);
-  if (tc) {
+  if (tc && binned) { /* one the range test did not vouch for: checked here */
     arena_check_freeable(a, p);
     lock_release(&a->lock);
-    tcache_free_slow(tc, mem, idx);
-    tc->frees++;
-    return;
+    tcache_free_slow(tc, mem, bin);
+    goto cached;
   }
   if (opt.perturb)
     memset(mem, opt.perturb, size - CHUNK_HDR);
@@ -397,31 +431,44 @@ static void free_slow_inner(void *mem) {
   purge_tick(a);
   check_arena_sometimes(a);
   lock_release(&a->lock);
+  errno = saved;
+  return;
+cached:
+  tc->frees++;
+  errno = saved;
 }
 
-/* A small block of another thread's arena: on its way back there. */
+/* A small block of another thread's arena, found so by the fast path
+ * (the commonest slow case: a consumer freeing a producer's blocks):
+ * straight onto the cache's out list for its bin. */
 static TIDE_NOINLINE void free_foreign(void *mem, size_t idx) {
   struct tcache *tc = tcache_tls;
   int saved = errno;
-  if (tcache_free_foreign(tc, mem, idx))
+  if (likely(tcache_free_foreign(tc, mem, idx)))
     tc->frees++;
   else
-    free_slow_inner(mem);
+    free_block(mem, OTHER_ARENAS_BLOCK, idx);
   errno = saved;
 }
 
-/* Past the bins: a medium block of the thread's own goes straight to its
- * medium cache, with the fast path's checks; anything else the slow way. */
-static TIDE_NOINLINE void free_medium(void *mem) {
+/* Past the small bins: a block of a medium size class goes to its bin
+ * with the fast path's checks; anything else the slow way. */
+static TIDE_NOINLINE void free_medium(void *mem, size_t sf) {
   struct tcache *tc = tcache_tls;
-  struct chunk *p = mem2chunk(mem);
-  size_t sf = p->size;
-  int saved = errno;
-  if (tcache_big_size(sf & ~CHUNK_FLAGS) && classify_chunk(tc, p, sf) == OWN_BLOCK && tcache_big_put(tc, p))
+  size_t bin = tcache_bin_of(sf & ~CHUNK_FLAGS);
+  if (bin >= TCACHE_BINS) {
+    free_block(mem, UNCLASSIFIED, TCACHE_BINS);
+    return;
+  }
+  enum chunk_class class = classify_chunk(tc, mem2chunk(mem), sf);
+  if (likely(class == OWN_BLOCK && tcache_push(tc, mem, bin))) {
     tc->frees++;
+    return;
+  }
+  if (class == OTHER_ARENAS_BLOCK)
+    free_foreign(mem, bin);
   else
-    free_slow_inner(mem);
-  errno = saved;
+    free_block(mem, (int)class, bin);
 }
 
 TIDE_EXPORT void tide_free(void *mem) {
@@ -432,23 +479,22 @@ TIDE_EXPORT void tide_free(void *mem) {
     struct chunk *p = mem2chunk(mem);
     size_t sf = p->size;
     size_t idx = tcache_index(sf);
-    if (likely(idx < TCACHE_BINS)) { /* bins tcache_max turned off have limit 0 */
+    if (likely(idx < TCACHE_SMALL_BINS)) { /* bins tcache_max turned off have limit 0 */
       enum chunk_class class = classify_chunk(tc, p, sf);
-      if (likely(class == OWN_BLOCK)) {
-        if (likely(tcache_push(tc, mem, idx))) {
-          tc->frees++;
-          return;
-        }
-      } else if (class == OTHER_ARENAS_BLOCK) {
-        free_foreign(mem, idx);
+      if (likely(class == OWN_BLOCK && tcache_push(tc, mem, idx))) {
+        tc->frees++;
         return;
       }
-    } else {
-      free_medium(mem);
+      if (class == OTHER_ARENAS_BLOCK)
+        free_foreign(mem, idx);
+      else
+        free_block(mem, (int)class, idx);
       return;
     }
+    free_medium(mem, sf);
+    return;
   }
-  free_slow(mem);
+  free_block(mem, UNCLASSIFIED, TCACHE_BINS);
 }
 
 TIDE_EXPORT void tide_free_sized(void *mem, size_t size) {

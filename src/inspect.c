@@ -104,7 +104,7 @@ static enum dump_tag table_find(const struct dump_table *t, const struct chunk *
 /* Per-size counts of one kind of list (thread cache, fast bins, remote
  * stacks), for the summary lines: all three have one list per chunk size
  * from 32 B by 16. */
-_Static_assert(NFASTBINS == TCACHE_BINS, "fast bins and cache bins pair up by size");
+_Static_assert(NFASTBINS == TCACHE_SMALL_BINS, "fast bins and small cache bins pair up by size");
 struct size_counts {
   size_t chunks[TCACHE_BINS];
 };
@@ -167,21 +167,25 @@ static void collect_remote_stack(struct dump_table *t, struct arena *a, size_t i
 }
 
 static void collect_remote(struct dump_table *t, struct arena *a, struct size_counts *k) {
-  for (size_t i = 0; i < TCACHE_BINS; i++)
+  for (size_t i = 0; i < TCACHE_SMALL_BINS; i++)
     collect_remote_stack(t, a, i, &k->chunks[i]);
 }
 
-/* Every run's free list (a locked; each run under its own lock). */
+/* Every run's free blocks (a locked; each run under its own lock). */
 static void collect_run_free(struct dump_table *t, struct arena *a, size_t *blocks) {
   for (struct run *r = a->runs; r; r = r->anext) {
-    lock_acquire(&r->lock);
-    uint32_t n = 0;
-    for (struct tcache_entry *e = r->free; e && aligned_ok(e) && run_of(e) == r && n < r->nfree; e = entry_reveal(e)) {
-      table_add(t, mem2chunk(e), TAG_RUN_FREE);
-      n++;
+    run_lock(r);
+    for (unsigned b = 0; b < r->nbatch && b < RUN_BATCHES; b++) {
+      uint32_t n = 0;
+      for (struct tcache_entry *e = r->batch[b].head; e && aligned_ok(e) && run_of(e, r->block_sf) == r &&
+                                                     n < r->batch[b].n;
+           e = entry_reveal(e)) {
+        table_add(t, mem2chunk(e), TAG_RUN_FREE);
+        n++;
+      }
+      *blocks += n;
     }
-    *blocks += n;
-    lock_release(&r->lock);
+    run_unlock(r);
   }
 }
 
@@ -263,10 +267,11 @@ static struct dump_state classify(struct arena *a, const struct dump_table *t, s
 /* Is c (in use, in a) a run?  Aligned, of the run size, and the header
  * inside says so. */
 static struct run *run_at(struct chunk *c) {
-  if (((uintptr_t)c & (RUN_SIZE - 1)) || chunk_size(c) != RUN_SIZE || !chunk_inuse(c))
+  size_t size = chunk_size(c);
+  if ((size != RUN_SIZE_SMALL && size != RUN_SIZE_LARGE) || ((uintptr_t)c & (size - 1)) || !chunk_inuse(c))
     return NULL;
   struct run *r = (struct run *)chunk2mem(c);
-  return run_of(chunk2mem(c)) == r && run_is_valid(r) ? r : NULL;
+  return run_is_valid(r) && r->size == size ? r : NULL;
 }
 
 typedef void (*dump_chunk_fn)(void *ctx, struct chunk *c, size_t size, const struct dump_state *s);
@@ -284,7 +289,7 @@ static void walk_run(struct arena *a, struct run *r, const struct dump_table *t,
     fn(ctx, b, size, &bs);
   }
   struct chunk *rest = run_block(r, carved);
-  size_t left = RUN_SIZE - (size_t)((char *)rest - ((char *)r - CHUNK_HDR));
+  size_t left = r->size - (size_t)((char *)rest - ((char *)r - CHUNK_HDR));
   if (left) {
     struct dump_state us = {K_RUN_UNCARVED, 0, P_KEPT};
     fn(ctx, rest, left, &us);
@@ -641,7 +646,7 @@ static void dump_size_counts(struct out *o, const char *title, const struct size
   for (size_t i = 0; i < TCACHE_BINS; i++) {
     if (!k->chunks[i])
       continue;
-    size_t size = (i + 2) * CHUNK_ALIGN;
+    size_t size = tcache_bin_size(i);
     struct out item = {.fd = -1};
     out_str(&item, " [");
     out_u(&item, size, 0);

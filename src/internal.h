@@ -88,10 +88,14 @@
  * to heaps (a new segment starts when someone else moved the break). */
 #define MAX_BRK_SEGMENTS 32
 
-/* Thread cache: chunk sizes 32..1056 (requests up to 1032), one bin per
- * 16 bytes. */
-#define TCACHE_BINS 64
+/* Thread cache: 64 bins of one chunk size each, 32..1040 by 16 (requests
+ * up to 1032), then medium bins: size classes, four a doubling, 1280 B to
+ * 16 KiB (a request is rounded up to its class).  See src/tcache.h. */
+#define TCACHE_SMALL_BINS 64
+#define TCACHE_MEDIUM_BINS 16
+#define TCACHE_BINS (TCACHE_SMALL_BINS + TCACHE_MEDIUM_BINS)
 #define TCACHE_MAX_REQUEST 1032
+#define TCACHE_MEDIUM_MAX_CHUNK ((size_t)16384)
 
 struct chunk;
 struct heap_info;
@@ -214,7 +218,7 @@ struct arena {
    * a whole stack on a miss, also without the lock; whoever holds the
    * lock may drain them all into the fast bins.  On cache lines of their
    * own, since other threads write them. */
-  _Alignas(64) struct tcache_entry *remote[TCACHE_BINS];
+  _Alignas(64) struct tcache_entry *remote[TCACHE_SMALL_BINS];
   unsigned remote_pending; /* set after a push, cleared by a drain */
 
   /* src/run.h: every run cut from this arena's memory, and those whose

@@ -160,6 +160,12 @@ int os_cpu_count(void) {
   return n;
 }
 
+void os_yield(void) {
+  int saved = errno;
+  sched_yield();
+  errno = saved;
+}
+
 int os_thread_count(void) {
   /* /proc/self/stat: "pid (comm) state ppid ..."; num_threads is the 18th
    * field after the closing parenthesis (comm may hold anything). */

@@ -56,6 +56,7 @@ uint64_t os_now_ns(void);              /* CLOCK_MONOTONIC */
 uint64_t os_now_coarse_ms(void);       /* CLOCK_MONOTONIC_COARSE, in ms */
 int os_cpu_count(void);                /* CPUs this process may use (affinity, cgroup quota) */
 int os_thread_count(void);             /* threads of this process, or 0 if unknown */
+void os_yield(void);                   /* sched_yield, keeping errno */
 const char *os_getenv(const char *name);
 
 #endif

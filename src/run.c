@@ -10,12 +10,11 @@
 #include "os.h"
 #include "tcache.h"
 
-#define RUN_CHECK ((uintptr_t)0x72756e2d63686b31ull)
-
 static inline char *run_base(struct run *r) { return (char *)r - CHUNK_HDR; }
 static inline size_t block_size(const struct run *r) { return run_block_size(r); }
 
 bool run_is_valid(const struct run *r) { return r->check == (RUN_CHECK ^ (uintptr_t)r); }
+
 static inline bool run_has_room(const struct run *r) {
   return __atomic_load_n(&r->nfree, __ATOMIC_RELAXED) > 0 || r->carved < r->nblocks;
 }
@@ -23,23 +22,43 @@ static inline struct tcache_entry *entry_next(struct tcache_entry *e) {
   return (struct tcache_entry *)link_reveal(&e->next, (struct chunk *)e->next);
 }
 
+/* ----------------------------------------------------------- the lock
+ * Held for a few pointer moves: a spin lock, which yields the CPU after a
+ * while (its holder may have been preempted).  While it forks, the forking
+ * thread holds every one already (src/lock.h). */
+
+void run_lock(struct run *r) {
+  if (unlikely(lock_held_for_fork))
+    return;
+  for (unsigned spins = 0;; spins++) {
+    int free_state = 0;
+    if (__atomic_load_n(&r->lock, __ATOMIC_RELAXED) == 0 &&
+        __atomic_compare_exchange_n(&r->lock, &free_state, 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+      return;
+    if (spins < 64)
+      __builtin_ia32_pause();
+    else
+      os_yield();
+  }
+}
+
+void run_unlock(struct run *r) {
+  if (unlikely(lock_held_for_fork))
+    return;
+  __atomic_store_n(&r->lock, 0, __ATOMIC_RELEASE);
+}
+
 /* ------------------------------------------------------------ checks */
 
-struct run *run_checked(struct chunk *p, const char *fn) {
-  struct run *r = run_of(p);
-  /* The run's header must be memory we may read: in a heap it is (heaps
-   * are committed from their start), in the break it must not lie below
-   * the first segment. */
-  if (unlikely(!chunk_in_heap(p) && run_base(r) < main_arena.brk_lo))
+void run_bad_block(struct chunk *p, const char *fn) {
+  struct run *r = run_of(p, p->size);
+  if (!(p->size & IN_HEAP) && run_base(r) < main_arena.brk_lo)
     tide_fatal(fn, "invalid pointer (not a block of a run)");
-  if (unlikely(r->check != (RUN_CHECK ^ (uintptr_t)r)))
+  if (r->check != (RUN_CHECK ^ (uintptr_t)r))
     tide_fatal(fn, "invalid pointer (not a block of a run, or its run's header was overwritten)");
-  size_t off = (size_t)((char *)p - (run_base(r) + RUN_HDR)), size = block_size(r);
-  if (unlikely(off % size != 0 || off / size >= __atomic_load_n(&r->carved, __ATOMIC_RELAXED)))
-    tide_fatal(fn, "invalid pointer (not at a block of its run)");
-  if (unlikely(p->size != r->block_sf))
+  if (p->size != r->block_sf)
     tide_fatal(fn, "invalid size (a run block's header was overwritten)");
-  return r;
+  tide_fatal(fn, "invalid pointer (not at a block of its run)");
 }
 
 /* ------------------------------------------------------- lists, states */
@@ -113,18 +132,19 @@ static void release(struct arena *a, struct run *r) {
 /* ------------------------------------------------------------- making */
 
 static struct run *make_run(struct arena *a, size_t idx, struct tcache *owner) {
-  struct chunk *c = arena_malloc_run(a, RUN_SIZE);
+  size_t size = tcache_bin_size(idx), rsize = run_size_for(size);
+  struct chunk *c = arena_malloc_run(a, rsize);
   if (!c)
     return NULL;
   struct run *r = (struct run *)chunk2mem(c);
-  size_t size = (idx + 2) * CHUNK_ALIGN;
   memset(r, 0, sizeof *r);
   r->check = RUN_CHECK ^ (uintptr_t)r;
-  lock_init(&r->lock);
   r->state = RUN_OWNED;
   r->idx = (uint16_t)idx;
   r->block_sf = size | PREV_INUSE | (c->size & IN_HEAP) | IN_RUN;
-  r->nblocks = (uint32_t)((RUN_SIZE - RUN_HDR) / size);
+  r->size = rsize;
+  r->nblocks = (uint32_t)((rsize - RUN_HDR) / size);
+  r->recip = (uint32_t)((((uint64_t)1 << 32) + size - 1) / size);
   r->owner = owner;
   r->arena = a;
   arena_list_add(a, r);
@@ -134,15 +154,15 @@ static struct run *make_run(struct arena *a, size_t idx, struct tcache *owner) {
 /* An orphan of a with blocks to hand out, now owner's (a locked). */
 static struct run *adopt_orphan(struct arena *a, size_t idx, struct tcache *owner) {
   for (struct run *r = a->orphans[idx]; r; r = r->next) {
-    lock_acquire(&r->lock);
+    run_lock(r);
     if (run_has_room(r)) {
       orphan_unlink(a, r);
       r->state = RUN_OWNED;
       r->owner = owner;
-      lock_release(&r->lock);
+      run_unlock(r);
       return r;
     }
-    lock_release(&r->lock);
+    run_unlock(r);
   }
   return NULL;
 }
@@ -169,72 +189,86 @@ static void write_next_header(struct run *r) {
     run_block(r, r->carved)->size = r->block_sf;
     return;
   }
-  size_t tail = RUN_SIZE - RUN_HDR - (size_t)r->nblocks * block_size(r);
+  size_t tail = r->size - RUN_HDR - (size_t)r->nblocks * block_size(r);
   if (tail >= CHUNK_HDR)
     run_block(r, r->nblocks)->size = tail | (r->block_sf & (PREV_INUSE | IN_HEAP | IN_RUN));
 }
 
-/* Owner, r locked: up to n blocks into tc's bin idx, one more returned
- * (key cleared), or NULL when r has none. */
-static void *take_blocks(struct tcache *tc, struct run *r, size_t idx, unsigned n) {
-  struct tcache_entry *out = NULL;
-  /* Given back first: they are warm. */
-  while (r->free && (out == NULL || n > 0)) {
-    struct tcache_entry *e = r->free, *next = entry_next(e);
-    if (unlikely(((uintptr_t)next & CHUNK_ALIGN_MASK) | (e->key ^ free_key(e))))
-      tide_fatal("malloc", "corrupted free block in a run (written after free?)");
-    r->free = next;
-    r->nfree--;
-    if (!out) {
-      out = e;
-    } else {
-      e->next = (struct tcache_entry *)link_protect(&e->next, (struct chunk *)tc->head[idx]);
-      tc->head[idx] = e;
-      tc->count[idx]++;
-      n--;
+/* Put the list head..tail (n entries) in front of tc's bin idx. */
+static void bin_splice(struct tcache *tc, size_t idx, struct tcache_entry *head, struct tcache_entry *tail, uint32_t n) {
+  tail->next = (struct tcache_entry *)link_protect(&tail->next, (struct chunk *)tc->head[idx]);
+  tc->head[idx] = head;
+  tc->count[idx] = (uint16_t)(tc->count[idx] + n);
+}
+
+/* Owner, r locked: up to room blocks into tc's bin idx, in whole batches
+ * where they fit (a batch too long for the bin, alone, is cut), then
+ * uncarved blocks; returns how many. */
+static uint32_t take_blocks(struct tcache *tc, struct run *r, size_t idx, uint32_t room) {
+  uint32_t got = 0;
+  while (r->nbatch > 0 && got < room) {
+    struct run_batch *b = &r->batch[r->nbatch - 1];
+    if (b->n <= room - got) {
+      bin_splice(tc, idx, b->head, b->tail, b->n);
+      got += b->n;
+      r->nfree -= b->n;
+      r->nbatch--;
+      continue;
     }
+    if (got > 0)
+      break;
+    /* Cut: the first room entries go, the rest stays a batch. */
+    struct tcache_entry *last = b->head;
+    for (uint32_t k = 1; k < room; k++) {
+      last = entry_next(last);
+      if (unlikely(!aligned_ok(last)))
+        tide_fatal("malloc", "corrupted free block in a run (written after free?)");
+    }
+    struct tcache_entry *rest = entry_next(last);
+    bin_splice(tc, idx, b->head, last, room);
+    b->head = rest;
+    b->n -= room;
+    r->nfree -= room;
+    got = room;
   }
-  /* Then blocks never handed out, in address order. */
-  if (r->carved < r->nblocks && (out == NULL || n > 0)) {
-    uint32_t want = (out == NULL) + n, left = r->nblocks - r->carved;
+  if (got < room && r->carved < r->nblocks) {
+    uint32_t want = room - got, left = r->nblocks - r->carved;
     if (want > left)
       want = left;
     uint32_t first = r->carved;
     r->carved += want;
-    /* Pushed from the top down, so they come out in address order. */
+    /* Pushed from the top down, so they come out in address order; on
+     * memory that may have held an old free key for this address. */
     for (uint32_t i = first + want; i-- > first;) {
       struct chunk *c = run_block(r, i);
       c->size = r->block_sf;
       struct tcache_entry *e = chunk2mem(c);
-      if (!out && i == first) {
-        out = e;
-        break;
-      }
       e->key = free_key(e);
       e->next = (struct tcache_entry *)link_protect(&e->next, (struct chunk *)tc->head[idx]);
       tc->head[idx] = e;
-      tc->count[idx]++;
     }
+    tc->count[idx] = (uint16_t)(tc->count[idx] + want);
+    got += want;
     write_next_header(r);
   }
-  if (out) {
-    out->key = 0;
+  if (got)
     r->takes++;
-  }
-  return out;
+  return got;
 }
 
+/* Take blocks for bin idx from r, and pop one for the caller. */
 static void *take(struct tcache *tc, struct run *r, size_t idx) {
-  unsigned room = tcache_limit[idx] > tc->count[idx] ? tcache_limit[idx] - tc->count[idx] : 0;
-  unsigned n = tcache_limit[idx] / 2u;
-  if (n > TCACHE_MAX_BATCH)
-    n = TCACHE_MAX_BATCH;
-  if (n > room)
-    n = room;
-  lock_acquire(&r->lock);
-  void *m = take_blocks(tc, r, idx, n);
-  lock_release(&r->lock);
-  return m;
+  unsigned limit = tcache_limit[idx];
+  unsigned want = limit / 2u + 1u;
+  if (want > TCACHE_MAX_BATCH + 1u)
+    want = TCACHE_MAX_BATCH + 1u;
+  unsigned room = limit > tc->count[idx] ? limit - tc->count[idx] : 1u;
+  if (want > room)
+    want = room;
+  run_lock(r);
+  uint32_t got = take_blocks(tc, r, idx, want);
+  run_unlock(r);
+  return got ? tcache_pop(tc, idx) : NULL;
 }
 
 /* Another of tc's runs of idx with blocks left, moved to the head. */
@@ -274,37 +308,44 @@ static void release_if_empty(struct run *r, struct tcache *me, struct arena *loc
   if (!mine && state != RUN_ORPHAN)
     return;
   if (mine)
-    owner_unlink(me, r);
+    owner_unlink(me, r); /* only we take from it: it stays empty */
   if (locked != a)
     lock_acquire(&a->lock);
-  lock_acquire(&r->lock);
+  run_lock(r);
   /* Looked at again under both locks: an orphan may have been adopted. */
   bool go = r->nfree == r->carved && (mine || r->state == RUN_ORPHAN);
   if (go && r->state == RUN_ORPHAN)
     orphan_unlink(a, r);
-  lock_release(&r->lock);
+  run_unlock(r);
   if (go)
     release(a, r);
-  else if (mine)
-    owner_push(me, r); /* cannot happen (only we take from it), but stay listed */
   if (locked != a)
     lock_release(&a->lock);
 }
 
 void run_give_back(struct run *r, struct tcache_entry *first, struct tcache_entry *last, unsigned n,
                    struct tcache *me, struct arena *locked) {
-  lock_acquire(&r->lock);
+  last->next = (struct tcache_entry *)link_protect(&last->next, NULL);
+  run_lock(r);
   if (unlikely(r->state == RUN_DEAD)) { /* a fork child's run of a thread that did not come along */
-    lock_release(&r->lock);
+    run_unlock(r);
     return;
   }
-  last->next = (struct tcache_entry *)link_protect(&last->next, (struct chunk *)r->free);
-  r->free = first;
+  /* A batch joins the newest if both fit a refill together (so each is
+   * taken whole), or when every slot is in use. */
+  struct run_batch *b = r->nbatch ? &r->batch[r->nbatch - 1] : NULL;
+  if (b && (b->n + n <= tcache_limit[r->idx] / 2u + 1u || r->nbatch == RUN_BATCHES)) {
+    b->tail->next = (struct tcache_entry *)link_protect(&b->tail->next, (struct chunk *)first);
+    b->tail = last;
+    b->n += n;
+  } else {
+    r->batch[r->nbatch++] = (struct run_batch){first, last, n};
+  }
   r->nfree += n;
   if (unlikely(r->nfree > r->carved))
     tide_fatal(tide_current_fn, "double free or corruption (more blocks back in a run than it handed out)");
   bool empty = r->nfree == r->carved;
-  lock_release(&r->lock);
+  run_unlock(r);
   if (empty)
     release_if_empty(r, me, locked);
 }
@@ -319,7 +360,7 @@ void run_thread_exit(struct tcache *tc) {
       struct run *next = r->next;
       struct arena *a = r->arena;
       lock_acquire(&a->lock);
-      lock_acquire(&r->lock);
+      run_lock(r);
       r->next = r->prev = NULL;
       bool empty = r->nfree == r->carved;
       if (!empty) {
@@ -327,7 +368,7 @@ void run_thread_exit(struct tcache *tc) {
         r->owner = NULL;
         orphan_push(a, r);
       }
-      lock_release(&r->lock);
+      run_unlock(r);
       if (empty)
         release(a, r);
       lock_release(&a->lock);
@@ -340,23 +381,28 @@ void run_thread_exit(struct tcache *tc) {
 
 void run_prefork(struct arena *a) {
   for (struct run *r = a->runs; r; r = r->anext)
-    lock_acquire(&r->lock);
+    run_lock(r);
 }
 
 void run_postfork_parent(struct arena *a) {
   for (struct run *r = a->runs; r; r = r->anext)
-    lock_release(&r->lock);
+    run_unlock(r);
 }
 
 void run_postfork_child(struct arena *a, struct tcache *survivor) {
   for (struct run *r = a->runs; r; r = r->anext) {
-    lock_init(&r->lock);
+    __atomic_store_n(&r->lock, 0, __ATOMIC_RELAXED);
     if (r->state == RUN_OWNED && r->owner != survivor)
       r->state = RUN_DEAD;
   }
 }
 
 /* ------------------------------------------------------------- purge */
+
+static bool try_run_lock(struct run *r) {
+  int free_state = 0;
+  return __atomic_compare_exchange_n(&r->lock, &free_state, 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+}
 
 size_t run_purge_idle(struct arena *a) {
   size_t waiting = 0;
@@ -370,24 +416,24 @@ size_t run_purge_idle(struct arena *a) {
       r->idle_rounds = 0;
       continue;
     }
-    if (++r->idle_rounds < 2 || !lock_try(&r->lock)) {
+    if (++r->idle_rounds < 2 || !try_run_lock(r)) {
       waiting++;
       continue;
     }
     if (r->nfree == r->carved && r->takes == takes) {
       /* Every page past the first (which holds the header) goes back;
        * the blocks are carved afresh when needed. */
-      uintptr_t lo = os_page_up((uintptr_t)run_base(r) + RUN_HDR), hi = (uintptr_t)run_base(r) + RUN_SIZE;
+      uintptr_t lo = os_page_up((uintptr_t)run_base(r) + RUN_HDR), hi = (uintptr_t)run_base(r) + r->size;
       if (hi > lo) {
         os_purge((void *)lo, hi - lo);
         a->count.purged_bytes += hi - lo;
       }
-      r->free = NULL;
+      r->nbatch = 0;
       r->nfree = 0;
       r->carved = 0;
     }
     r->idle_rounds = 0;
-    lock_release(&r->lock);
+    run_unlock(r);
   }
   return waiting;
 }
@@ -398,7 +444,7 @@ size_t run_idle_bytes(struct arena *a, size_t *free_blocks) {
     if (r->state == RUN_DEAD)
       continue;
     size_t out = (size_t)(__atomic_load_n(&r->carved, __ATOMIC_RELAXED) - __atomic_load_n(&r->nfree, __ATOMIC_RELAXED));
-    idle += RUN_SIZE - out * block_size(r);
+    idle += r->size - out * block_size(r);
     blocks += r->nblocks - out;
   }
   if (free_blocks)
@@ -417,37 +463,45 @@ size_t run_idle_bytes(struct arena *a, size_t *free_blocks) {
 static void check_run(struct arena *a, struct run *r) {
   REQUIRE(r->check == (RUN_CHECK ^ (uintptr_t)r), "run header overwritten");
   REQUIRE(r->arena == a, "run on another arena's list");
-  REQUIRE(r->idx < TCACHE_BINS && block_size(r) == (r->idx + 2u) * CHUNK_ALIGN, "run of a size it cannot have");
+  REQUIRE(r->idx < TCACHE_BINS && block_size(r) == tcache_bin_size(r->idx), "run of a size it cannot have");
+  REQUIRE(r->size == run_size_for(block_size(r)) && ((uintptr_t)run_base(r) & (r->size - 1)) == 0,
+          "run of the wrong size, or misaligned");
   REQUIRE((r->block_sf & (IN_RUN | PREV_INUSE | IS_MMAPPED)) == (IN_RUN | PREV_INUSE), "run blocks' flags wrong");
-  REQUIRE(r->nblocks == (RUN_SIZE - RUN_HDR) / block_size(r), "run block count wrong");
-  REQUIRE(r->carved <= r->nblocks && r->nfree <= r->carved, "run counts out of range");
+  REQUIRE(r->nblocks == (r->size - RUN_HDR) / block_size(r), "run block count wrong");
+  REQUIRE(r->carved <= r->nblocks && r->nfree <= r->carved && r->nbatch <= RUN_BATCHES, "run counts out of range");
   struct chunk *c = (struct chunk *)run_base(r);
-  REQUIRE(chunk_size(c) == RUN_SIZE && chunk_inuse(c), "run chunk not an in-use chunk of its size");
+  REQUIRE(chunk_size(c) == r->size && chunk_inuse(c), "run chunk not an in-use chunk of its size");
   if (r->state == RUN_DEAD)
     return;
   for (uint32_t i = 0; i < r->carved; i++)
     REQUIRE(run_block(r, i)->size == r->block_sf, "run block header wrong");
-  if (r->carved < r->nblocks)
-    REQUIRE(run_block(r, r->carved)->size == r->block_sf || r->carved == 0, "header after the last carved block wrong");
+  if (r->carved > 0 && r->carved < r->nblocks)
+    REQUIRE(run_block(r, r->carved)->size == r->block_sf, "header after the last carved block wrong");
   uint32_t n = 0;
-  for (struct tcache_entry *e = r->free; e; e = entry_next(e)) {
-    REQUIRE(aligned_ok(e) && run_of(e) == r, "run free list leaves its run");
-    REQUIRE(e->key == free_key(e), "run free block without its key");
-    size_t off = (size_t)((char *)mem2chunk(e) - (run_base(r) + RUN_HDR));
-    REQUIRE(off % block_size(r) == 0 && off / block_size(r) < r->carved, "run free list entry not a carved block");
-    REQUIRE(++n <= r->nfree, "run free list longer than its count");
+  for (unsigned b = 0; b < r->nbatch; b++) {
+    uint32_t in_batch = 0;
+    struct tcache_entry *e = r->batch[b].head, *last = NULL;
+    for (; e; last = e, e = entry_next(e)) {
+      REQUIRE(aligned_ok(e) && run_of(e, r->block_sf) == r, "run free list leaves its run");
+      REQUIRE(e->key == free_key(e), "run free block without its key");
+      size_t off = (size_t)((char *)mem2chunk(e) - (run_base(r) + RUN_HDR));
+      REQUIRE(off % block_size(r) == 0 && off / block_size(r) < r->carved, "run free list entry not a carved block");
+      REQUIRE(++in_batch <= r->batch[b].n, "run batch longer than its count");
+    }
+    REQUIRE(in_batch == r->batch[b].n && last == r->batch[b].tail, "run batch shorter than its count, or its tail wrong");
+    n += in_batch;
   }
-  REQUIRE(n == r->nfree, "run free list shorter than its count");
+  REQUIRE(n == r->nfree, "run's batches do not add up to its free count");
 }
 
 void check_runs(struct arena *a) {
   size_t n = 0;
   for (struct run *r = a->runs; r; r = r->anext) {
     REQUIRE(r->anext == NULL || r->anext->aprev == r, "arena's run list broken");
-    lock_acquire(&r->lock);
+    run_lock(r);
     check_run(a, r);
-    lock_release(&r->lock);
-    REQUIRE(++n <= a->system_mem / RUN_SIZE, "arena's run list loops");
+    run_unlock(r);
+    REQUIRE(++n <= a->system_mem / RUN_SIZE_SMALL, "arena's run list loops");
   }
   for (size_t idx = 0; idx < TCACHE_BINS; idx++)
     for (struct run *r = a->orphans[idx]; r; r = r->next)

@@ -2,30 +2,34 @@
 /*
  * Runs: the tier between the thread cache and the arena (src/run.c).
  *
- * A run is one chunk of RUN_SIZE bytes that an arena handed out, aligned
- * to RUN_SIZE, which its thread cuts into blocks of one thread-cache size.
- * Each block keeps an ordinary chunk header (so free, malloc_usable_size,
- * realloc and the checks treat it as any chunk) with one more flag, R:
+ * A run is one arena chunk (64 KiB for blocks up to 4 KiB, 256 KiB for
+ * bigger ones), aligned to its size, which its thread cuts into blocks of
+ * one thread-cache size.  Each block keeps an ordinary chunk header (so
+ * free, malloc_usable_size, realloc and the checks treat it as any chunk)
+ * with one more flag, R:
  *
- *   run chunk: in use as far as its arena knows, RUN_SIZE bytes
+ *   run chunk: in use as far as its arena knows, run_size bytes
  *   +-----------+------------+---------+---------+- ... -+-----------+------+
  *   |prev |size | struct run | block 0 | block 1 |       | block n-1 | tail |
  *   +-----------+------------+---------+---------+- ... -+-----------+------+
- *   ^ RUN_SIZE-aligned: run_of(any block) masks its address
+ *   ^ aligned to run_size: run_of(block, its size) masks the block's address
  *   block: [prev_size][size | R A P][user data ...]   never coalesced
  *   tail:  what is left (0 or >= 16 bytes), a header no one hands out
  *
- * Blocks are carved in address order as they are first needed (a run
- * that serves few blocks touches few pages).  A block given back goes on
- * the run's free list, in thread-cache format ([next, safe-linked][key]).
+ * Blocks are carved in address order as they are first needed (a run that
+ * serves few blocks touches few pages).  Blocks given back wait in the run
+ * as the batches they came in (each a list in thread-cache format:
+ * [next, safe-linked][key]), so giving back and taking are a few pointer
+ * moves whatever the batch's length: a batch's blocks are not touched on
+ * the way, only when the program gets them.
  *
  * Who may do what:
  *  - the owner (the thread whose cache the run refills) takes blocks from
- *    it: the free list, then uncarved blocks;
+ *    it: whole batches, then uncarved blocks;
  *  - anyone gives blocks back, a batch at a time (a thread cache's
  *    overflow, other threads' frees, a thread's exit);
- *  - both under the run's own lock, held for one batch: no arena lock, no
- *    per-block arena work;
+ *  - both under the run's own lock, a spin lock held for a few stores: no
+ *    arena lock, no per-block arena work;
  *  - a run whose blocks are all back goes to its arena as one chunk
  *    (coalesced once), unless it is the one its owner is cutting now;
  *  - when its owner exits, a run that still has blocks out becomes an
@@ -41,44 +45,68 @@
 
 #include "chunk.h"
 
-#define RUN_SIZE ((size_t)64 * 1024)
+#define RUN_SIZE_SMALL ((size_t)64 * 1024)
+#define RUN_SIZE_LARGE ((size_t)256 * 1024)
+#define RUN_LARGE_FROM ((size_t)4096) /* blocks bigger than this get the large runs */
+static inline size_t run_size_for(size_t block_size) {
+  return block_size > RUN_LARGE_FROM ? RUN_SIZE_LARGE : RUN_SIZE_SMALL;
+}
 
 struct tcache;
 struct tcache_entry;
 
 enum run_state { RUN_OWNED, RUN_ORPHAN, RUN_DEAD };
 
+/* Blocks given back together, waiting together. */
+struct run_batch {
+  struct tcache_entry *head, *tail;
+  uint32_t n;
+};
+#define RUN_BATCHES 32
+
 /*
  * Invariants (check_runs verifies them):
- *   carved <= nblocks;  nfree = length of the free list <= carved;
+ *   carved <= nblocks;  nfree = the blocks of all batches <= carved;
  *   blocks out (in use, in caches, on the way back) = carved - nfree;
- *   every carved block's header reads block_sf; block carved+1's header
- *   too (the next header free() reads), or the tail's;
+ *   every carved block's header reads block_sf; the header after the last
+ *   carved block too (the next header free() reads), or the tail's;
  *   the run is on its arena's list of runs; an owned run on its owner's
  *   list for idx, an orphan on its arena's orphan list for idx.
  */
 struct run {
+  /* Set when it is made; read by every free of its blocks (run_checked),
+   * so on a cache line the lock's writers do not touch. */
   uintptr_t check;           /* RUN_CHECK ^ address: a run, and this one */
-  struct tide_lock lock;
-  uint8_t state;             /* enum run_state */
-  uint16_t idx;              /* thread-cache bin: blocks of (idx + 2) * 16 bytes */
-  uint32_t nblocks, carved, nfree;
   size_t block_sf;           /* every block's size field */
-  struct tcache_entry *free; /* blocks given back */
-  struct tcache *owner;      /* RUN_OWNED: whose cache it fills */
+  size_t size;               /* the run chunk's size (run_size_for the blocks) */
+  uint32_t nblocks;          /* blocks it has room for */
+  uint32_t recip;            /* ceil(2^32 / block size): block index by multiplication */
+  uint16_t idx;              /* thread-cache bin of its blocks */
+  uint8_t state;             /* enum run_state (changes under its arena's lock and its own) */
   struct arena *arena;       /* where its memory came from */
+  struct tcache *owner;      /* RUN_OWNED: whose cache it fills */
   struct run *next, *prev;   /* the owner's runs of idx, or the arena's orphans of idx */
-  struct run *anext, *aprev; /* all runs of the arena */
+  struct run *anext, *aprev; /* all runs of the arena (its lock) */
+  /* Under its lock. */
+  _Alignas(64) int lock;     /* 0 free, 1 held (run.c) */
+  uint8_t nbatch;            /* batches in use */
+  uint32_t carved, nfree;
   unsigned long takes;       /* batches taken (the background thread tells idle runs by it) */
-  unsigned long seen_takes;  /* background thread: takes at its last look */
-  unsigned idle_rounds;      /* background thread: rounds seen empty and untouched */
+  struct run_batch batch[RUN_BATCHES];
+  /* The background thread's, under the arena lock. */
+  unsigned long seen_takes;  /* takes at its last look */
+  unsigned idle_rounds;      /* rounds seen empty and untouched */
 };
 
-static inline struct run *run_of(const void *block) {
-  return (struct run *)(((uintptr_t)block & ~(uintptr_t)(RUN_SIZE - 1)) + CHUNK_HDR);
-}
 /* Where block 0 starts: after the run chunk's header and struct run. */
 #define RUN_HDR ((CHUNK_HDR + sizeof(struct run) + CHUNK_ALIGN_MASK) & ~CHUNK_ALIGN_MASK)
+
+/* The run a block with this size field would belong to (checked by
+ * run_checked before use). */
+static inline struct run *run_of(const void *block, size_t size_field) {
+  uintptr_t mask = run_size_for(size_field & ~CHUNK_FLAGS) - 1;
+  return (struct run *)(((uintptr_t)block & ~mask) + CHUNK_HDR);
+}
 static inline size_t run_block_size(const struct run *r) { return r->block_sf & ~CHUNK_FLAGS; }
 static inline struct chunk *run_block(struct run *r, size_t i) {
   return (struct chunk *)((char *)r - CHUNK_HDR + RUN_HDR + i * run_block_size(r));
@@ -96,8 +124,25 @@ void *run_refill(struct tcache *tc, size_t idx);
 void run_give_back(struct run *r, struct tcache_entry *first, struct tcache_entry *last, unsigned n,
                    struct tcache *me, struct arena *locked);
 /* Check that p (a chunk with R set) is a block of a run and return it,
- * or abort naming fn. */
-struct run *run_checked(struct chunk *p, const char *fn);
+ * or abort naming fn: its run's header says so, its size field is that
+ * run's, and it starts at one of the run's blocks. */
+#define RUN_CHECK ((uintptr_t)0x72756e2d63686b32ull)
+__attribute__((noreturn)) TIDE_COLD void run_bad_block(struct chunk *p, const char *fn);
+static inline struct run *run_checked(struct chunk *p, const char *fn) {
+  size_t sf = p->size;
+  struct run *r = run_of(p, sf);
+  /* The run's header must be memory we may read: in a heap it is (heaps
+   * are committed from their start); in the break it must not lie below
+   * the first segment. */
+  if (unlikely(!(sf & IN_HEAP) && (char *)r - CHUNK_HDR < main_arena.brk_lo))
+    run_bad_block(p, fn);
+  size_t off = (size_t)((char *)p - ((char *)r - CHUNK_HDR + RUN_HDR));
+  size_t i = (size_t)(((uint64_t)off * r->recip) >> 32); /* exact for offsets and sizes < 2^16 */
+  if (unlikely((r->check ^ (RUN_CHECK ^ (uintptr_t)r)) | (sf ^ r->block_sf) | (off >= r->size) |
+               (i * run_block_size(r) != off) | (i >= r->nblocks)))
+    run_bad_block(p, fn);
+  return r;
+}
 /* The thread of tc exits: its runs go back or become orphans. */
 void run_thread_exit(struct tcache *tc);
 /* fork: every run lock of a (locked) is taken before and released after;
@@ -114,6 +159,9 @@ size_t run_purge_idle(struct arena *a);
  * how many blocks are free or uncarved.  The arena counts a run as one
  * chunk in use; statistics of the bytes in use take these off. */
 size_t run_idle_bytes(struct arena *a, size_t *free_blocks);
+/* The blocks given back to r, for the heap inspector (r's lock held). */
+void run_lock(struct run *r);
+void run_unlock(struct run *r);
 /* Heap checker, a locked. */
 void check_runs(struct arena *a);
 

@@ -5,6 +5,8 @@
  */
 #include "tcache.h"
 
+#include <limits.h>
+
 #include "arena.h"
 #include "arenas.h"
 #include "mmapped.h"
@@ -13,7 +15,7 @@
 
 /* A thread without a cache points at this one: no entries, every bin
  * "full", so the fast paths need no NULL test and always miss. */
-static struct tcache tcache_none = {
+struct tcache tcache_none = {
     .count = {[0 ... TCACHE_BINS - 1] = UINT16_MAX},
 };
 __thread struct tcache *tcache_tls = &tcache_none;
@@ -38,7 +40,23 @@ void tcache_refresh_own(struct tcache *tc) {
   tc->own_span = ok ? (uintptr_t)(hi - lo) : 0;
 }
 uint16_t tcache_limit[TCACHE_BINS];
-uint16_t tcache_nbins = TCACHE_BINS;
+uint16_t tcache_nbins = TCACHE_SMALL_BINS;
+
+const uint16_t tcache_medium_size[TCACHE_MEDIUM_BINS] = {1280, 1536, 1792, 2048, 2560,  3072,  3584,  4096,
+                                                         5120, 6144, 7168, 8192, 10240, 12288, 14336, 16384};
+/* (n + 7) / 16 -> the bin of the chunk for a request of n bytes, that
+ * is max(32, n + 8 rounded up to 16) / 16 - 2: requests 16k - 7 .. 16k + 8
+ * need a chunk of 16k + 16. */
+const uint8_t tcache_request_bin[65] = {
+     0,  0,  1,  2,  3,  4,  5,  6,  7,  8,  9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20,
+    21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42,
+    43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63};
+
+/* ceil(size / 256) -> the first class at least that big. */
+const uint8_t tcache_medium_by_256[65] = {
+    0,  0,  0,  0,  0,  0,  1,  2,  3,  4,  4,  5,  5,  6,  6,  7,  7,  8,  8,  8,  8,  9,
+    9,  9,  9,  10, 10, 10, 10, 11, 11, 11, 11, 12, 12, 12, 12, 12, 12, 12, 12, 13, 13, 13,
+    13, 13, 13, 13, 13, 14, 14, 14, 14, 14, 14, 14, 14, 15, 15, 15, 15, 15, 15, 15, 15};
 size_t tcache_big_bytes = TCACHE_BIG_BYTES;
 
 /* ------------------------------------------------------------ the budget
@@ -55,11 +73,13 @@ static unsigned budget_level;
 static long live_caches;
 
 static size_t bin_limit(size_t i, size_t count, unsigned level) {
-  if (i >= tcache_nbins) /* off (tcache_max): every push fails */
+  size_t chunk = tcache_bin_size(i);
+  /* Off (tcache_max): every push fails. */
+  if (i < TCACHE_SMALL_BINS ? i >= tcache_nbins : chunk > tcache_big_max_chunk)
     return 0;
-  size_t chunk = (i + 2) * CHUNK_ALIGN, cap = (TCACHE_BIN_BYTES >> level) / chunk;
-  if (cap < 8)
-    cap = 8;
+  size_t cap = (TCACHE_BIN_BYTES >> level) / chunk, least = i < TCACHE_SMALL_BINS ? 8 : 2;
+  if (cap < least)
+    cap = least;
   return count < cap ? count : cap;
 }
 
@@ -73,7 +93,7 @@ static size_t big_bytes(unsigned level) {
 static size_t thread_bytes(size_t count, unsigned level) {
   size_t sum = big_bytes(level);
   for (size_t i = 0; i < TCACHE_BINS; i++)
-    sum += bin_limit(i, count, level) * (i + 2) * CHUNK_ALIGN;
+    sum += bin_limit(i, count, level) * tcache_bin_size(i);
   return sum;
 }
 
@@ -166,7 +186,7 @@ void tcache_publish(struct tcache *tc, struct arena *a) {
 }
 
 struct chunk *tcache_refill(struct tcache *tc, struct arena *a, size_t idx) {
-  size_t nb = (idx + 2) * CHUNK_ALIGN;
+  size_t nb = tcache_bin_size(idx);
   struct chunk *first = arena_malloc(a, nb, NULL);
   if (!first || chunk_is_mmapped(first))
     return first;
@@ -229,20 +249,20 @@ void tcache_drain_remote(struct arena *a) {
     return;
   /* Cleared before looking, so a push we miss sets it again. */
   __atomic_store_n(&a->remote_pending, 0, __ATOMIC_SEQ_CST);
-  for (size_t i = 0; i < TCACHE_BINS; i++)
+  for (size_t i = 0; i < TCACHE_SMALL_BINS; i++)
     if (__atomic_load_n(&a->remote[i], __ATOMIC_RELAXED))
       free_entries(a, __atomic_exchange_n(&a->remote[i], NULL, __ATOMIC_ACQUIRE), true);
 }
 
 void *tcache_adopt_remote(struct tcache *tc, struct arena *a, size_t idx) {
-  if (__atomic_load_n(&a->remote[idx], __ATOMIC_RELAXED) == NULL)
+  if (idx >= TCACHE_SMALL_BINS || __atomic_load_n(&a->remote[idx], __ATOMIC_RELAXED) == NULL)
     return NULL;
   struct tcache_entry *first = __atomic_exchange_n(&a->remote[idx], NULL, __ATOMIC_ACQUIRE);
   if (!first)
     return NULL;
   /* Walk what fits in the bin (counting, and checking each entry: it sat
    * in memory anyone could write); the rest goes to the fast bins. */
-  size_t nb = (idx + 2) * CHUNK_ALIGN;
+  size_t nb = tcache_bin_size(idx);
   unsigned n = 1, room = tcache_limit[idx] > 1 ? tcache_limit[idx] : 1;
   struct tcache_entry *e = first, *rest = NULL;
   for (;;) {
@@ -286,23 +306,35 @@ static void check_cached(struct tcache_entry *e) {
  * (one lock per run of consecutive blocks of one run), other chunks to
  * their arenas (one lock, or one push, per run of chunks of one arena).
  * me: the cache they leave; live: the overflow of a live cache (arena
- * chunks are parked uncoalesced for the next refill). */
-static void flush_list(struct tcache *me, struct tcache_entry *e, size_t idx, bool live) {
+ * chunks are parked uncoalesced for the next refill).  At most max
+ * entries go; returns the first that stays (or NULL). */
+static struct tcache_entry *flush_list(struct tcache *me, struct tcache_entry *e, size_t idx, bool live,
+                                       unsigned max) {
   const char *saved = tide_current_fn;
   tide_current_fn = "free";
-  while (e) {
+  while (e && max > 0) {
     struct tcache_entry *first = e, *last = e;
     struct chunk *c = mem2chunk(e);
     if (chunk_in_run(c)) {
+      /* The first block in full (run_checked); the blocks after it that lie
+       * among that run's blocks need only be at a block and carry its
+       * size field. */
       struct run *r = run_checked(c, "free");
+      uintptr_t lo = (uintptr_t)run_block(r, 0), span = (uintptr_t)r->nblocks * run_block_size(r);
       unsigned n = 1;
       check_cached(e);
-      for (e = entry_next(e); e && run_of(e) == r && chunk_in_run(mem2chunk(e)); e = entry_next(e)) {
-        run_checked(mem2chunk(e), "free");
+      for (e = entry_next(e); e && n < max; e = entry_next(e)) {
+        struct chunk *b = mem2chunk(e);
+        uintptr_t off = (uintptr_t)b - lo;
+        if (off >= span)
+          break;
+        if (unlikely((b->size ^ r->block_sf) | ((((uint64_t)off * r->recip) >> 32) * run_block_size(r) - off)))
+          run_bad_block(b, "free");
         check_cached(e);
         last = e;
         n++;
       }
+      max -= n;
       run_give_back(r, first, last, n, me, NULL);
       continue;
     }
@@ -310,17 +342,19 @@ static void flush_list(struct tcache *me, struct tcache_entry *e, size_t idx, bo
     struct arena *a = arenas_of_chunk(c, c->size);
     if (unlikely(!a))
       tide_fatal("free", "invalid pointer in thread cache (corrupted entry)");
-    for (e = entry_next(e); e; e = entry_next(e)) {
+    unsigned n = 1;
+    for (e = entry_next(e); e && n < max; e = entry_next(e), n++) {
       c = mem2chunk(e);
       if (chunk_in_run(c) || arenas_of_chunk(c, c->size) != a)
         break;
       last = e;
     }
+    max -= n;
     /* Another thread's arena is not locked at all: the run goes on its
      * remote stack, which its thread adopts on its next miss in this bin
      * (or a drain under the lock empties).  So a consumer never contends
      * with the producer whose blocks it frees. */
-    if (live && a != arenas_thread_arena()) {
+    if (live && a != arenas_thread_arena() && idx < TCACHE_SMALL_BINS) {
       remote_push(a, idx, first, last);
       continue;
     }
@@ -331,6 +365,7 @@ static void flush_list(struct tcache *me, struct tcache_entry *e, size_t idx, bo
     lock_release(&a->lock);
   }
   tide_current_fn = saved;
+  return e;
 }
 
 static __attribute__((noreturn)) void double_free_elsewhere(void *mem);
@@ -505,15 +540,15 @@ bool tcache_contains(struct tcache *tc, void *mem, size_t idx) {
 
 static void out_flush(struct tcache *tc, size_t idx) {
   struct tcache_entry *list = tc->out[idx];
-  tc->out_bytes -= tc->out_count[idx] * (idx + 2) * CHUNK_ALIGN;
+  tc->out_bytes -= tc->out_count[idx] * tcache_bin_size(idx);
   tc->out[idx] = NULL;
   tc->out_count[idx] = 0;
-  flush_list(tc, list, idx, true);
+  flush_list(tc, list, idx, true, UINT_MAX);
 }
 
 bool tcache_free_foreign(struct tcache *tc, void *mem, size_t idx) {
   struct tcache_entry *e = mem;
-  if (tc == &tcache_none || tcache_state != 1 || idx >= tcache_nbins)
+  if (tc == &tcache_none || tcache_state != 1 || tcache_limit[idx] == 0)
     return false; /* no cache (yet), or this size is not cached: the slow path */
   if (unlikely(e->key == free_key(e))) {
     if (tcache_contains(tc, mem, idx))
@@ -523,7 +558,7 @@ bool tcache_free_foreign(struct tcache *tc, void *mem, size_t idx) {
   e->next = (struct tcache_entry *)link_protect(&e->next, (struct chunk *)tc->out[idx]);
   e->key = free_key(e);
   tc->out[idx] = e;
-  tc->out_bytes += (idx + 2) * CHUNK_ALIGN;
+  tc->out_bytes += tcache_bin_size(idx);
   /* Handed back a batch at a time: one push per owning arena. */
   if (++tc->out_count[idx] >= TCACHE_OUT_BATCH)
     out_flush(tc, idx);
@@ -542,21 +577,13 @@ void tcache_free_slow(struct tcache *tc, void *mem, size_t idx) {
     double_free_elsewhere(mem);
   }
   if (tc->count[idx] >= tcache_limit[idx]) {
-    /* Keep the most recent half (warm in cache), flush the rest. */
+    /* The newest entries go, down to half the limit: the walk to find
+     * where to cut is the one that checks and groups them on their way
+     * out (the older half stays for the next mallocs). */
     unsigned keep = tcache_limit[idx] / 2u;
-    struct tcache_entry *rest;
-    if (keep == 0) {
-      rest = tc->head[idx];
-      tc->head[idx] = NULL;
-    } else {
-      struct tcache_entry *last = tc->head[idx];
-      for (unsigned k = 1; k < keep && last; k++)
-        last = (struct tcache_entry *)link_reveal(&last->next, (struct chunk *)last->next);
-      rest = (struct tcache_entry *)link_reveal(&last->next, (struct chunk *)last->next);
-      last->next = (struct tcache_entry *)link_protect(&last->next, NULL);
-    }
-    tc->count[idx] = (uint16_t)keep;
-    flush_list(tc, rest, idx, true);
+    unsigned go = tc->count[idx] > keep ? tc->count[idx] - keep : 0;
+    tc->head[idx] = flush_list(tc, tc->head[idx], idx, true, go);
+    tc->count[idx] = (uint16_t)(tc->count[idx] - go);
   }
   if (!tcache_push(tc, mem, idx)) {
     /* limit 0: nothing is cached */
@@ -578,11 +605,11 @@ static void thread_exit_hook(void *unused) {
       struct tcache_entry *list = tc->head[i];
       tc->head[i] = NULL;
       tc->count[i] = 0;
-      flush_list(tc, list, i, false);
+      flush_list(tc, list, i, false, UINT_MAX);
       list = tc->out[i];
       tc->out[i] = NULL;
       tc->out_count[i] = 0;
-      flush_list(tc, list, i, false);
+      flush_list(tc, list, i, false, UINT_MAX);
       tc->out_bytes = 0;
     }
     tide_current_fn = "free";

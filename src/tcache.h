@@ -85,6 +85,8 @@ struct tcache {
 /* Never NULL: threads without a cache see an empty one that is always
  * full.  Slow paths use tcache_mine(), which gives NULL for it. */
 extern __thread struct tcache *tcache_tls;
+extern TIDE_HIDDEN struct tcache tcache_none;
+static inline struct tcache *tcache_none_ptr(void) { return &tcache_none; }
 struct tcache *tcache_mine(void);
 /* The same, making the cache first if this thread has none yet. */
 struct tcache *tcache_mine_or_create(void);
@@ -108,25 +110,60 @@ void tcache_postfork_child(bool have_cache);
 extern TIDE_HIDDEN uint16_t tcache_nbins; /* bins in use */
 extern TIDE_HIDDEN size_t tcache_max_request; /* largest request they serve */
 
-/* Chunk size -> bin; sizes below 32 give a huge index (rejected). */
+/* Chunk size -> small bin; sizes below 32 give a huge index (rejected),
+ * sizes past 1040 an index of TCACHE_SMALL_BINS or more. */
 static inline size_t tcache_index(size_t chunk_size) { return (chunk_size >> 4) - 2; }
-static inline size_t tcache_request_index(size_t n) {
-  size_t i = (n + SIZE_SZ + CHUNK_ALIGN_MASK) >> 4;
-  return (i < 2 ? 2 : i) - 2;
-}
 
-/* Pop a chunk's memory, or NULL. */
+/* The medium bins' chunk sizes, and by a size in 256 B units rounded up
+ * (1..64), the medium bin that holds it. */
+extern TIDE_HIDDEN const uint16_t tcache_medium_size[TCACHE_MEDIUM_BINS];
+extern TIDE_HIDDEN const uint8_t tcache_medium_by_256[65];
+static inline size_t tcache_bin_size(size_t idx) {
+  return idx < TCACHE_SMALL_BINS ? (idx + 2) * CHUNK_ALIGN : tcache_medium_size[idx - TCACHE_SMALL_BINS];
+}
+/* The medium bin whose class holds chunk size nb (1040 < nb <= 16 KiB). */
+static inline size_t tcache_medium_index(size_t nb) {
+  return TCACHE_SMALL_BINS + tcache_medium_by_256[(nb + 255) >> 8];
+}
+/* The bin that holds chunks of exactly this size, or TCACHE_BINS. */
+static inline size_t tcache_bin_of(size_t size) {
+  if (size <= (TCACHE_SMALL_BINS + 1) * CHUNK_ALIGN)
+    return tcache_index(size);
+  if (size > TCACHE_MEDIUM_MAX_CHUNK || (size & 255))
+    return TCACHE_BINS;
+  size_t idx = tcache_medium_index(size);
+  return tcache_bin_size(idx) == size ? idx : TCACHE_BINS;
+}
+/* Request bytes (at most 1032) -> small bin: one load from a table
+ * instead of rounding and clamping. */
+extern TIDE_HIDDEN const uint8_t tcache_request_bin[65];
+static inline size_t tcache_request_index(size_t n) { return tcache_request_bin[(n + 7) >> 4]; }
+
+/* Pop a chunk's memory, or NULL.  The entry's key must be its own: a
+ * forged or overwritten entry (its next link included, which becomes the
+ * head and is checked the same way when it is popped) does not carry the
+ * key of its address, which depends on secrets. */
 static inline void *tcache_pop(struct tcache *tc, size_t idx) {
   struct tcache_entry *e = tc->head[idx];
   if (unlikely(!e))
     return NULL;
   struct tcache_entry *next = (struct tcache_entry *)link_reveal(&e->next, (struct chunk *)e->next);
-  if (unlikely(((uintptr_t)next & CHUNK_ALIGN_MASK) | (e->key ^ free_key(e))))
+  if (unlikely(e->key != free_key(e)))
     tide_fatal("malloc", "corrupted thread-cache entry (written after free?)");
   tc->head[idx] = next;
   tc->count[idx]--;
   e->key = 0;
   return e;
+}
+
+/* The same, also checking the block's size field against its bin (the
+ * arena path checks as much of what it takes from a bin): for the medium
+ * bins, whose pops are on a slow path anyway. */
+static inline void *tcache_pop_checked(struct tcache *tc, size_t idx) {
+  void *mem = tcache_pop(tc, idx);
+  if (mem && unlikely((mem2chunk(mem)->size & ~(PREV_INUSE | IN_HEAP | IN_RUN)) != tcache_bin_size(idx)))
+    tide_fatal("malloc", "invalid size of a cached block (its header was overwritten)");
+  return mem;
 }
 
 /* Push; false when the bin is full or the entry looks cached already
@@ -169,7 +206,7 @@ bool tcache_contains(struct tcache *tc, void *mem, size_t idx);
 /* Medium chunks: is nb (a chunk size over the bins' range) one? */
 extern TIDE_HIDDEN size_t tcache_big_max_chunk; /* from tcache_max; 0: off */
 static inline bool tcache_big_size(size_t nb) {
-  return nb > (TCACHE_BINS + 1) * CHUNK_ALIGN && nb <= tcache_big_max_chunk;
+  return nb > (TCACHE_SMALL_BINS + 1) * CHUNK_ALIGN && nb <= tcache_big_max_chunk;
 }
 /* A cached medium chunk that fits nb, or NULL. */
 void *tcache_big_take(struct tcache *tc, size_t nb);

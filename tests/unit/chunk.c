@@ -34,6 +34,16 @@ static size_t request2size(size_t n) {
   return s < 32 ? 32 : s;
 }
 
+/* The thread cache's medium classes: four a doubling from 1280 B. */
+static size_t medium_class(size_t nb) {
+  static const size_t classes[] = {1280, 1536, 1792, 2048, 2560, 3072, 3584, 4096,
+                                   5120, 6144, 7168, 8192, 10240, 12288, 14336, 16384};
+  for (size_t i = 0; i < sizeof classes / sizeof classes[0]; i++)
+    if (classes[i] >= nb)
+      return classes[i];
+  return nb;
+}
+
 static void test_sizes(void) {
   size_t wrong = 0, flagbad = 0, usable_bad = 0, run_small = 0, run_big = 0;
   size_t first_wrong = SIZE_MAX;
@@ -44,17 +54,19 @@ static void test_sizes(void) {
       wrong++;
       continue;
     }
-    /* Exact, except that a medium request (over 1032 B) may get a block
-     * of the thread's medium cache up to a quarter bigger. */
+    /* Exact up to 1032 B; past that the chunk of the size class (four a
+     * doubling) holding the request. */
     size_t want = request2size(n);
-    if (csize(p) != want && (n <= 1032 || csize(p) < want || csize(p) > want + want / 4)) {
+    if (want > 1040)
+      want = medium_class(want);
+    if (csize(p) != want) {
       if (first_wrong == SIZE_MAX)
         first_wrong = n;
       wrong++;
     }
     if (cflags(p) & (FLAG_M | FLAG_A))
       flagbad++;
-    if ((cflags(p) & FLAG_R) && n <= 1032)
+    if ((cflags(p) & FLAG_R) && n <= 16376)
       run_small++;
     else if (cflags(p) & FLAG_R)
       run_big++;
@@ -65,10 +77,10 @@ static void test_sizes(void) {
     else
       tide_free(p);
   }
-  CHECK(wrong == 0, "chunk size == max(32, round16(n + 8)) for n in 0..3000, medium ones at most 1/4 more (%zu differ, "
+  CHECK(wrong == 0, "chunk size == max(32, round16(n + 8)) for n in 0..3000, past 1040 its size class (%zu differ, "
                     "first at n=%zu)", wrong, first_wrong == SIZE_MAX ? 0 : first_wrong);
   CHECK(flagbad == 0, "main-arena heap chunks have neither M nor A set (%zu do)", flagbad);
-  CHECK(run_small > 900 && run_big == 0, "requests up to 1032 B get blocks of runs (R set: %zu of 1033), larger "
+  CHECK(run_small > 2900 && run_big == 0, "requests up to 16376 B get blocks of runs (R set: %zu of 3001), larger "
         "ones do not (%zu do)", run_small, run_big);
   CHECK(usable_bad == 0, "malloc_usable_size == chunk size - 8 for heap chunks (%zu not)",
         usable_bad);

@@ -382,9 +382,9 @@ static void c_realloc_freed_elsewhere(void *arg) {
   sink += (size_t)tide_realloc(realloc_victim, 48);
 }
 
-/* A freed 4 KiB block waits in the thread's medium cache; its size field
- * is overwritten (an underflow of the block before it); the next request
- * of that size must not get it back unchecked (issue 11, item 9). */
+/* A freed 4 KiB block waits in the thread's cache (a medium bin); its size
+ * field is overwritten (an underflow of the block before it); the next
+ * request of that size must not get it back unchecked (issue 11, item 9). */
 static void c_medium_cached_size_overwritten(void *arg) {
   (void)arg;
   char *guard = tide_malloc(100);
@@ -393,6 +393,20 @@ static void c_medium_cached_size_overwritten(void *arg) {
   tide_free(p);
   ((size_t *)p)[-1] = 0x2011; /* 8 KiB, "previous in use" */
   char *q = tide_malloc(4096);
+  sink += (size_t)q;
+  tide_free(after);
+  tide_free(guard);
+}
+
+/* The same for a block past the bins, in the medium cache. */
+static void c_big_cached_size_overwritten(void *arg) {
+  (void)arg;
+  char *guard = tide_malloc(100);
+  char *p = tide_malloc(30000);
+  char *after = tide_malloc(100);
+  tide_free(p);
+  ((size_t *)p)[-1] = 0x10001; /* 64 KiB, "previous in use" */
+  char *q = tide_malloc(30000);
   sink += (size_t)q;
   tide_free(after);
   tide_free(guard);
@@ -442,7 +456,9 @@ static const struct wcase cases[] = {
     {"double free, 40 B, by another thread while the block is in its owner's cache",
      c_double_free_other_thread, "free"},
     {"realloc of a block another thread freed (in its cache)", c_realloc_freed_elsewhere, "realloc"},
-    {"size field of a 4 KiB block in the medium cache overwritten, then malloc", c_medium_cached_size_overwritten,
+    {"size field of a 4 KiB block in the thread cache overwritten, then malloc", c_medium_cached_size_overwritten,
+     "malloc"},
+    {"size field of a 30000 B block in the medium cache overwritten, then malloc", c_big_cached_size_overwritten,
      "malloc"},
 };
 
