@@ -8,6 +8,7 @@
 #include "arena.h"
 #include "arenas.h"
 #include "os.h"
+#include "purge.h"
 #include "tcache.h"
 
 static inline char *run_base(struct run *r) { return (char *)r - CHUNK_HDR; }
@@ -303,8 +304,11 @@ static void release_if_empty(struct run *r, struct tcache *me, struct arena *loc
   struct arena *a = r->arena;
   uint8_t state = __atomic_load_n(&r->state, __ATOMIC_RELAXED);
   bool mine = state == RUN_OWNED && me && r->owner == me;
-  if (mine && me->runs[r->idx] == r)
-    return; /* the one being cut: kept, so a size that comes and goes does not remake it */
+  /* The one being cut is kept, so that a size that comes and goes does
+   * not remake it each time -- while the background thread can hand its
+   * pages back if it stays idle; without that thread it goes too. */
+  if (mine && me->runs[r->idx] == r && purge_thread_running())
+    return;
   if (!mine && state != RUN_ORPHAN)
     return;
   if (mine)
@@ -404,35 +408,66 @@ static bool try_run_lock(struct run *r) {
   return __atomic_compare_exchange_n(&r->lock, &free_state, 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
 }
 
+/* Hand back the pages lo..hi (rounded inwards to whole pages). */
+static size_t purge_span(uintptr_t lo, uintptr_t hi) {
+  lo = os_page_up(lo);
+  hi = os_page_down(hi);
+  if (hi <= lo)
+    return 0;
+  os_purge((void *)lo, hi - lo);
+  return hi - lo;
+}
+
+/* An idle run that still has blocks out (the program's, or in its owner's
+ * cache), r locked: the pages that lie wholly inside its free blocks
+ * (past each one's first bytes, which hold its link and key) and inside
+ * what is not carved yet go back.  The blocks stay as they are: a block
+ * taken again reads zero where its pages went. */
+static size_t purge_free_pages(struct run *r) {
+  size_t size = block_size(r), released = 0;
+  if (size >= 2 * os_page)
+    for (unsigned b = 0; b < r->nbatch; b++)
+      for (struct tcache_entry *e = r->batch[b].head; e; e = entry_next(e))
+        released += purge_span((uintptr_t)(e + 1), (uintptr_t)mem2chunk(e) + size);
+  /* Past the header after the last carved block. */
+  released += purge_span((uintptr_t)run_block(r, r->carved) + CHUNK_HDR, (uintptr_t)run_base(r) + r->size);
+  return released;
+}
+
 size_t run_purge_idle(struct arena *a) {
   size_t waiting = 0;
   for (struct run *r = a->runs; r; r = r->anext) {
     if (r->state != RUN_OWNED)
       continue;
     unsigned long takes = __atomic_load_n(&r->takes, __ATOMIC_RELAXED);
-    bool empty = __atomic_load_n(&r->nfree, __ATOMIC_RELAXED) == __atomic_load_n(&r->carved, __ATOMIC_RELAXED);
-    if (!empty || r->carved == 0 || takes != r->seen_takes) {
+    uint32_t nfree = __atomic_load_n(&r->nfree, __ATOMIC_RELAXED), carved = __atomic_load_n(&r->carved, __ATOMIC_RELAXED);
+    /* Looked at once per idle spell: untouched since its last purge, or
+     * with nothing free in it, it is left alone. */
+    if (takes != r->seen_takes || nfree != r->seen_nfree || carved == 0 || (nfree == 0 && carved == r->nblocks)) {
       r->seen_takes = takes;
+      r->seen_nfree = nfree;
       r->idle_rounds = 0;
       continue;
     }
+    if (r->idle_rounds == UINT32_MAX) /* purged in this spell already */
+      continue;
     if (++r->idle_rounds < 2 || !try_run_lock(r)) {
       waiting++;
       continue;
     }
-    if (r->nfree == r->carved && r->takes == takes) {
-      /* Every page past the first (which holds the header) goes back;
-       * the blocks are carved afresh when needed. */
-      uintptr_t lo = os_page_up((uintptr_t)run_base(r) + RUN_HDR), hi = (uintptr_t)run_base(r) + r->size;
-      if (hi > lo) {
-        os_purge((void *)lo, hi - lo);
-        a->count.purged_bytes += hi - lo;
+    if (r->takes == takes) {
+      if (r->nfree == r->carved) {
+        /* Empty: every page past the first (which holds the header) goes
+         * back; the blocks are carved afresh when needed. */
+        a->count.purged_bytes += purge_span((uintptr_t)run_base(r) + RUN_HDR, (uintptr_t)run_base(r) + r->size);
+        r->nbatch = 0;
+        r->nfree = r->seen_nfree = 0;
+        r->carved = 0;
+      } else {
+        a->count.purged_bytes += purge_free_pages(r);
       }
-      r->nbatch = 0;
-      r->nfree = 0;
-      r->carved = 0;
     }
-    r->idle_rounds = 0;
+    r->idle_rounds = UINT32_MAX;
     run_unlock(r);
   }
   return waiting;

@@ -95,7 +95,8 @@ struct run {
   struct run_batch batch[RUN_BATCHES];
   /* The background thread's, under the arena lock. */
   unsigned long seen_takes;  /* takes at its last look */
-  unsigned idle_rounds;      /* rounds seen empty and untouched */
+  uint32_t seen_nfree;       /* nfree at its last look */
+  uint32_t idle_rounds;      /* rounds seen untouched (UINT32_MAX: purged since) */
 };
 
 /* Where block 0 starts: after the run chunk's header and struct run. */

@@ -139,6 +139,9 @@ run "stress/heaps-std" 120 "$T/stress/heaps-std"
 run "stress/purge" 120 "$T/stress/purge"
 run "stress/purge-std" 120 "$T/stress/purge-std"
 run "stress/ownthread-std" 60 "$T/stress/ownthread-std"
+# issue 12: the run tier
+run "stress/runs" 120 "$T/stress/runs"
+run "stress/runs-std" 120 "$T/stress/runs-std"
 run "stress/bigblocks" 120 "$T/stress/bigblocks" "$SEED" 300
 run "stress/bigblocks-std" 120 "$T/stress/bigblocks-std" "$((SEED + 1))" 400
 
@@ -146,7 +149,8 @@ run "stress/bigblocks-std" 120 "$T/stress/bigblocks-std" "$((SEED + 1))" 400
 # program's first pthread_create (the whole suite passes both ways:
 # TIDEMALLOC_PURGE_THREAD=0 make test; here the tests it changes most)
 for mode in 0 2; do
-  for t in stress/purge-std stress/bigblocks-std stress/threads-std stress/fork-std stress/churn-std stress/libc-std; do
+  for t in stress/purge-std stress/bigblocks-std stress/threads-std stress/fork-std stress/churn-std stress/libc-std \
+    stress/runs-std; do
     args=()
     [ "$t" = stress/bigblocks-std ] && args=("$((SEED + 7))" 300)
     [ "$t" = stress/threads-std ] && args=("$((SEED + 8))" 50000)

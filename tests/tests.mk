@@ -43,7 +43,7 @@ TEST_BINS := $(TEST_SRCS:tests/%.c=$(TEST_OUT)/%) \
 	$(TEST_PLAIN:tests/%.c=$(TEST_OUT)/%-plain) $(TEST_OUT)/wrong/misuse-fast $(TEST_OUT)/stress/oom-std $(TEST_OUT)/stress/fork-std \
 	$(TEST_OUT)/stress/churn-std $(TEST_OUT)/stress/purge-std $(TEST_OUT)/stress/heaps-std \
 	$(TEST_OUT)/unit/inspect-fast $(TEST_OUT)/stress/ownthread-std $(TEST_OUT)/stress/bigblocks-std \
-	$(TEST_OUT)/stress/libc-std $(TEST_OUT)/stress/libc-static
+	$(TEST_OUT)/stress/libc-std $(TEST_OUT)/stress/libc-static $(TEST_OUT)/stress/runs-std
 
 # tests/pkg: the library as other programs use it (issue 14): dlopen from
 # C of the drop-in .so and of a plugin that links the prefixed archive;

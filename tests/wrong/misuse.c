@@ -398,6 +398,36 @@ static void c_medium_cached_size_overwritten(void *arg) {
   tide_free(guard);
 }
 
+/* Run blocks (src/run.h): a fake block with the run flag inside a real
+ * one, and a double free of a block its cache already gave back to its
+ * run.  The fake passes the free's cheap checks (as a fake chunk passes
+ * glibc's tcache) and is caught when its cache hands it back to its run,
+ * which checks that it starts at one of the run's blocks: here the frees
+ * of 100 more blocks of its size overflow the cache. */
+static void c_fake_run_block(void *arg) {
+  (void)arg;
+  size_t *b = tide_malloc(200);
+  b[2] = 0;
+  b[3] = 64 | 1 | 8; /* a 64 B "block", previous in use, in a run */
+  b[11] = 64 | 1 | 8; /* and a plausible header after it */
+  void *more[100];
+  for (int i = 0; i < 100; i++)
+    more[i] = tide_malloc(56);
+  tide_free(b + 4);
+  for (int i = 0; i < 100; i++)
+    tide_free(more[i]);
+}
+static void c_double_free_run_block(void *arg) {
+  (void)arg;
+  enum { N = 300 };
+  void *p[N];
+  for (int i = 0; i < N; i++)
+    p[i] = tide_malloc(72);
+  for (int i = 0; i < N; i++)
+    tide_free(p[i]); /* past the cache: most go back to their run */
+  tide_free(p[N / 2]);
+}
+
 /* The same for a block past the bins, in the medium cache. */
 static void c_big_cached_size_overwritten(void *arg) {
   (void)arg;
@@ -458,6 +488,8 @@ static const struct wcase cases[] = {
     {"realloc of a block another thread freed (in its cache)", c_realloc_freed_elsewhere, "realloc"},
     {"size field of a 4 KiB block in the thread cache overwritten, then malloc", c_medium_cached_size_overwritten,
      "malloc"},
+    {"free of a fake run block inside a real one, then its cache overflows", c_fake_run_block, "free"},
+    {"double free of a block given back to its run", c_double_free_run_block, "free"},
     {"size field of a 30000 B block in the medium cache overwritten, then malloc", c_big_cached_size_overwritten,
      "malloc"},
 };

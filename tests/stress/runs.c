@@ -1,0 +1,364 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The run tier (src/run.h) under load, every block's contents checked:
+ *
+ *   own        a thread fills runs of every small and medium size and
+ *              empties them itself, in several rounds; what it freed is
+ *              free again (in use back where it started)
+ *   cross      one thread allocates, another frees (and the other way
+ *              round), the freeing thread checking each block first
+ *   orphans    a thread exits with 20,000 blocks still out; another
+ *              checks and frees them later; the orphaned runs are then
+ *              released, and a third thread reuses the memory
+ *   fork       fork while runs are half full: the child checks and frees
+ *              what it inherited, allocates afresh, checks the heap
+ *   calloc     calloc zeroes blocks taken again from runs
+ *   purge      runs left empty and idle have their pages handed back by
+ *              the background thread: RSS (/proc/self/statm) falls
+ *              within 3 s, with no further call
+ *
+ * Two builds: tide_* on the debug library (the heap checker runs inside
+ * the allocator every 64 arena operations, and runs are part of it), and
+ * (-std) the drop-in.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "harness.h"
+#include "tidemalloc.h"
+
+#include "flavour.h"
+
+#ifdef TIDE_TEST_STD
+#define HEAP_CHECK() 0
+#else
+#define HEAP_CHECK() tide_heap_check()
+#endif
+
+/* Sizes spanning the small bins and the medium classes. */
+static size_t size_of(unsigned i) {
+  static const size_t sizes[] = {8, 24, 40, 64, 100, 200, 333, 512, 700, 1000, 1032,
+                                 1100, 1500, 2000, 3000, 4000, 5000, 8000, 12000, 16000};
+  return sizes[i % (sizeof sizes / sizeof sizes[0])];
+}
+
+/* A block's pattern: its first and last word and a byte in between,
+ * derived from its tag. */
+static void fill(unsigned char *p, size_t n, uint64_t tag) {
+  memset(p, (int)(tag & 0xff), n);
+  if (n >= 8)
+    memcpy(p, &tag, 8);
+}
+static bool intact(const unsigned char *p, size_t n, uint64_t tag) {
+  if (n >= 8) {
+    uint64_t t;
+    memcpy(&t, p, 8);
+    if (t != tag)
+      return false;
+  }
+  for (size_t i = n >= 8 ? 8 : 0; i < n; i += 61)
+    if (p[i] != (unsigned char)(tag & 0xff))
+      return false;
+  return n <= 8 || p[n - 1] == (unsigned char)(tag & 0xff);
+}
+
+static size_t in_use(void) {
+  struct tide_stats s;
+  tide_stats_get(&s);
+  return s.in_use_bytes;
+}
+
+/* ---- own */
+
+static void test_own(void) {
+  enum { N = 6000, ROUNDS = 4 };
+  static unsigned char *b[N];
+  size_t before = in_use(), bad = 0;
+  for (int round = 0; round < ROUNDS; round++) {
+    for (unsigned i = 0; i < N; i++) {
+      b[i] = F(malloc)(size_of(i + (unsigned)round));
+      fill(b[i], size_of(i + (unsigned)round), ((uint64_t)round << 32) | i);
+    }
+    for (unsigned i = 0; i < N; i++) {
+      unsigned k = round % 2 ? N - 1 - i : i; /* forwards, then backwards */
+      bad += !intact(b[k], size_of(k + (unsigned)round), ((uint64_t)round << 32) | k);
+      F(free)(b[k]);
+    }
+  }
+  size_t after = in_use();
+  CHECK(bad == 0, "own: %d rounds of %d blocks of 20 sizes filled and freed by their thread, all intact (%zu bad)",
+        ROUNDS, N, bad);
+  CHECK(after <= before + 2 * MiB, "own: the bytes in use come back (%zu -> %zu KiB; a cache's worth may stay)",
+        before / 1024, after / 1024);
+  CHECK(HEAP_CHECK() == 0, "own: heap sound");
+}
+
+/* ---- cross */
+
+enum { XN = 20000 };
+static unsigned char *xb[XN];
+static pthread_barrier_t xstep;
+static atomic_size_t xbad;
+
+static void *cross_other(void *arg) {
+  int rounds = (int)(intptr_t)arg;
+  for (int r = 0; r < rounds; r++) {
+    pthread_barrier_wait(&xstep); /* main made xb */
+    for (unsigned i = 0; i < XN; i++) {
+      if (!intact(xb[i], size_of(i), i ^ 0x5a5a))
+        atomic_fetch_add(&xbad, 1);
+      F(free)(xb[i]);
+    }
+    for (unsigned i = 0; i < XN; i++) { /* and ours for main to free */
+      xb[i] = F(malloc)(size_of(i));
+      fill(xb[i], size_of(i), i ^ 0xa5a5);
+    }
+    pthread_barrier_wait(&xstep);
+    pthread_barrier_wait(&xstep); /* main freed them */
+  }
+  return NULL;
+}
+
+static void test_cross(void) {
+  enum { ROUNDS = 3 };
+  pthread_barrier_init(&xstep, NULL, 2);
+  pthread_t t;
+  pthread_create(&t, NULL, cross_other, (void *)(intptr_t)ROUNDS);
+  for (int r = 0; r < ROUNDS; r++) {
+    for (unsigned i = 0; i < XN; i++) {
+      xb[i] = F(malloc)(size_of(i));
+      fill(xb[i], size_of(i), i ^ 0x5a5a);
+    }
+    pthread_barrier_wait(&xstep);
+    pthread_barrier_wait(&xstep); /* the other thread freed ours, made its own */
+    for (unsigned i = 0; i < XN; i++) {
+      if (!intact(xb[i], size_of(i), i ^ 0xa5a5))
+        atomic_fetch_add(&xbad, 1);
+      F(free)(xb[i]);
+    }
+    pthread_barrier_wait(&xstep);
+  }
+  pthread_join(t, NULL);
+  CHECK(atomic_load(&xbad) == 0, "cross: %d rounds of %d blocks freed by the other thread, all intact (%zu bad)",
+        ROUNDS, XN, atomic_load(&xbad));
+  CHECK(HEAP_CHECK() == 0, "cross: heap sound");
+}
+
+/* ---- orphans */
+
+enum { ON = 20000 };
+static unsigned char *ob[ON];
+
+static void *orphan_maker(void *arg) {
+  (void)arg;
+  for (unsigned i = 0; i < ON; i++) {
+    ob[i] = F(malloc)(size_of(i));
+    fill(ob[i], size_of(i), i * 7u + 1);
+  }
+  return NULL; /* exits with all of them out */
+}
+
+static void *orphan_freer(void *arg) {
+  size_t *bad = arg;
+  for (unsigned i = 0; i < ON; i++) {
+    *bad += !intact(ob[i], size_of(i), i * 7u + 1);
+    F(free)(ob[i]);
+  }
+  return NULL;
+}
+
+static void *orphan_reuser(void *arg) {
+  size_t *bad = arg;
+  for (unsigned i = 0; i < ON; i++) {
+    ob[i] = F(malloc)(size_of(i));
+    fill(ob[i], size_of(i), i + 99);
+  }
+  for (unsigned i = 0; i < ON; i++) {
+    *bad += !intact(ob[i], size_of(i), i + 99);
+    F(free)(ob[i]);
+  }
+  return NULL;
+}
+
+static void test_orphans(void) {
+  size_t before = in_use(), bad = 0, bad2 = 0;
+  pthread_t t;
+  pthread_create(&t, NULL, orphan_maker, NULL);
+  pthread_join(t, NULL);
+  size_t held = in_use();
+  CHECK(HEAP_CHECK() == 0, "orphans: heap sound with the maker gone and its runs orphaned");
+  pthread_create(&t, NULL, orphan_freer, &bad);
+  pthread_join(t, NULL);
+  size_t after = in_use();
+  CHECK(bad == 0, "orphans: %d blocks of an exited thread, freed by another, all intact (%zu bad)", ON, bad);
+  CHECK(held > before + 4 * MiB && after <= before + 2 * MiB,
+        "orphans: the orphaned runs are released once their blocks are back (in use %zu -> %zu -> %zu KiB)",
+        before / 1024, held / 1024, after / 1024);
+  pthread_create(&t, NULL, orphan_reuser, &bad2);
+  pthread_join(t, NULL);
+  CHECK(bad2 == 0, "orphans: a third thread reuses the memory, all intact (%zu bad)", bad2);
+  CHECK(HEAP_CHECK() == 0, "orphans: heap sound");
+}
+
+/* ---- fork */
+
+static void test_fork(void) {
+  enum { N = 8000 };
+  static unsigned char *b[N];
+  for (unsigned i = 0; i < N; i++) {
+    b[i] = F(malloc)(size_of(i));
+    fill(b[i], size_of(i), i + 3);
+  }
+  for (unsigned i = 0; i < N; i += 2) { /* runs half full */
+    F(free)(b[i]);
+    b[i] = NULL;
+  }
+  fflush(stdout);
+  pid_t pid = fork();
+  if (pid == 0) {
+    int bad = 0;
+    for (unsigned i = 1; i < N; i += 2) {
+      bad += !intact(b[i], size_of(i), i + 3);
+      F(free)(b[i]);
+    }
+    for (unsigned i = 0; i < N; i++) {
+      b[i] = F(malloc)(size_of(i));
+      fill(b[i], size_of(i), i + 5);
+    }
+    for (unsigned i = 0; i < N; i++) {
+      bad += !intact(b[i], size_of(i), i + 5);
+      F(free)(b[i]);
+    }
+    bad += HEAP_CHECK();
+    _exit(bad ? 3 : 0);
+  }
+  int st = 0;
+  waitpid(pid, &st, 0);
+  CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0, "fork: the child checks and frees what it inherited from half-full runs, "
+        "allocates afresh, heap sound (%s)", th_status_str(st));
+  size_t bad = 0;
+  for (unsigned i = 1; i < N; i += 2) {
+    bad += !intact(b[i], size_of(i), i + 3);
+    F(free)(b[i]);
+  }
+  CHECK(bad == 0, "fork: the parent's blocks intact after it (%zu bad)", bad);
+}
+
+/* ---- calloc */
+
+static void test_calloc(void) {
+  enum { N = 4000 };
+  static unsigned char *b[N];
+  size_t dirty = 0;
+  for (int round = 0; round < 3; round++) {
+    for (unsigned i = 0; i < N; i++) {
+      b[i] = F(malloc)(size_of(i));
+      memset(b[i], 0xAA, size_of(i));
+    }
+    for (unsigned i = 0; i < N; i++)
+      F(free)(b[i]);
+    for (unsigned i = 0; i < N; i++) {
+      b[i] = F(calloc)(1, size_of(i));
+      for (size_t k = 0; k < size_of(i); k++)
+        dirty += b[i][k] != 0;
+    }
+    for (unsigned i = 0; i < N; i++)
+      F(free)(b[i]);
+  }
+  CHECK(dirty == 0, "calloc: blocks taken again from runs read zero (%zu bytes not)", dirty);
+}
+
+/* ---- purge of idle runs */
+
+static pthread_barrier_t pstep;
+static unsigned char *last_block; /* in the run the filler cuts from at the end */
+static size_t filled_rss;         /* RSS with every block written */
+
+static void *purge_filler(void *arg) {
+  (void)arg;
+  /* Many runs of every size, written, then every block freed: the runs
+   * it is cutting stay with it, empty, while it waits. */
+  enum { N = 40000 };
+  static unsigned char *b[N];
+  for (unsigned i = 0; i < N; i++) {
+    b[i] = F(malloc)(size_of(i));
+    memset(b[i], 0x77, size_of(i));
+  }
+  last_block = b[N - 1];
+  filled_rss = th_rss_bytes();
+  for (unsigned i = 0; i < N; i++)
+    F(free)(b[i]);
+  pthread_barrier_wait(&pstep); /* freed */
+  pthread_barrier_wait(&pstep); /* main has looked */
+  return NULL;
+}
+
+static void test_purge(void) {
+  pthread_barrier_init(&pstep, NULL, 2);
+  size_t before = th_rss_bytes();
+  pthread_t t;
+  pthread_create(&t, NULL, purge_filler, NULL);
+  pthread_barrier_wait(&pstep);
+  size_t peak = filled_rss;
+  long page = sysconf(_SC_PAGESIZE);
+  uintptr_t run = (uintptr_t)last_block & ~(uintptr_t)(256 * 1024 - 1); /* 16000 B: a 256 KiB run */
+  unsigned char vec[64];
+  int first = -1;
+  if (mincore((void *)(run + (uintptr_t)page), 63 * (size_t)page, vec) == 0) {
+    first = 0;
+    for (int i = 0; i < 63; i++)
+      first += vec[i] & 1;
+  }
+  struct timespec ts = {0, 50 * 1000000L};
+  double waited = 0;
+  while (th_rss_bytes() > before + 4 * MiB && waited < 3.0) {
+    nanosleep(&ts, NULL);
+    waited += 0.05;
+  }
+  size_t after = th_rss_bytes();
+  /* The run the filler was cutting from stays its own; its blocks in the
+   * filler's cache aside it is free: with the background thread, its free
+   * blocks' pages (all but each one's first) go back once it has been
+   * idle for two rounds; without it the run itself goes back. */
+  int resident = -1;
+  for (double w = 0; w < 3.0; w += 0.05) {
+    if (mincore((void *)(run + (uintptr_t)page), 63 * (size_t)page, vec) != 0)
+      break;
+    resident = 0;
+    for (int i = 0; i < 63; i++)
+      resident += vec[i] & 1;
+    if (resident <= first / 2)
+      break;
+    nanosleep(&ts, NULL);
+  }
+  pthread_barrier_wait(&pstep);
+  pthread_join(t, NULL);
+  const char *bg = getenv("TIDEMALLOC_PURGE_THREAD");
+  if (bg && strcmp(bg, "0") == 0)
+    NOTE("purge: without the background thread an idle thread's last run keeps its free blocks' pages (%d of 63 "
+         "resident)", resident);
+  else
+    CHECK(first >= 12 && resident >= 0 && resident <= first / 2,
+          "purge: the idle thread's last run: the pages of its free blocks go back (%d of 63 resident, then %d)", first,
+          resident);
+  CHECK(peak > before + 16 * MiB, "purge: filling runs of every size raised RSS (%zu -> %zu MiB)", before / MiB,
+        peak / MiB);
+  CHECK(after <= before + 4 * MiB, "purge: all freed, the thread idle: RSS falls back within 3 s with no further "
+        "call (%zu MiB after %.2f s; %zu MiB before)", after / MiB, waited, before / MiB);
+}
+
+int main(void) {
+  printf("# stress/runs (%s)\n", FLAVOUR);
+  test_own();
+  test_cross();
+  test_orphans();
+  test_fork();
+  test_calloc();
+  test_purge();
+  CHECK(HEAP_CHECK() == 0, "heap sound at the end");
+  TEST_MAIN_END("stress/runs-" FLAVOUR);
+}
