@@ -12,11 +12,26 @@
  *    |                   struct itself sits in its first heap
  *    |       every arena: lock, fast bins, unsorted bin, 62 small bins,
  *    |       63 large bins (sorted, with nextsize skip lists), binmap,
- *    |       top chunk, last remainder, counters
- *    |- thread cache     per thread, small sizes, no lock and no atomics
+ *    |       top chunk, last remainder, counters, its runs and orphans
+ *    |- thread cache     per thread: 64 bins of one size (32..1040 B) and
+ *    |   |               16 of medium classes (1280 B..16 KiB), a few
+ *    |   |               medium blocks past them; no lock, no atomics
+ *    |   '- runs         under the cache: arena chunks of 64 or 256 KiB
+ *    |                   the thread cuts into blocks of one bin's size;
+ *    |                   misses and overflows go there, a batch under the
+ *    |                   run's own lock, no arena lock (src/run.h)
+ *    |- background thread  returns memory of idle processes (src/purge.c)
  *    '- mmapped chunks   requests >= the mmap threshold, one mapping each
  *
- *   chunk = [prev_size][size | A M P][user data ...]      (src/chunk.h)
+ *   chunk = [prev_size][size | R A M P][user data ...]    (src/chunk.h)
+ *
+ * malloc(n): the cache's bin for n -> its runs (a run's free blocks, then
+ * uncarved ones; a new run from the arena if none has any) -> past the
+ * bins, the arena path (bins, top, mmap).  free(p): checked and classified
+ * once (api.c) -> this thread's cache, or its out lists (a block of
+ * another thread's arena) -> a full bin hands its newest half back: run
+ * blocks to their runs, other chunks to their arena -> past the bins, the
+ * arena (a run's block reaching it goes to its run).
  *
  * Which arena owns a chunk: A clear -> the main arena's brk segments;
  * A set -> the heap found by masking the address (heap_of), whose
@@ -24,8 +39,8 @@
  *
  * Module prefixes follow file names: arena_ (arena.c), arenas_ (arenas.c),
  * bin_ (bins.c), heap_ (heap.c), mmapped_ (mmapped.c), tcache_ (tcache.c),
- * purge_ (purge.c), os_ (os.c), opt_ (options.c), stats_ (stats.c),
- * check_ (check.c).
+ * run_ (run.c), purge_ (purge.c), os_ (os.c), opt_ (options.c), stats_
+ * (stats.c), check_ (check.c).
  */
 #ifndef TIDE_INTERNAL_H
 #define TIDE_INTERNAL_H

@@ -1,15 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The per-thread cache (src/tcache.c): for each small chunk size (32 to
- * 1040 bytes, by 16) a LIFO list of free chunks that only its thread
+ * The per-thread cache (src/tcache.c): bins that only their thread
  * touches, so malloc and free of small blocks take no lock and no atomic
- * instruction.  Chunks in it stay "in use" as far as their arena knows.
+ * instruction -- one per small chunk size (32 to 1040 bytes, by 16), then
+ * one per medium size class (1280 B to 16 KiB, four a doubling; a request
+ * is rounded up to its class) -- each a LIFO list of free chunks, which
+ * stay "in use" as far as their arena knows.
  *
  *   entry (the chunk's user memory):  [next, safe-linked][key]
  *
- * A miss refills a bin with a batch taken from the arena under one lock;
- * a full bin hands half of itself back, one lock per owning arena, which
- * is also how frees of other threads' blocks reach their arenas in bulk.
+ * A miss refills a bin from the thread's runs (src/run.h), a batch under
+ * the run's lock; a full bin hands its newest half back (run blocks to
+ * their runs, other chunks to their arenas, a lock or a push per group),
+ * which is also how frees of other threads' blocks go back in bulk.
  */
 #ifndef TIDE_TCACHE_H
 #define TIDE_TCACHE_H
@@ -27,17 +30,18 @@
  * 16 KiB cost larson 6 % more instructions (refills and flushes). */
 #define TCACHE_BIN_BYTES ((size_t)32 * 1024)
 
-/* Medium blocks (chunks over 1040 bytes up to 64 KiB) have no bins here:
- * the cache keeps the few most recently freed of them, whatever their
- * size, and a request takes one that fits with at most 1/4 to spare.
- * Bounded in count and bytes, so an idle thread holds little. */
+/* The medium cache: medium chunks of no class size (made by the arena
+ * path: realloc, memalign) and those past the classes up to 64 KiB.  The
+ * cache keeps the few most recently freed of them, whatever their size,
+ * and a request takes one that fits with at most 1/4 to spare.  Bounded
+ * in count and bytes, so an idle thread holds little. */
 #define TCACHE_BIG_SLOTS 8
 #define TCACHE_BIG_MAX_CHUNK ((size_t)64 * 1024)
 #define TCACHE_BIG_BYTES ((size_t)256 * 1024)
 /* What all threads' caches together hold at most, about: with more than
- * 17 threads (1.8 MiB each) every thread's bins hold less, in
- * TCACHE_LEVELS halvings, down to 8 entries a bin (about 0.34 MiB a
- * thread; glibc's 7 entries are 0.24 MiB).  See "the budget" in tcache.c. */
+ * 14 threads (2.3 MiB each) every thread's bins hold less, in
+ * TCACHE_LEVELS halvings, down to 8 entries a small bin and 2 a medium
+ * one (about 0.53 MiB a thread).  See "the budget" in tcache.c. */
 #define TCACHE_TOTAL_BYTES ((size_t)32 * 1024 * 1024)
 #define TCACHE_LEVELS 5
 
