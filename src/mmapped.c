@@ -136,6 +136,42 @@ static char *kept_resize(struct kept k, size_t len) {
   return m;
 }
 
+/* With no background thread, kept mappings stay within the dirty cap
+ * (purge_unthreaded_cap, an eighth of live memory).  When a mapping had
+ * to be let go for the cap and a new one is mapped within the decay,
+ * blocks of that size come and go faster than the cap allows: it doubles
+ * (at most KEEP_MAX_SHIFT times, and never past MAP_CACHE_BYTES), and it
+ * halves again every KEEP_RELAX_MS.  Under reg.lock or racy: hints. */
+#define KEEP_MAX_SHIFT 4
+#define KEEP_RELAX_MS 10000
+static unsigned keep_shift;
+static uint64_t capped_ms, keep_raised_ms;
+
+static size_t unthreaded_limit(void) {
+  if (!purge_keeps_unthreaded())
+    return 0;
+  uint64_t now = os_now_coarse_ms();
+  if (keep_shift > 0 && now > keep_raised_ms + KEEP_RELAX_MS) {
+    keep_shift--;
+    keep_raised_ms = now;
+  }
+  size_t limit = purge_unthreaded_cap() << keep_shift;
+  return limit < MAP_CACHE_BYTES ? limit : MAP_CACHE_BYTES;
+}
+
+static void note_capped(void) { capped_ms = os_now_coarse_ms(); }
+
+static void note_fresh_map(void) {
+  if (!capped_ms || purge_defers() || !purge_keeps_unthreaded())
+    return;
+  uint64_t now = os_now_coarse_ms();
+  if (now < capped_ms + (uint64_t)opt.purge_decay_ms && keep_shift < KEEP_MAX_SHIFT) {
+    keep_shift++;
+    keep_raised_ms = now;
+  }
+  capped_ms = 0;
+}
+
 bool mmapped_can_map(void) { return (int)__atomic_load_n(&reg.count, __ATOMIC_RELAXED) < opt.mmap_max; }
 
 struct chunk *mmapped_alloc(size_t nb, bool may_reuse) {
@@ -143,6 +179,8 @@ struct chunk *mmapped_alloc(size_t nb, bool may_reuse) {
   if (len < nb)
     return NULL;
   char *m = NULL;
+  if (__atomic_load_n(&nkept, __ATOMIC_RELAXED) && !purge_defers())
+    mmapped_cache_expire(false); /* nobody else comes for them */
   if (may_reuse && __atomic_load_n(&nkept, __ATOMIC_RELAXED)) {
     struct kept k;
     lock_acquire(&reg.lock);
@@ -152,6 +190,7 @@ struct chunk *mmapped_alloc(size_t nb, bool may_reuse) {
       m = kept_resize(k, len);
   }
   if (!m) {
+    note_fresh_map();
     m = os_map(len);
     if (!m)
       return NULL;
@@ -213,7 +252,18 @@ void mmapped_free(struct chunk *p) {
   size_t len = off + size;
   if (len <= MAP_CACHE_BYTES)
     purge_wake(); /* before purge_defers(): see purge.c, "background thread" */
-  if (!purge_defers() || len > MAP_CACHE_BYTES) {
+  size_t limit = MAP_CACHE_BYTES;
+  bool capped = !purge_defers();
+  if (capped) {
+    /* No thread will come for it: keep it only within the cap, and let
+     * the large calls expire what has waited the decay. */
+    limit = unthreaded_limit();
+    if (__atomic_load_n(&nkept, __ATOMIC_RELAXED))
+      mmapped_cache_expire(false);
+  }
+  if (len > limit) {
+    if (capped)
+      note_capped();
     os_unmap(base, len);
     return;
   }
@@ -221,8 +271,10 @@ void mmapped_free(struct chunk *p) {
   struct kept out[MAP_CACHE_SLOTS];
   unsigned nout = 0;
   lock_acquire(&reg.lock);
-  while (nkept == MAP_CACHE_SLOTS || kept_bytes + len > MAP_CACHE_BYTES)
+  while (nkept == MAP_CACHE_SLOTS || kept_bytes + len > limit)
     out[nout++] = kept_take(0);
+  if (capped && nout)
+    note_capped();
   kept[nkept++] = (struct kept){base, len, os_now_coarse_ms()};
   kept_bytes += len;
   lock_release(&reg.lock);
@@ -252,6 +304,19 @@ size_t mmapped_cache_expire(bool everything) {
   size_t left;
   kept_release(everything, &left);
   return left;
+}
+
+void mmapped_cache_fit(size_t limit) {
+  if (!__atomic_load_n(&nkept, __ATOMIC_RELAXED))
+    return;
+  struct kept out[MAP_CACHE_SLOTS];
+  unsigned nout = 0;
+  lock_acquire(&reg.lock);
+  while (nkept > 0 && kept_bytes > limit)
+    out[nout++] = kept_take(0);
+  lock_release(&reg.lock);
+  for (unsigned i = 0; i < nout; i++)
+    os_unmap(out[i].base, out[i].len);
 }
 
 size_t mmapped_cache_release_all(void) {

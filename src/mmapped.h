@@ -11,7 +11,8 @@
  * every live chunk is in a registry, so free() can tell our mmapped
  * chunks from anything else carrying an M bit.  Under the defaults a few
  * freed mappings are kept for the decay time, so a large block that comes
- * and goes does not fault its pages in afresh each time.
+ * and goes does not fault its pages in afresh each time; with no
+ * background thread, only as many as the dirty cap allows (purge.c).
  */
 #ifndef TIDE_MMAPPED_H
 #define TIDE_MMAPPED_H
@@ -30,6 +31,8 @@ bool mmapped_known(struct chunk *p);
 /* Freed mappings kept for reuse (see src/mmapped.c): unmap those older
  * than the decay (all with everything); returns the bytes still kept. */
 size_t mmapped_cache_expire(bool everything);
+/* Unmap the oldest kept mappings until at most limit bytes are kept. */
+void mmapped_cache_fit(size_t limit);
 /* malloc_trim: unmap every kept mapping; returns the bytes released. */
 size_t mmapped_cache_release_all(void);
 bool mmapped_can_map(void);

@@ -291,6 +291,18 @@ void purge_wake(void) {
 #define PURGE_CAP_MIN ((size_t)4 * MiB)
 #define CAP_MAX_SHIFT 10
 #define CAP_RELAX_MS 10000
+bool purge_keeps_unthreaded(void) { return opt.dynamic_threshold && opt.purge_decay_ms > 0 && !thread_purges(); }
+
+/* The same bound for freed mappings kept with no thread (src/mmapped.c):
+ * an eighth of all live bytes, mapped ones included, at least the
+ * minimum. */
+size_t purge_unthreaded_cap(void) {
+  size_t live = mmapped_totals_unlocked_bytes();
+  for (struct arena *a = arenas_first(); a; a = a->next)
+    live += __atomic_load_n(&a->count.in_use_bytes, __ATOMIC_RELAXED);
+  return live / 8 > PURGE_CAP_MIN ? live / 8 : PURGE_CAP_MIN;
+}
+
 void purge_after_free(struct arena *a) {
   if (likely(a->dirty_bytes <= PURGE_CAP_MIN) || opt.purge_decay_ms < 0 || thread_purges())
     return;
@@ -299,6 +311,7 @@ void purge_after_free(struct arena *a) {
     cap = PURGE_CAP_MIN;
   if (a->dirty_bytes <= cap << a->cap_shift)
     return;
+  mmapped_cache_fit(purge_unthreaded_cap()); /* live memory fell: fewer kept mappings too */
   uint64_t now = now_ms();
   if (a->cap_shift > 0 && now > a->cap_raised_ms + CAP_RELAX_MS) {
     a->cap_shift--;

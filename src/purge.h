@@ -89,6 +89,10 @@ void purge_note_remote(void);
 /* The end of a free into a (locked): with no background thread, purge the
  * oldest dirty chunks past the cap (see purge.c). */
 void purge_after_free(struct arena *a);
+/* No thread comes, yet freed mappings may be kept (the defaults), within
+ * purge_unthreaded_cap() bytes. */
+bool purge_keeps_unthreaded(void);
+size_t purge_unthreaded_cap(void);
 /* c (a chunk of at least PURGE_MIN_CHUNK) was just allocated from a's
  * bins: if the dirty cap purged it a moment ago, the cap was too small. */
 void purge_note_reuse(struct arena *a, struct chunk *c);

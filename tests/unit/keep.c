@@ -13,7 +13,8 @@
  *  - malloc_trim gives kept mappings back at once;
  *  - once a glibc threshold is set with mallopt, frees unmap at once, as in
  *    glibc;
- *  - before the background thread exists, all of that happens at once.
+ *  - before the background thread exists, all of that happens at once,
+ *    except that a mapping that keeps coming back is kept within a cap.
  *
  * The order matters: the last test turns the defaults off.
  */
@@ -352,11 +353,41 @@ static void test_top_churn_without_thread(void) {
         "not in the last %d (%d)", ROUNDS, trims_first, ROUNDS / 2, trims_late);
 }
 
+/* Without the thread, a large block that comes and goes: its mapping is
+ * unmapped at once the first times (more than the cap of what is
+ * live), but one mapped again right after such an unmap raises the cap,
+ * so later cycles reuse the kept mapping; once it has waited the decay,
+ * the next large call unmaps it. */
+static void test_mapping_churn_without_thread(void) {
+  enum { ROUNDS = 30 };
+  int kept_late = 0, kept_first = 0;
+  char *p = NULL;
+  for (int round = 0; round < ROUNDS; round++) {
+    p = tide_malloc(BIG);
+    if (!p)
+      break;
+    p[0] = p[BIG - 1] = 7;
+    tide_free(p);
+    int kept = mapped(p) == 1;
+    if (round == 0)
+      kept_first = kept;
+    if (round >= ROUNDS / 2)
+      kept_late += kept;
+  }
+  CHECK(!kept_first && kept_late == ROUNDS / 2, "a 40 MiB block freed and taken again, %d cycles: unmapped the first "
+        "time (%s), kept in each of the last %d (%d)", ROUNDS, kept_first ? "kept" : "yes", ROUNDS / 2, kept_late);
+  sleep_ms(600); /* the default decay is 200 ms */
+  void *q = tide_malloc(MiB);
+  tide_free(q);
+  CHECK(mapped(p) == 0, "after the decay, the next large malloc unmaps it");
+}
+
 int main(void) {
   printf("# unit/keep\n");
   /* In a child: what follows needs a fresh process. */
   th_isolated("without the background thread", test_without_thread, 60);
   th_isolated("without the background thread, at the top", test_top_churn_without_thread, 60);
+  th_isolated("without the background thread, a mapping", test_mapping_churn_without_thread, 60);
   /* From here on with the thread: made now (a safe point), as the shared
    * library makes it when the program makes its first thread. */
   CHECK(tide_mallopt(TIDE_M_PURGE_THREAD, 2) == 1, "mallopt(TIDE_M_PURGE_THREAD, 2) starts the background thread");
