@@ -24,6 +24,10 @@ bool tide_initialized;
 /* Odd constants until tide_init_slow draws the secrets (before any block
  * is cached): a key of 0 would match every cleared word. */
 uintptr_t tide_key_xor = 0x9e3779b97f4a7c15u, tide_key_mul = 0xbf58476d1ce4e5b9u;
+uintptr_t tide_link_secret = 0x2545f4914f6cdd1du;
+#if TIDE_DEBUG
+TIDE_EXPORT void (*tide_test_hook)(const char *where);
+#endif
 __thread const char *tide_current_fn;
 
 /* ---------------------------------------------------------------- init */
@@ -106,6 +110,7 @@ void tide_init_slow(void) {
     opt_init();
     tide_key_xor = (uintptr_t)os_random64();
     tide_key_mul = (uintptr_t)os_random64() | 1;
+    tide_link_secret = (uintptr_t)os_random64() | 1; /* before any link exists */
     arenas_init();
     tcache_init_key();
     pthread_atfork(prefork, postfork_parent, postfork_child);
@@ -153,11 +158,28 @@ static void reject_if_freed(struct chunk *p, const char *fn) {
  * past the end of a block usually breaks one of these.  In the same pass:
  * whether p belongs to the arena of tc's thread. */
 enum chunk_class { NOT_CACHEABLE, OWN_BLOCK, OTHER_ARENAS_BLOCK };
+/* The next header.  A run's block: exactly its own (see run.h: a size
+ * enlarged over the neighbour finds another).  Else flags "previous in
+ * use" and p's kind, and a size below 2^46, in one test. */
+static inline enum chunk_class check_next_header(struct chunk *p, size_t size_field, size_t kind,
+                                                 enum chunk_class class) {
+  size_t nsf = chunk_at(p, size_field & ~CHUNK_FLAGS)->size;
+  if (size_field & IN_RUN) {
+    if (unlikely(nsf != size_field))
+      return NOT_CACHEABLE;
+    return class;
+  }
+  if (unlikely((nsf ^ (kind | PREV_INUSE)) & (PREV_INUSE | IS_MMAPPED | IN_HEAP | ~(((size_t)1 << 46) - 1))))
+    return NOT_CACHEABLE;
+  return class;
+}
+
 static inline enum chunk_class classify_chunk(struct tcache *tc, struct chunk *p, size_t size_field) {
   size_t kind = size_field & (IS_MMAPPED | IN_HEAP);
   bool own;
   if (likely((uintptr_t)p - tc->own_lo < tc->own_span && kind == tc->own_kind)) {
-    own = true; /* in the range where all blocks are its arena's (tcache.h) */
+    /* In the range where all blocks are its arena's (tcache.h). */
+    return check_next_header(p, size_field, kind, OWN_BLOCK);
   } else if (kind == 0) {
     if (unlikely((char *)p < main_arena.brk_lo || (char *)p >= main_arena.brk_hi))
       return NOT_CACHEABLE;
@@ -167,12 +189,7 @@ static inline enum chunk_class classify_chunk(struct tcache *tc, struct chunk *p
   } else {
     return NOT_CACHEABLE;
   }
-  /* The next header: flags "previous in use" and p's kind, and a size
-   * below 2^46, in one test (the next chunk may be a run's block or not). */
-  size_t nsf = chunk_at(p, size_field & ~CHUNK_FLAGS)->size;
-  if (unlikely((nsf ^ (kind | PREV_INUSE)) & (PREV_INUSE | IS_MMAPPED | IN_HEAP | ~(((size_t)1 << 46) - 1))))
-    return NOT_CACHEABLE;
-  return own ? OWN_BLOCK : OTHER_ARENAS_BLOCK;
+  return check_next_header(p, size_field, kind, own ? OWN_BLOCK : OTHER_ARENAS_BLOCK);
 }
 
 /* An mmapped chunk's memory starts 16 bytes into a page.  Such a pointer

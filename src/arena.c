@@ -123,20 +123,32 @@ static size_t free_coalesce(struct arena *a, struct chunk *p, size_t size) {
   return size;
 }
 
+/* The first chunk of fast bin i, taken off it, or NULL.  A link that was
+ * written over (no secret: misaligned; or pointing outside the arena)
+ * and a size that is not the bin's are caught before the chunk is used. */
+static struct chunk *fastbin_pop(struct arena *a, int i, const char *fn) {
+  struct chunk *v = a->fastbins[i];
+  if (!v)
+    return NULL;
+  if (unlikely(!aligned_ok(v)))
+    tide_fatal(fn, "unaligned fastbin chunk detected");
+  if (unlikely(!arena_holds(a, v)))
+    tide_fatal(fn, "fastbin chunk outside its arena (a link was overwritten)");
+  if (unlikely(fastbin_index(chunk_size(v)) != i))
+    tide_fatal(fn, "memory corruption (fast)");
+  a->fastbins[i] = link_reveal(&v->fd, v->fd);
+  a->fast_bytes -= (size_t)(i + 2) * CHUNK_ALIGN;
+  v->bk = NULL; /* no stale double-free key */
+  return v;
+}
+
 bool arena_consolidate_some(struct arena *a, size_t budget) {
   for (int i = 0; i < NFASTBINS; i++) {
-    struct chunk *p;
-    while ((p = a->fastbins[i]) != NULL) {
+    while (a->fastbins[i] != NULL) {
       if (budget-- == 0)
         return false;
-      if (unlikely(!aligned_ok(p)))
-        tide_fatal("malloc_consolidate", "unaligned fastbin chunk detected");
-      size_t size = chunk_size(p);
-      if (unlikely(size < MINSIZE || fastbin_index(size) != i))
-        tide_fatal("malloc_consolidate", "invalid chunk size");
-      a->fastbins[i] = link_reveal(&p->fd, p->fd);
-      a->fast_bytes -= size;
-      free_coalesce(a, p, size);
+      struct chunk *p = fastbin_pop(a, i, "malloc_consolidate");
+      free_coalesce(a, p, chunk_size(p));
     }
   }
   a->have_fastchunks = false;
@@ -166,7 +178,29 @@ static struct chunk *take_chunk(struct arena *a, struct chunk *v, size_t nb, boo
   return v;
 }
 
+/* Top must end where its region ends, with only its own flags: a size
+ * written over (set to -1, say, to make malloc reach any address: the
+ * "house of force") is caught before top is carved. */
+static void check_top(struct arena *a) {
+  struct chunk *t = a->top;
+  size_t sf = t->size, size = sf & ~CHUNK_FLAGS;
+  char *end;
+  if (heap_registered(t)) {
+    end = heap_end(heap_of(t));
+    sf ^= IN_HEAP;
+  } else {
+    struct brk_segment *s = a->nsegs ? &a->seg[a->nsegs - 1] : NULL;
+    if (!s || (char *)t < s->start || (char *)t >= s->end)
+      s = brk_segment_of(a, t);
+    end = s ? s->end : NULL;
+  }
+  if (unlikely((sf & (IS_MMAPPED | IN_HEAP | IN_RUN | PREV_INUSE)) != PREV_INUSE || !end ||
+               size > (size_t)(end - (char *)t) || (char *)t + size != end))
+    tide_fatal(tide_current_fn, "corrupted top size");
+}
+
 static struct chunk *take_from_top(struct arena *a, size_t nb, char **clean_from) {
+  check_top(a);
   struct chunk *v = a->top;
   size_t size = chunk_size(v), abit = v->size & IN_HEAP;
   struct chunk *rem = chunk_at(v, nb);
@@ -415,18 +449,9 @@ static struct chunk *take_from_larger_bin(struct arena *a, int i, size_t nb) {
 static struct chunk *malloc_locked(struct arena *a, size_t nb, char **clean_from, bool want_zero) {
   /* 1. Fast bins: exact size, LIFO. */
   if (nb <= MAX_FASTBIN_CHUNK) {
-    int i = fastbin_index(nb);
-    struct chunk *v = a->fastbins[i];
-    if (v) {
-      if (unlikely(!aligned_ok(v)))
-        tide_fatal(tide_current_fn, "unaligned fastbin chunk detected");
-      if (unlikely(fastbin_index(chunk_size(v)) != i))
-        tide_fatal(tide_current_fn, "memory corruption (fast)");
-      a->fastbins[i] = link_reveal(&v->fd, v->fd);
-      a->fast_bytes -= nb;
-      v->bk = NULL; /* no stale double-free key */
+    struct chunk *v = fastbin_pop(a, fastbin_index(nb), tide_current_fn);
+    if (v)
       return v;
-    }
   }
   /* 2. Small bins: exact size, oldest first. */
   int idx;
@@ -510,15 +535,9 @@ size_t arena_malloc_more(struct arena *a, size_t nb, struct chunk **out, size_t 
   size_t got = 0;
   if (nb <= MAX_FASTBIN_CHUNK) {
     int i = fastbin_index(nb);
-    while (got < n && a->fastbins[i]) {
-      struct chunk *v = a->fastbins[i];
-      if (unlikely(!aligned_ok(v) || fastbin_index(chunk_size(v)) != i))
-        tide_fatal(tide_current_fn, "memory corruption (fast)");
-      a->fastbins[i] = link_reveal(&v->fd, v->fd);
-      a->fast_bytes -= nb;
-      v->bk = NULL;
+    struct chunk *v;
+    while (got < n && (v = fastbin_pop(a, i, tide_current_fn)) != NULL)
       out[got++] = v;
-    }
   }
   if (in_smallbin_range(nb)) {
     struct chunk *b = bin_at(a, smallbin_index(nb));
@@ -603,6 +622,7 @@ struct chunk *arena_malloc_run(struct arena *a, size_t size) {
     struct chunk *t = a->top;
     uintptr_t at = 0;
     if (t) {
+      check_top(a);
       at = ((uintptr_t)t + size - 1) & ~(uintptr_t)(size - 1);
       if (at != (uintptr_t)t && at - (uintptr_t)t < MINSIZE)
         at += size;
@@ -676,6 +696,14 @@ static void fastbin_push(struct arena *a, struct chunk *p, size_t size) {
 }
 
 void arena_check_freeable(struct arena *a, struct chunk *p) {
+  if (p->size & IN_RUN) {
+    /* Its size is its run's, its place one of its blocks, and the header
+     * after it reads like its own (src/run.h). */
+    run_checked(p, tide_current_fn);
+    if (unlikely(chunk_next(p)->size != p->size))
+      tide_fatal(tide_current_fn, "invalid next size (the block's end was overwritten?)");
+    return;
+  }
   size_t size = chunk_size(p);
   if (unlikely(!arena_owns(a, p, size)))
     tide_fatal(tide_current_fn, "invalid pointer (outside its arena)");

@@ -5,6 +5,8 @@
  */
 #include "bins.h"
 
+#include "arena.h"
+
 #include "purge.h"
 
 /* The large-bin ladder: count bins of width step, in order. */
@@ -64,16 +66,30 @@ static bool is_nextsize_head(struct chunk *p, size_t size) {
   return !in_smallbin_range(size) && p->fd_nextsize != NULL;
 }
 
+/* Is x where a bin link of a may point: one of a's bin heads, or a
+ * chunk in a's memory?  (A forged chunk's links aim at the program's
+ * own data, so that the unlink writes there.) */
+static bool link_in_arena(struct arena *a, struct chunk *x) {
+  uintptr_t heads = (uintptr_t)bin_at(a, 0), heads_end = (uintptr_t)bin_at(a, NBINS);
+  if ((uintptr_t)x >= heads && (uintptr_t)x < heads_end)
+    return ((uintptr_t)x - heads) % (2 * sizeof(void *)) == 0;
+  return aligned_ok(x) && arena_holds(a, x);
+}
+
 void bin_unlink(struct arena *a, struct chunk *p) {
   size_t size = chunk_size(p);
   if (unlikely(chunk_at(p, size)->prev_size != size))
     tide_fatal(tide_current_fn, "corrupted size vs. prev_size");
   struct chunk *fd = p->fd, *bk = p->bk;
+  if (unlikely(!link_in_arena(a, fd) || !link_in_arena(a, bk)))
+    tide_fatal(tide_current_fn, "corrupted double-linked list (a link points outside the arena)");
   if (unlikely(fd->bk != p || bk->fd != p))
     tide_fatal(tide_current_fn, "corrupted double-linked list");
   purge_untrack(a, p, size);
 
   if (is_nextsize_head(p, size)) {
+    if (unlikely(!link_in_arena(a, p->fd_nextsize) || !link_in_arena(a, p->bk_nextsize)))
+      tide_fatal(tide_current_fn, "corrupted double-linked list (not small; a link points outside the arena)");
     if (unlikely(p->fd_nextsize->bk_nextsize != p || p->bk_nextsize->fd_nextsize != p))
       tide_fatal(tide_current_fn, "corrupted double-linked list (not small)");
     /* If the next chunk has our size it takes over as the head of it. */
@@ -132,7 +148,12 @@ void bin_insert_sorted(struct arena *a, struct chunk *p, size_t size) {
   }
   struct chunk *largest = b->fd;
   if (size < chunk_size(b->bk)) {
-    /* Smaller than everything: new last chunk, new smallest head. */
+    /* Smaller than everything: new last chunk, new smallest head.  The
+     * ring is checked before it is written through (glibc 2.36 does not,
+     * which the "large bin attack" uses). */
+    struct chunk *smallest = largest->bk_nextsize;
+    if (unlikely(!link_in_arena(a, smallest) || smallest->fd_nextsize != largest || b->bk->fd != b))
+      tide_fatal(tide_current_fn, "largebin double linked list corrupted (nextsize)");
     p->fd_nextsize = largest;
     p->bk_nextsize = largest->bk_nextsize;
     largest->bk_nextsize->fd_nextsize = p;
@@ -150,7 +171,7 @@ void bin_insert_sorted(struct arena *a, struct chunk *p, size_t size) {
     return;
   }
   /* A new size, just larger than h's: becomes a head before h. */
-  if (unlikely(h->bk_nextsize->fd_nextsize != h))
+  if (unlikely(!link_in_arena(a, h->bk_nextsize) || h->bk_nextsize->fd_nextsize != h))
     tide_fatal(tide_current_fn, "largebin double linked list corrupted (nextsize)");
   p->fd_nextsize = h;
   p->bk_nextsize = h->bk_nextsize;

@@ -9,7 +9,7 @@
  *                cache hands back its overflow here for every size it
  *                holds, so a batch moves between threads without being
  *                coalesced and split again.  Links are "safe-linked":
- *                stored xor'ed with their own address >> 12.
+ *                stored xor'ed with their own address >> 12 and a secret.
  *   bin 1        the unsorted bin: freed and split-off chunks wait here,
  *                FIFO, for one chance to be reused before being sorted.
  *   bins 2..63   small bins: one chunk size each (32..1008 by 16).
@@ -56,9 +56,13 @@ static inline void binmap_mark(struct arena *a, int i) { a->binmap[i >> 6] |= (u
 static inline void binmap_clear(struct arena *a, int i) { a->binmap[i >> 6] &= ~((uint64_t)1 << (i & 63)); }
 static inline bool binmap_get(struct arena *a, int i) { return (a->binmap[i >> 6] >> (i & 63)) & 1; }
 
-/* Safe-linking of singly linked lists (fast bins, thread cache). */
+/* Safe-linking of singly linked lists (fast bins, thread cache, runs,
+ * remote stacks): a link is stored xor'ed with its own address >> 12 and
+ * with a per-process secret, so reading one freed block tells nothing
+ * about where the heap is, and a link forged without the secret (an odd
+ * number) reveals as a misaligned pointer, which every pop rejects. */
 static inline struct chunk *link_protect(void *slot, struct chunk *p) {
-  return (struct chunk *)(((uintptr_t)slot >> 12) ^ (uintptr_t)p);
+  return (struct chunk *)(((uintptr_t)slot >> 12) ^ (uintptr_t)p ^ tide_link_secret);
 }
 #define link_reveal(slot, p) link_protect((slot), (p))
 

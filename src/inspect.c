@@ -282,7 +282,9 @@ static void walk_run(struct arena *a, struct run *r, const struct dump_table *t,
   struct chunk *first = run_block(r, 0);
   fn(ctx, (struct chunk *)((char *)r - CHUNK_HDR), (size_t)((char *)first - ((char *)r - CHUNK_HDR)), &s);
   size_t size = run_block_size(r);
-  uint32_t carved = __atomic_load_n(&r->carved, __ATOMIC_RELAXED);
+  /* Without the run's lock: the owner may be carving more meanwhile,
+   * but it writes their headers before it publishes carved. */
+  uint32_t carved = __atomic_load_n(&r->carved, __ATOMIC_ACQUIRE);
   for (uint32_t i = 0; i < carved; i++) {
     struct chunk *b = run_block(r, i);
     struct dump_state bs = classify(a, t, b);

@@ -65,6 +65,20 @@
 #define TIDE_STD_NAMES 1
 #endif
 
+/* Debug builds only: a test may set tide_test_hook to be called at a
+ * named point where another thread's interleaving matters, to hold this
+ * thread there (tests/stress/runs.c).  Nothing in the other builds. */
+#if TIDE_DEBUG
+extern void (*tide_test_hook)(const char *where);
+#define TIDE_TEST_POINT(where)      \
+  do {                              \
+    if (tide_test_hook)             \
+      tide_test_hook(where);        \
+  } while (0)
+#else
+#define TIDE_TEST_POINT(where) ((void)0)
+#endif
+
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 #define TIDE_EXPORT __attribute__((visibility("default")))
@@ -282,6 +296,9 @@ extern __thread const char *tide_current_fn;
  * a live one never look "freed" (issue 11), and one leaked key does not
  * give away the others. */
 extern TIDE_HIDDEN uintptr_t tide_key_xor, tide_key_mul;
+/* The secret mixed into every safe-linked pointer (bins.h), odd, so a
+ * link forged without it reveals as a misaligned pointer. */
+extern TIDE_HIDDEN uintptr_t tide_link_secret;
 static inline uintptr_t free_key(const void *mem) { return ((uintptr_t)mem ^ tide_key_xor) * tide_key_mul; }
 
 #endif /* TIDE_INTERNAL_H */

@@ -10,11 +10,18 @@
 
 #define DEFAULT_MMAP_THRESHOLD_MAX (32 * MiB)
 
-/* Open-addressing set of live mmapped chunk addresses (linear probing,
- * backward-shift deletion), in memory of its own from os_map. */
+/* Open-addressing table of live mmapped chunks (linear probing,
+ * backward-shift deletion), in memory of its own from os_map: each one's
+ * address and the length of its mapping, which its size must match when
+ * it is freed or resized (a size written over would unmap or remap a
+ * neighbouring mapping). */
+struct reg_slot {
+  uintptr_t key;
+  size_t len;
+};
 static struct {
   struct tide_lock lock;
-  uintptr_t *slots;
+  struct reg_slot *slots;
   size_t cap; /* power of two, or 0 */
   size_t count;
   size_t bytes, max_bytes, max_count;
@@ -26,17 +33,16 @@ static size_t slot_of(uintptr_t key, size_t cap) {
 
 static bool reg_grow(void) {
   size_t ncap = reg.cap ? reg.cap * 2 : 1024;
-  uintptr_t *ns = os_map(ncap * sizeof *ns);
+  struct reg_slot *ns = os_map(ncap * sizeof *ns);
   if (!ns)
     return false;
   for (size_t i = 0; i < reg.cap; i++) {
-    uintptr_t k = reg.slots[i];
-    if (!k)
+    if (!reg.slots[i].key)
       continue;
-    size_t j = slot_of(k, ncap);
-    while (ns[j])
+    size_t j = slot_of(reg.slots[i].key, ncap);
+    while (ns[j].key)
       j = (j + 1) & (ncap - 1);
-    ns[j] = k;
+    ns[j] = reg.slots[i];
   }
   if (reg.slots)
     os_unmap(reg.slots, reg.cap * sizeof *reg.slots);
@@ -46,13 +52,13 @@ static bool reg_grow(void) {
 }
 
 /* Callers hold reg.lock. */
-static bool reg_insert(uintptr_t key) {
+static bool reg_insert(uintptr_t key, size_t len) {
   if ((reg.count + 1) * 2 > reg.cap && !reg_grow())
     return false;
   size_t j = slot_of(key, reg.cap);
-  while (reg.slots[j])
+  while (reg.slots[j].key)
     j = (j + 1) & (reg.cap - 1);
-  reg.slots[j] = key;
+  reg.slots[j] = (struct reg_slot){key, len};
   reg.count++;
   return true;
 }
@@ -61,26 +67,26 @@ static bool reg_find(uintptr_t key, size_t *at) {
   if (!reg.cap)
     return false;
   for (size_t j = slot_of(key, reg.cap);; j = (j + 1) & (reg.cap - 1)) {
-    if (reg.slots[j] == key) {
+    if (reg.slots[j].key == key) {
       *at = j;
       return true;
     }
-    if (!reg.slots[j])
+    if (!reg.slots[j].key)
       return false;
   }
 }
 
 static void reg_remove_at(size_t hole) {
   size_t mask = reg.cap - 1;
-  reg.slots[hole] = 0;
+  reg.slots[hole] = (struct reg_slot){0, 0};
   reg.count--;
   /* Shift later members of the run back over the hole. */
-  for (size_t j = (hole + 1) & mask; reg.slots[j]; j = (j + 1) & mask) {
-    size_t home = slot_of(reg.slots[j], reg.cap);
+  for (size_t j = (hole + 1) & mask; reg.slots[j].key; j = (j + 1) & mask) {
+    size_t home = slot_of(reg.slots[j].key, reg.cap);
     bool movable = hole <= j ? (home <= hole || home > j) : (home <= hole && home > j);
     if (movable) {
       reg.slots[hole] = reg.slots[j];
-      reg.slots[j] = 0;
+      reg.slots[j] = (struct reg_slot){0, 0};
       hole = j;
     }
   }
@@ -201,7 +207,7 @@ struct chunk *mmapped_alloc(size_t nb, bool may_reuse) {
   p->prev_size = 0;
   chunk_set_head(p, len | IS_MMAPPED);
   lock_acquire(&reg.lock);
-  bool ok = reg_insert((uintptr_t)p);
+  bool ok = reg_insert((uintptr_t)p, len);
   if (ok) {
     if (reg.count > reg.max_count)
       reg.max_count = reg.count;
@@ -234,9 +240,9 @@ void mmapped_free(struct chunk *p) {
     tide_fatal(tide_current_fn, "invalid pointer (not an mmapped chunk of ours)");
   }
   size_t off = p->prev_size, size = chunk_size(p);
-  if (unlikely(((uintptr_t)p - off) & (os_page - 1) || (off + size) & (os_page - 1))) {
+  if (unlikely(off > (uintptr_t)p || off + size != reg.slots[at].len)) {
     lock_release(&reg.lock);
-    tide_fatal(tide_current_fn, "invalid pointer (corrupted mmapped chunk)");
+    tide_fatal(tide_current_fn, "invalid pointer (corrupted mmapped chunk: its size is not its mapping's)");
   }
   reg_remove_at(at);
   reg.bytes -= off + size;
@@ -335,6 +341,10 @@ struct chunk *mmapped_resize(struct chunk *p, size_t nb) {
     lock_release(&reg.lock);
     tide_fatal(tide_current_fn, "invalid pointer (not an mmapped chunk of ours)");
   }
+  if (unlikely(off > (uintptr_t)p || off + size != reg.slots[at].len)) {
+    lock_release(&reg.lock);
+    tide_fatal(tide_current_fn, "invalid pointer (corrupted mmapped chunk: its size is not its mapping's)");
+  }
   char *m = os_remap((char *)p - off, off + size, new_len);
   if (!m) {
     lock_release(&reg.lock);
@@ -343,7 +353,7 @@ struct chunk *mmapped_resize(struct chunk *p, size_t nb) {
   struct chunk *q = (struct chunk *)(m + off);
   chunk_set_head(q, (new_len - off) | IS_MMAPPED);
   reg_remove_at(at);
-  reg_insert((uintptr_t)q); /* cannot fail: we just freed a slot */
+  reg_insert((uintptr_t)q, new_len); /* cannot fail: we just freed a slot */
   reg.bytes = reg.bytes - (off + size) + new_len;
   if (reg.bytes > reg.max_bytes)
     reg.max_bytes = reg.bytes;
@@ -355,8 +365,9 @@ void mmapped_rekey(struct chunk *old, struct chunk *moved) {
   size_t at;
   lock_acquire(&reg.lock);
   if (reg_find((uintptr_t)old, &at)) {
+    size_t len = reg.slots[at].len;
     reg_remove_at(at);
-    reg_insert((uintptr_t)moved);
+    reg_insert((uintptr_t)moved, len);
   }
   lock_release(&reg.lock);
 }

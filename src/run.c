@@ -144,7 +144,7 @@ static struct run *make_run(struct arena *a, size_t idx, struct tcache *owner) {
   r->idx = (uint16_t)idx;
   r->block_sf = size | PREV_INUSE | (c->size & IN_HEAP) | IN_RUN;
   r->size = rsize;
-  r->nblocks = (uint32_t)((rsize - RUN_HDR) / size);
+  r->nblocks = (uint32_t)((rsize - RUN_HDR - CHUNK_HDR) / size); /* room for the tail's header */
   r->recip = (uint32_t)((((uint64_t)1 << 32) + size - 1) / size);
   r->owner = owner;
   r->arena = a;
@@ -156,7 +156,7 @@ static struct run *make_run(struct arena *a, size_t idx, struct tcache *owner) {
 static struct run *adopt_orphan(struct arena *a, size_t idx, struct tcache *owner) {
   for (struct run *r = a->orphans[idx]; r; r = r->next) {
     run_lock(r);
-    if (run_has_room(r)) {
+    if (r->state == RUN_ORPHAN && run_has_room(r)) {
       orphan_unlink(a, r);
       r->state = RUN_OWNED;
       r->owner = owner;
@@ -183,17 +183,10 @@ static struct run *get_run(struct tcache *tc, size_t idx) {
 /* ------------------------------------------------------------- taking */
 
 /* The header free() reads after the last carved block: the next block's,
- * or the tail's (nothing when the run ends exactly at its chunk's end,
- * where the arena's next chunk says "previous in use"). */
-static void write_next_header(struct run *r) {
-  if (r->carved < r->nblocks) {
-    run_block(r, r->carved)->size = r->block_sf;
-    return;
-  }
-  size_t tail = r->size - RUN_HDR - (size_t)r->nblocks * block_size(r);
-  if (tail >= CHUNK_HDR)
-    run_block(r, r->nblocks)->size = tail | (r->block_sf & (PREV_INUSE | IN_HEAP | IN_RUN));
-}
+ * or the tail's.  Both read block_sf, so every block's next header is
+ * its own (free's fast path relies on it: a block whose size was
+ * enlarged over its neighbour finds a header that does not match). */
+static void write_next_header(struct run *r, uint32_t carved) { run_block(r, carved)->size = r->block_sf; }
 
 /* Put the list head..tail (n entries) in front of tc's bin idx. */
 static void bin_splice(struct tcache *tc, size_t idx, struct tcache_entry *head, struct tcache_entry *tail, uint32_t n) {
@@ -237,9 +230,10 @@ static uint32_t take_blocks(struct tcache *tc, struct run *r, size_t idx, uint32
     if (want > left)
       want = left;
     uint32_t first = r->carved;
-    r->carved += want;
     /* Pushed from the top down, so they come out in address order; on
-     * memory that may have held an old free key for this address. */
+     * memory that may have held an old free key for this address.  Their
+     * headers, and the one after them, are written before carved says
+     * they exist (the heap inspector reads them without the run lock). */
     for (uint32_t i = first + want; i-- > first;) {
       struct chunk *c = run_block(r, i);
       c->size = r->block_sf;
@@ -250,7 +244,8 @@ static uint32_t take_blocks(struct tcache *tc, struct run *r, size_t idx, uint32
     }
     tc->count[idx] = (uint16_t)(tc->count[idx] + want);
     got += want;
-    write_next_header(r);
+    write_next_header(r, first + want);
+    __atomic_store_n(&r->carved, first + want, __ATOMIC_RELEASE);
   }
   if (got)
     r->takes++;
@@ -297,32 +292,25 @@ void *run_refill(struct tcache *tc, size_t idx) {
 
 /* --------------------------------------------------------- giving back */
 
-/* The run of an empty run's last block came back: release it, unless it
- * is its owner's current run of its size, or it is another thread's (that
- * one finds it empty later: its next search, or its exit). */
-static void release_if_empty(struct run *r, struct tcache *me, struct arena *locked) {
+/* The last block of run r came back, and the caller may release it:
+ * its own run (only its owner takes from it, so it stays empty), or an
+ * orphan it marked RUN_RELEASING (no one adopts that one, and no block of
+ * it is out, so no one else touches it).  The owner keeps the run it is
+ * cutting now, so that a size that comes and goes does not remake it
+ * each time -- while the background thread can hand its pages back if it
+ * stays idle; without that thread it goes too. */
+static void release_empty(struct run *r, struct tcache *me, struct arena *locked, bool orphan) {
   struct arena *a = r->arena;
-  uint8_t state = __atomic_load_n(&r->state, __ATOMIC_RELAXED);
-  bool mine = state == RUN_OWNED && me && r->owner == me;
-  /* The one being cut is kept, so that a size that comes and goes does
-   * not remake it each time -- while the background thread can hand its
-   * pages back if it stays idle; without that thread it goes too. */
-  if (mine && me->runs[r->idx] == r && purge_thread_running())
-    return;
-  if (!mine && state != RUN_ORPHAN)
-    return;
-  if (mine)
-    owner_unlink(me, r); /* only we take from it: it stays empty */
+  if (!orphan) {
+    if (me->runs[r->idx] == r && purge_thread_running())
+      return;
+    owner_unlink(me, r);
+  }
   if (locked != a)
     lock_acquire(&a->lock);
-  run_lock(r);
-  /* Looked at again under both locks: an orphan may have been adopted. */
-  bool go = r->nfree == r->carved && (mine || r->state == RUN_ORPHAN);
-  if (go && r->state == RUN_ORPHAN)
+  if (orphan)
     orphan_unlink(a, r);
-  run_unlock(r);
-  if (go)
-    release(a, r);
+  release(a, r);
   if (locked != a)
     lock_release(&a->lock);
 }
@@ -348,10 +336,20 @@ void run_give_back(struct run *r, struct tcache_entry *first, struct tcache_entr
   r->nfree += n;
   if (unlikely(r->nfree > r->carved))
     tide_fatal(tide_current_fn, "double free or corruption (more blocks back in a run than it handed out)");
-  bool empty = r->nfree == r->carved;
+  /* Who releases an empty run is decided here, under its lock: once it
+   * is unlocked, another thread may adopt, empty and release it. */
+  bool mine = false, orphan = false, empty = r->nfree == r->carved;
+  if (empty) {
+    mine = r->state == RUN_OWNED && me && r->owner == me;
+    orphan = r->state == RUN_ORPHAN;
+    if (orphan)
+      r->state = RUN_RELEASING;
+  }
   run_unlock(r);
   if (empty)
-    release_if_empty(r, me, locked);
+    TIDE_TEST_POINT("run_give_back: empty, unlocked");
+  if (mine || orphan)
+    release_empty(r, me, locked, orphan);
 }
 
 /* ------------------------------------------------------ thread exit */
@@ -478,7 +476,10 @@ size_t run_idle_bytes(struct arena *a, size_t *free_blocks) {
   for (struct run *r = a->runs; r; r = r->anext) {
     if (r->state == RUN_DEAD)
       continue;
-    size_t out = (size_t)(__atomic_load_n(&r->carved, __ATOMIC_RELAXED) - __atomic_load_n(&r->nfree, __ATOMIC_RELAXED));
+    /* Read without the run's lock: a give-back or a purge between the
+     * two loads may make them disagree for a moment. */
+    uint32_t nfree = __atomic_load_n(&r->nfree, __ATOMIC_RELAXED), carved = __atomic_load_n(&r->carved, __ATOMIC_RELAXED);
+    size_t out = carved > nfree ? carved - nfree : 0;
     idle += r->size - out * block_size(r);
     blocks += r->nblocks - out;
   }
@@ -502,7 +503,7 @@ static void check_run(struct arena *a, struct run *r) {
   REQUIRE(r->size == run_size_for(block_size(r)) && ((uintptr_t)run_base(r) & (r->size - 1)) == 0,
           "run of the wrong size, or misaligned");
   REQUIRE((r->block_sf & (IN_RUN | PREV_INUSE | IS_MMAPPED)) == (IN_RUN | PREV_INUSE), "run blocks' flags wrong");
-  REQUIRE(r->nblocks == (r->size - RUN_HDR) / block_size(r), "run block count wrong");
+  REQUIRE(r->nblocks == (r->size - RUN_HDR - CHUNK_HDR) / block_size(r), "run block count wrong");
   REQUIRE(r->carved <= r->nblocks && r->nfree <= r->carved && r->nbatch <= RUN_BATCHES, "run counts out of range");
   struct chunk *c = (struct chunk *)run_base(r);
   REQUIRE(chunk_size(c) == r->size && chunk_inuse(c), "run chunk not an in-use chunk of its size");
@@ -510,7 +511,7 @@ static void check_run(struct arena *a, struct run *r) {
     return;
   for (uint32_t i = 0; i < r->carved; i++)
     REQUIRE(run_block(r, i)->size == r->block_sf, "run block header wrong");
-  if (r->carved > 0 && r->carved < r->nblocks)
+  if (r->carved > 0)
     REQUIRE(run_block(r, r->carved)->size == r->block_sf, "header after the last carved block wrong");
   uint32_t n = 0;
   for (unsigned b = 0; b < r->nbatch; b++) {
@@ -540,5 +541,6 @@ void check_runs(struct arena *a) {
   }
   for (size_t idx = 0; idx < TCACHE_BINS; idx++)
     for (struct run *r = a->orphans[idx]; r; r = r->next)
-      REQUIRE(r->state == RUN_ORPHAN && r->idx == idx && r->arena == a, "orphan list holds a run that is no orphan");
+      REQUIRE((r->state == RUN_ORPHAN || r->state == RUN_RELEASING) && r->idx == idx && r->arena == a,
+              "orphan list holds a run that is no orphan");
 }

@@ -14,7 +14,8 @@
  *   +-----------+------------+---------+---------+- ... -+-----------+------+
  *   ^ aligned to run_size: run_of(block, its size) masks the block's address
  *   block: [prev_size][size | R A P][user data ...]   never coalesced
- *   tail:  what is left (0 or >= 16 bytes), a header no one hands out
+ *   tail:  what is left (>= 16 bytes), a header no one hands out that
+ *          reads like a block's, so every block's next header is its own
  *
  * Blocks are carved in address order as they are first needed (a run that
  * serves few blocks touches few pages).  Blocks given back wait in the run
@@ -55,7 +56,10 @@ static inline size_t run_size_for(size_t block_size) {
 struct tcache;
 struct tcache_entry;
 
-enum run_state { RUN_OWNED, RUN_ORPHAN, RUN_DEAD };
+/* RUN_RELEASING: an orphan whose last block came back; the thread that
+ * gave it back (and set this, under the run's lock) releases it, and no
+ * one adopts it meanwhile. */
+enum run_state { RUN_OWNED, RUN_ORPHAN, RUN_RELEASING, RUN_DEAD };
 
 /* Blocks given back together, waiting together. */
 struct run_batch {
@@ -69,7 +73,8 @@ struct run_batch {
  *   carved <= nblocks;  nfree = the blocks of all batches <= carved;
  *   blocks out (in use, in caches, on the way back) = carved - nfree;
  *   every carved block's header reads block_sf; the header after the last
- *   carved block too (the next header free() reads), or the tail's;
+ *   carved block too (the next header free() reads, the tail's after the
+ *   last block);
  *   the run is on its arena's list of runs; an owned run on its owner's
  *   list for idx, an orphan on its arena's orphan list for idx.
  */

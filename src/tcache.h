@@ -152,7 +152,9 @@ static inline void *tcache_pop(struct tcache *tc, size_t idx) {
   if (unlikely(!e))
     return NULL;
   struct tcache_entry *next = (struct tcache_entry *)link_reveal(&e->next, (struct chunk *)e->next);
-  if (unlikely(e->key != free_key(e)))
+  /* A link written over without the secret reveals misaligned: caught
+   * before anything reads through it. */
+  if (unlikely(((uintptr_t)next & CHUNK_ALIGN_MASK) | (e->key ^ free_key(e))))
     tide_fatal("malloc", "corrupted thread-cache entry (written after free?)");
   tc->head[idx] = next;
   tc->count[idx]--;

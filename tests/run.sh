@@ -96,6 +96,8 @@ done
 # misuse: every case must abort with the tidemalloc message
 run "wrong/misuse" 120 "$T/wrong/misuse" "$LIBDIR" "$T/wrong/victim-plain"
 run "wrong/misuse-fast" 120 "$T/wrong/misuse-fast"
+# attack: heap-exploitation techniques must abort before they pay off
+run "wrong/attack" 120 "$T/wrong/attack-fast"
 
 # stress (issue 2: core allocator)
 run "stress/startup" 60 env LD_PRELOAD="$PRELOAD_LIB" "$T/stress/startup-plain"

@@ -26,7 +26,9 @@ TEST_DIRS := unit api stress wrong
 # (victim.c, startup.c and libc.c are plain programs for LD_PRELOAD:
 # -plain, and libc.c also -std)
 TEST_PLAIN := tests/wrong/victim.c tests/stress/startup.c tests/stress/libc.c
-TEST_SRCS := $(filter-out $(TEST_PLAIN),$(wildcard $(TEST_DIRS:%=tests/%/*.c)))
+# (attack.c runs against the default checks only: -fast)
+TEST_FAST_ONLY := tests/wrong/attack.c
+TEST_SRCS := $(filter-out $(TEST_PLAIN) $(TEST_FAST_ONLY),$(wildcard $(TEST_DIRS:%=tests/%/*.c)))
 TEST_HDRS := tests/harness.h include/tidemalloc.h $(wildcard $(TEST_DIRS:%=tests/%/*.h))
 TEST_OUT := $(BUILD)/tests
 # Programs linked with a static tidemalloc route pthread_create through
@@ -43,7 +45,8 @@ TEST_BINS := $(TEST_SRCS:tests/%.c=$(TEST_OUT)/%) \
 	$(TEST_PLAIN:tests/%.c=$(TEST_OUT)/%-plain) $(TEST_OUT)/wrong/misuse-fast $(TEST_OUT)/stress/oom-std $(TEST_OUT)/stress/fork-std \
 	$(TEST_OUT)/stress/churn-std $(TEST_OUT)/stress/purge-std $(TEST_OUT)/stress/heaps-std \
 	$(TEST_OUT)/unit/inspect-fast $(TEST_OUT)/stress/ownthread-std $(TEST_OUT)/stress/bigblocks-std \
-	$(TEST_OUT)/stress/libc-std $(TEST_OUT)/stress/libc-static $(TEST_OUT)/stress/runs-std
+	$(TEST_OUT)/stress/libc-std $(TEST_OUT)/stress/libc-static $(TEST_OUT)/stress/runs-std \
+	$(TEST_OUT)/wrong/attack-fast
 
 # tests/pkg: the library as other programs use it (issue 14): dlopen from
 # C of the drop-in .so and of a plugin that links the prefixed archive;

@@ -16,6 +16,13 @@
  *   purge      runs left empty and idle have their pages handed back by
  *              the background thread: RSS (/proc/self/statm) falls
  *              within 3 s, with no further call
+ *   release    (debug build) the thread that gives back an orphan's last
+ *              block is held just after it let go of the run's lock,
+ *              while other threads try to adopt that run, empty it and
+ *              release it; the run must be released once (it was released
+ *              twice, corrupting the heap: found by review)
+ *   dump       the heap inspector walks runs while short-lived threads
+ *              carve new blocks in them (it read headers not yet written)
  *
  * Two builds: tide_* on the debug library (the heap checker runs inside
  * the allocator every 64 arena operations, and runs are part of it), and
@@ -351,8 +358,120 @@ static void test_purge(void) {
         "call (%zu MiB after %.2f s; %zu MiB before)", after / MiB, waited, before / MiB);
 }
 
+/* ---- release */
+
+/* The debug library's hook (src/internal.h); absent from the drop-in. */
+extern void (*tide_test_hook)(const char *where) __attribute__((weak));
+
+#define REL_N 15 /* a 64 KiB run of 4 KiB chunks holds 15 */
+#define REL_SIZE 4088
+static void *rel_blk[REL_N], *rel_held;
+static atomic_int rel_parked, rel_go;
+static __thread int rel_is_slow;
+
+static void rel_hook(const char *where) {
+  if (!rel_is_slow || strcmp(where, "run_give_back: empty, unlocked") != 0 || atomic_load(&rel_parked))
+    return;
+  atomic_store(&rel_parked, 1);
+  for (int i = 0; i < 5000 && !atomic_load(&rel_go); i++) /* 5 s at most */
+    nanosleep(&(struct timespec){0, 1000000}, NULL);
+}
+static void *rel_owner(void *x) { /* cuts a whole run, exits with every block out: an orphan */
+  (void)x;
+  for (int i = 0; i < REL_N; i++)
+    rel_blk[i] = F(malloc)(REL_SIZE);
+  return NULL;
+}
+static void *rel_slow(void *x) { /* gives them all back at its exit, and is held there */
+  (void)x;
+  rel_is_slow = 1;
+  for (int i = 0; i < REL_N; i++)
+    F(free)(rel_blk[i]);
+  return NULL;
+}
+static void *rel_adopter(void *x) { /* may adopt the orphan; exits holding a block of it */
+  (void)x;
+  rel_held = F(malloc)(REL_SIZE);
+  return NULL;
+}
+static void *rel_last(void *x) { /* empties whatever run that block is in */
+  (void)x;
+  F(free)(rel_held);
+  return NULL;
+}
+
+static void test_release_race(void) {
+  F(mallopt)(TIDE_M_ARENA_MAX, 1); /* every thread in the main arena */
+  tide_test_hook = rel_hook;
+  pthread_t t;
+  pthread_create(&t, NULL, rel_owner, NULL);
+  pthread_join(t, NULL);
+  pthread_t slow;
+  pthread_create(&slow, NULL, rel_slow, NULL);
+  for (int i = 0; i < 5000 && !atomic_load(&rel_parked); i++)
+    nanosleep(&(struct timespec){0, 1000000}, NULL);
+  CHECK(atomic_load(&rel_parked), "the thread giving back the orphan's last block is held after unlocking it");
+  pthread_create(&t, NULL, rel_adopter, NULL);
+  pthread_join(t, NULL);
+  pthread_create(&t, NULL, rel_last, NULL);
+  pthread_join(t, NULL);
+  atomic_store(&rel_go, 1);
+  pthread_join(slow, NULL);
+  tide_test_hook = NULL;
+  /* A run released twice leaves its chunk in the bins twice: the next
+   * allocations of its size, and the checker, find it. */
+  void *p[64];
+  for (int i = 0; i < 64; i++) {
+    p[i] = F(malloc)(70000);
+    memset(p[i], 0, 70000);
+  }
+  for (int i = 0; i < 64; i++)
+    F(free)(p[i]);
+  CHECK(HEAP_CHECK() == 0, "the run was released once: the heap is sound");
+}
+
+/* ---- dump */
+
+static atomic_int dump_stop;
+static void *dump_worker(void *x) {
+  size_t n = (size_t)x;
+  void *p[2000];
+  for (int i = 0; i < 2000; i++) {
+    p[i] = F(malloc)(n);
+    memset(p[i], 0xff, n);
+  }
+  for (int i = 0; i < 2000; i++)
+    F(free)(p[i]);
+  return NULL;
+}
+static void *dump_spawner(void *x) {
+  (void)x;
+  static const size_t sizes[] = {24, 40, 56, 72, 100, 200, 300, 500, 700, 1000};
+  for (unsigned k = 0; !atomic_load(&dump_stop); k++) {
+    pthread_t t;
+    pthread_create(&t, NULL, dump_worker, (void *)sizes[k % 10]);
+    pthread_join(t, NULL);
+  }
+  return NULL;
+}
+static void test_dump_while_carving(void) {
+  FILE *null = fopen("/dev/null", "w");
+  pthread_t t;
+  pthread_create(&t, NULL, dump_spawner, NULL);
+  int dumps = 0;
+  for (time_t end = time(NULL) + 3; time(NULL) < end; dumps++)
+    tide_heap_dump(fileno(null));
+  atomic_store(&dump_stop, 1);
+  pthread_join(t, NULL);
+  fclose(null);
+  CHECK(dumps > 0, "%d heap dumps while threads carved blocks in their runs", dumps);
+}
+
 int main(void) {
   printf("# stress/runs (%s)\n", FLAVOUR);
+  th_isolated("heap dumps while runs are carved", test_dump_while_carving, 60);
+  if (&tide_test_hook != NULL)
+    th_isolated("release of an orphan while others adopt it", test_release_race, 60);
   test_own();
   test_cross();
   test_orphans();
