@@ -16,9 +16,15 @@ BENCH_PROGS := $(BENCH_WORKLOADS:%=$(BENCH_BIN)/%) $(BENCH_BIN)/runner
 BENCH_CFLAGS := -std=gnu11 -O2 -g -pthread -Wall -Wextra -Werror -fno-builtin-malloc \
 	-fno-builtin-free -fno-builtin-calloc -fno-builtin-realloc
 
-.PHONY: bench bench-build
+.PHONY: bench bench-build bench-nohard
 bench: lib bench-build
 	@QUICK="$(QUICK)" bash bench/run.sh
+
+# What the always-on fast-path checks cost: tidemalloc against itself
+# built with -DTIDE_HARDEN=0 (README, "Hardening").
+bench-nohard: lib bench-build
+	@$(MAKE) --no-print-directory BUILD=$(BUILD)/nohard CFLAGS=-DTIDE_HARDEN=0 $(BUILD)/nohard/libtidemalloc.so
+	@QUICK="$(QUICK)" BENCH_NOHARD=1 BENCH_ALLOCS="tidemalloc tidemalloc-nohard" BENCH_OUT=$(BUILD)/bench-nohard bash bench/run.sh
 
 bench-build: $(BENCH_PROGS)
 

@@ -16,7 +16,7 @@ import statistics
 import sys
 
 OUT = sys.argv[1] if len(sys.argv) > 1 else "build/bench"
-ALLOC_ORDER = ["tidemalloc", "glibc", "jemalloc", "tcmalloc", "mimalloc"]
+ALLOC_ORDER = ["tidemalloc", "tidemalloc-nohard", "glibc", "jemalloc", "tcmalloc", "mimalloc"]
 WORKLOAD_ORDER = ["churn", "symbolic", "larson-1t", "larson-2t", "xmalloc", "cache-thrash",
                   "cache-scratch", "realloc", "large", "rotation", "bulk", "bulk-xthread", "sliding",
                   "prodcons", "larson-sized", "espresso", "barnes", "randsmall"]

@@ -8,6 +8,8 @@
 #   BENCH_ONLY="a b" run only these workloads (names as in the table below)
 #   BENCH_ALLOCS="x y" run only these allocators
 #   BENCH_NO_INSTALL=1  never call apt-get
+#   BENCH_OUT=dir    where the results go (default build/bench)
+#   BENCH_NOHARD=1   also build/nohard/libtidemalloc.so (make bench-nohard)
 #
 # Every workload runs once per allocator in turn (A B C D E, A B C D E, ...)
 # under build/bench/bin/runner, which measures wall time, user+sys CPU and
@@ -19,8 +21,8 @@
 set -u
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-OUT=$ROOT/build/bench
-BIN=$OUT/bin
+OUT=${BENCH_OUT:-$ROOT/build/bench}
+BIN=$ROOT/build/bench/bin
 RUNNER=$BIN/runner
 QUICK=${QUICK:-}
 case $QUICK in "" | 0 | no | false) QUICK= ;; *) QUICK=1 ;; esac
@@ -71,6 +73,13 @@ if [ -f "$TIDE" ] && nm -D --defined-only "$TIDE" 2>/dev/null | grep -qw malloc;
   LIB[tidemalloc]=$TIDE
 else
   say "bench: SKIP tidemalloc: $TIDE missing or exports no malloc (build it with 'make lib')"
+fi
+# make bench-nohard: the same library with the fast-path hardening
+# compiled out (-DTIDE_HARDEN=0), to measure what the checks cost.
+NOHARD=$ROOT/build/nohard/libtidemalloc.so
+if [ -n "${BENCH_NOHARD:-}" ] && [ -f "$NOHARD" ]; then
+  ALLOCS+=(tidemalloc-nohard)
+  LIB[tidemalloc-nohard]=$NOHARD
 fi
 ALLOCS+=(glibc)
 LIB[glibc]=

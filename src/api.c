@@ -164,7 +164,7 @@ enum chunk_class { NOT_CACHEABLE, OWN_BLOCK, OTHER_ARENAS_BLOCK };
 static inline enum chunk_class check_next_header(struct chunk *p, size_t size_field, size_t kind,
                                                  enum chunk_class class) {
   size_t nsf = chunk_at(p, size_field & ~CHUNK_FLAGS)->size;
-  if (size_field & IN_RUN) {
+  if (TIDE_HARDEN && (size_field & IN_RUN)) {
     if (unlikely(nsf != size_field))
       return NOT_CACHEABLE;
     return class;

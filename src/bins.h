@@ -62,7 +62,7 @@ static inline bool binmap_get(struct arena *a, int i) { return (a->binmap[i >> 6
  * about where the heap is, and a link forged without the secret (an odd
  * number) reveals as a misaligned pointer, which every pop rejects. */
 static inline struct chunk *link_protect(void *slot, struct chunk *p) {
-  return (struct chunk *)(((uintptr_t)slot >> 12) ^ (uintptr_t)p ^ tide_link_secret);
+  return (struct chunk *)(((uintptr_t)slot >> 12) ^ (uintptr_t)p ^ (TIDE_HARDEN ? tide_link_secret : 0));
 }
 #define link_reveal(slot, p) link_protect((slot), (p))
 

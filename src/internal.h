@@ -61,6 +61,13 @@
 #ifndef TIDE_DEBUG
 #define TIDE_DEBUG 0
 #endif
+/* The fast-path hardening (README, "Hardening"): the safe-linking
+ * secret, the alignment check of popped links, the exact next-header
+ * check of run blocks.  -DTIDE_HARDEN=0 compiles them out, only to
+ * measure what they cost (bench/README.md). */
+#ifndef TIDE_HARDEN
+#define TIDE_HARDEN 1
+#endif
 #ifndef TIDE_STD_NAMES
 #define TIDE_STD_NAMES 1
 #endif

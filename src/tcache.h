@@ -154,7 +154,7 @@ static inline void *tcache_pop(struct tcache *tc, size_t idx) {
   struct tcache_entry *next = (struct tcache_entry *)link_reveal(&e->next, (struct chunk *)e->next);
   /* A link written over without the secret reveals misaligned: caught
    * before anything reads through it. */
-  if (unlikely(((uintptr_t)next & CHUNK_ALIGN_MASK) | (e->key ^ free_key(e))))
+  if (unlikely(((uintptr_t)next & (TIDE_HARDEN ? CHUNK_ALIGN_MASK : 0)) | (e->key ^ free_key(e))))
     tide_fatal("malloc", "corrupted thread-cache entry (written after free?)");
   tc->head[idx] = next;
   tc->count[idx]--;
