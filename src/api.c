@@ -9,6 +9,7 @@
  */
 #include "arena.h"
 #include "arenas.h"
+#include "debug.h"
 #include "heap.h"
 #include "mmapped.h"
 #include "os.h"
@@ -64,6 +65,7 @@ static void prefork(void) {
   if (!fork_locked)
     return;
   _IO_list_lock();
+  debug_prefork(); /* before the arenas: debug mode takes its lock first */
   arenas_prefork();
   mmapped_prefork();
   tcache_prefork();
@@ -78,6 +80,7 @@ static void postfork_parent(void) {
   tcache_postfork_parent();
   mmapped_postfork_parent();
   arenas_postfork_parent();
+  debug_postfork_parent();
   _IO_list_unlock();
 }
 static void postfork_child(void) {
@@ -87,6 +90,7 @@ static void postfork_child(void) {
   purge_postfork_child();
   mmapped_postfork_child();
   arenas_postfork_child();
+  debug_postfork_child();
   tcache_postfork_child(tcache_mine() != NULL);
   /* No background thread here: what waited for it goes now. */
   purge_release_deferred();
@@ -307,8 +311,7 @@ static void *alloc_cached(size_t n, size_t nb) {
   return mem;
 }
 
-static TIDE_NOINLINE void *malloc_slow(size_t n) {
-  tide_ensure_init();
+static void *malloc_nodebug(size_t n) {
   size_t nb;
   if (unlikely(!request2size(n, &nb))) {
     errno = ENOMEM;
@@ -324,6 +327,17 @@ static TIDE_NOINLINE void *malloc_slow(size_t n) {
     return NULL;
   return hand_out(c, n);
 }
+
+/* Reached by a jump from the fast path, so its return address is the
+ * program's call of malloc. */
+static TIDE_NOINLINE void *malloc_slow(size_t n) {
+  tide_ensure_init();
+  if (unlikely(tide_debug_on))
+    return debug_malloc(n, (uintptr_t)__builtin_return_address(0), *(void **)__builtin_frame_address(0));
+  return malloc_nodebug(n);
+}
+
+void *tide_raw_malloc(size_t n) { return malloc_nodebug(n); }
 
 TIDE_EXPORT void *tide_malloc(size_t n) {
   struct tcache *tc = tcache_tls;
@@ -356,6 +370,8 @@ TIDE_EXPORT void *tide_calloc(size_t nmemb, size_t size) {
     }
   }
   tide_ensure_init();
+  if (unlikely(tide_debug_on))
+    return debug_calloc(n, (uintptr_t)__builtin_return_address(0));
   if (unlikely(!request2size(n, &nb))) {
     errno = ENOMEM;
     return NULL;
@@ -390,11 +406,8 @@ TIDE_EXPORT void *tide_calloc(size_t nmemb, size_t size) {
  * munmap, madvise, a trim -- fails.
  */
 enum { UNCLASSIFIED = -1 };
-static TIDE_NOINLINE void free_block(void *mem, int class, size_t bin) {
-  if (mem == NULL)
-    return;
+static void free_nodebug(void *mem, int class, size_t bin) {
   int saved = errno;
-  tide_ensure_init();
   tide_current_fn = "free";
   struct chunk *p = mem2chunk(mem);
   struct tcache *tc = tcache_mine();
@@ -455,11 +468,52 @@ cached:
   errno = saved;
 }
 
+/* Reached by a jump from the fast path (its return address is the
+ * program's call of free), or from the other slow paths. */
+static TIDE_NOINLINE void free_block(void *mem, int class, size_t bin) {
+  if (mem == NULL)
+    return;
+  tide_ensure_init();
+  if (unlikely(tide_debug_on)) {
+    int saved = errno;
+    debug_free(mem, (uintptr_t)__builtin_return_address(0), *(void **)__builtin_frame_address(0));
+    errno = saved;
+    return;
+  }
+  free_nodebug(mem, class, bin);
+}
+
+void tide_raw_free(void *mem) {
+  if (mem)
+    free_nodebug(mem, UNCLASSIFIED, TCACHE_BINS);
+}
+
+void tide_raw_check(void *mem, const char *fn) {
+  tide_current_fn = fn;
+  precheck_unreadable(mem, fn);
+  struct chunk *p = checked_chunk(mem, fn);
+  if (chunk_is_mmapped(p)) {
+    if (unlikely(!mmapped_known(p)))
+      tide_fatal(fn, "invalid pointer (not an mmapped chunk of ours)");
+    return;
+  }
+  struct arena *a = owning_arena(p, fn);
+  lock_acquire(&a->lock);
+  arena_check_freeable(a, p);
+  lock_release(&a->lock);
+}
+
+size_t tide_raw_usable(void *mem) { return chunk_usable(mem2chunk(mem)); }
+
 /* A small block of another thread's arena, found so by the fast path
  * (the commonest slow case: a consumer freeing a producer's blocks):
  * straight onto the cache's out list for its bin. */
 static TIDE_NOINLINE void free_foreign(void *mem, size_t idx) {
   struct tcache *tc = tcache_tls;
+  if (unlikely(tide_debug_on)) {
+    free_block(mem, UNCLASSIFIED, TCACHE_BINS);
+    return;
+  }
   int saved = errno;
   if (likely(tcache_free_foreign(tc, mem, idx)))
     tc->frees++;
@@ -538,6 +592,8 @@ TIDE_EXPORT void *tide_realloc(void *mem, size_t n) {
     return NULL;
   }
   tide_ensure_init();
+  if (unlikely(tide_debug_on))
+    return debug_realloc(mem, n, (uintptr_t)__builtin_return_address(0));
   tide_current_fn = "realloc";
   precheck_unreadable(mem, "realloc");
   struct chunk *p = checked_chunk(mem, "realloc");
@@ -592,10 +648,9 @@ TIDE_EXPORT void *tide_reallocarray(void *mem, size_t nmemb, size_t size) {
 
 /* ----------------------------------------------------------- memalign */
 
-static void *memalign_common(size_t align, size_t n) {
+static void *memalign_nodebug(size_t align, size_t n) {
   if (align <= CHUNK_ALIGN)
-    return tide_malloc(n);
-  tide_ensure_init();
+    return malloc_nodebug(n);
   size_t nb;
   if (unlikely(!request2size(n, &nb) || nb > MAX_REQUEST - align - MINSIZE)) {
     errno = ENOMEM;
@@ -614,6 +669,15 @@ static void *memalign_common(size_t align, size_t n) {
     return NULL;
   }
   return hand_out(c, n);
+}
+
+void *tide_raw_memalign(size_t align, size_t n) { return memalign_nodebug(align, n); }
+
+static TIDE_NOINLINE void *memalign_common(size_t align, size_t n) {
+  tide_ensure_init();
+  if (unlikely(tide_debug_on))
+    return debug_memalign(align, n, (uintptr_t)__builtin_return_address(0));
+  return align <= CHUNK_ALIGN ? tide_malloc(n) : memalign_nodebug(align, n);
 }
 
 static bool power_of_two(size_t x) { return x && !(x & (x - 1)); }
@@ -670,6 +734,8 @@ TIDE_EXPORT void *tide_pvalloc(size_t n) {
 TIDE_EXPORT size_t tide_malloc_usable_size(void *mem) {
   if (!mem)
     return 0;
+  if (unlikely(tide_debug_on))
+    return debug_usable_size(mem);
   precheck_unreadable(mem, "malloc_usable_size");
   struct chunk *p = checked_chunk(mem, "malloc_usable_size");
   if (chunk_is_mmapped(p))

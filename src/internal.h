@@ -159,6 +159,8 @@ struct tide_options {
   bool huge_pages;          /* glibc.malloc.hugetlb=1: MADV_HUGEPAGE on what we map */
   bool stats_at_exit;       /* TIDEMALLOC_STATS=1 */
   bool verbose;             /* print the settings at start-up */
+  int debug;                /* debug mode (src/debug.c): 0 off, 1 on, 2 also the JSON leak report */
+  size_t debug_check;       /* debug mode: the heap checker every this many operations (0: never) */
 };
 extern TIDE_HIDDEN struct tide_options opt;
 void opt_init(void);

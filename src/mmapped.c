@@ -312,9 +312,10 @@ size_t mmapped_cache_expire(bool everything) {
   return left;
 }
 
-void mmapped_cache_fit(size_t limit) {
+void mmapped_cache_fit_unthreaded(void) {
   if (!__atomic_load_n(&nkept, __ATOMIC_RELAXED))
     return;
+  size_t limit = unthreaded_limit();
   struct kept out[MAP_CACHE_SLOTS];
   unsigned nout = 0;
   lock_acquire(&reg.lock);

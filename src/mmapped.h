@@ -31,8 +31,9 @@ bool mmapped_known(struct chunk *p);
 /* Freed mappings kept for reuse (see src/mmapped.c): unmap those older
  * than the decay (all with everything); returns the bytes still kept. */
 size_t mmapped_cache_expire(bool everything);
-/* Unmap the oldest kept mappings until at most limit bytes are kept. */
-void mmapped_cache_fit(size_t limit);
+/* No background thread: unmap the oldest kept mappings until what is
+ * kept fits the cap (purge_unthreaded_cap, as raised by reuse). */
+void mmapped_cache_fit_unthreaded(void);
 /* malloc_trim: unmap every kept mapping; returns the bytes released. */
 size_t mmapped_cache_release_all(void);
 bool mmapped_can_map(void);

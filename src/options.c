@@ -22,6 +22,7 @@
  */
 #include "arena.h"
 #include "arenas.h"
+#include "debug.h"
 #include "os.h"
 #include "out.h"
 #include "purge.h"
@@ -40,6 +41,7 @@
 #define DEFAULT_TCACHE_COUNT TCACHE_DEFAULT_COUNT
 #define DEFAULT_TCACHE_MAX (TCACHE_BIG_MAX_CHUNK - SIZE_SZ)
 #define DEFAULT_DECAY_MS 200
+#define DEFAULT_DEBUG_CHECK 100000
 
 struct tide_options opt = {
     .max_fast = (DEFAULT_MXFAST + SIZE_SZ) & ~CHUNK_ALIGN_MASK,
@@ -51,6 +53,7 @@ struct tide_options opt = {
     .tcache_count = DEFAULT_TCACHE_COUNT,
     .tcache_max_bytes = DEFAULT_TCACHE_MAX,
     .purge_decay_ms = DEFAULT_DECAY_MS,
+    .debug_check = DEFAULT_DEBUG_CHECK,
     .purge_thread = 1,
 };
 
@@ -105,6 +108,8 @@ static bool set_arena_test(size_t v) {
   return true;
 }
 static bool set_tcache_count(size_t v) {
+  if (tide_debug_on)
+    v = 0; /* debug mode: every block through the checked path */
   opt.tcache_count = v;
   tcache_set_count(v);
   if (v == 0)
@@ -112,6 +117,8 @@ static bool set_tcache_count(size_t v) {
   return true;
 }
 static bool set_tcache_max(size_t v) {
+  if (tide_debug_on)
+    v = 0;
   opt.tcache_max_bytes = v;
   /* Up to 1032 bytes in the per-size bins; past that, the medium cache. */
   size_t bins = v == 0 ? 0 : tcache_request_index(v) + 1;
@@ -152,6 +159,14 @@ static bool set_verbose(size_t v) {
   opt.verbose = v != 0;
   return true;
 }
+static bool set_debug(size_t v) {
+  opt.debug = (int)v;
+  return true;
+}
+static bool set_debug_check(size_t v) {
+  opt.debug_check = v;
+  return true;
+}
 
 /* Getters, for printing: the value as it would be written. */
 static long long get_mxfast(void) { return (long long)mxfast_request; }
@@ -172,6 +187,8 @@ static long long get_background_thread(void) { return opt.purge_thread; }
 static long long get_purge_lazy(void) { return opt.purge_lazy; }
 static long long get_stats(void) { return opt.stats_at_exit; }
 static long long get_verbose(void) { return opt.verbose; }
+static long long get_debug(void) { return opt.debug; }
+static long long get_debug_check(void) { return (long long)opt.debug_check; }
 
 /* ------------------------------------------------------------ the table */
 
@@ -244,8 +261,11 @@ static const struct setting settings[] = {
      "print one line of statistics to stderr at exit"},
     {"verbose", false, NULL, NULL, 0, KIND_BOOL, 0, 0, 1, false, set_verbose, get_verbose,
      "print these settings and where each came from to stderr at start-up"},
+    {"debug", false, NULL, NULL, 0, KIND_INT, 0, 0, 2, false, set_debug, get_debug,
+     "debug mode: redzones, junk, a quarantine, the leak report at exit (2: also as JSON); slow"},
+    {"debug_check", false, NULL, NULL, 0, KIND_INT, DEFAULT_DEBUG_CHECK, 0, SIZE_MAX_LL, false, set_debug_check,
+     get_debug_check, "debug mode: run the heap checker every this many operations (0: never)"},
     /* names kept for settings to come (issue 15) */
-    {"debug", false, NULL, NULL, 0, KIND_RESERVED, 0, 0, 0, false, NULL, NULL, "reserved"},
     {"prof", false, NULL, NULL, 0, KIND_RESERVED, 0, 0, 0, false, NULL, NULL, "reserved"},
     {"stats_file", false, NULL, NULL, 0, KIND_RESERVED, 0, 0, 0, false, NULL, NULL, "reserved"},
     {"signal", false, NULL, NULL, 0, KIND_RESERVED, 0, 0, 0, false, NULL, NULL, "reserved"},
@@ -527,6 +547,11 @@ void opt_init(void) {
   const char *conf = os_getenv("TIDEMALLOC_CONF");
   if (conf)
     parse_conf(conf);
+  if (opt.debug) {
+    tide_debug_on = true; /* read once: blocks made before and after would differ */
+    set_tcache_count(0);
+    set_tcache_max(0);
+  }
   if (opt.verbose)
     config_print(2); /* (tide_config_print would wait for this very init) */
 }

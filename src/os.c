@@ -181,6 +181,102 @@ int os_thread_count(void) {
   return v > 0 && v < INT32_MAX ? (int)v : 0;
 }
 
+/* One line of /proc/self/maps: "lo-hi perms offset dev inode   path". */
+static bool parse_maps_line(const char *s, uintptr_t *lo, uintptr_t *hi, uintptr_t *off, const char **path) {
+  char *e;
+  *lo = strtoul(s, &e, 16);
+  if (*e != '-')
+    return false;
+  *hi = strtoul(e + 1, &e, 16);
+  while (*e == ' ')
+    e++;
+  while (*e && *e != ' ') /* perms */
+    e++;
+  *off = strtoul(e, &e, 16);
+  for (int field = 0; field < 2 && *e; field++) { /* dev, inode */
+    while (*e == ' ')
+      e++;
+    while (*e && *e != ' ')
+      e++;
+  }
+  while (*e == ' ')
+    e++;
+  *path = e;
+  return true;
+}
+
+void os_maps_each(bool (*fn)(void *ctx, uintptr_t lo, uintptr_t hi, uintptr_t off, const char *path), void *ctx) {
+  int cancel = os_nocancel_begin();
+  int saved = errno;
+  int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    char buf[4096];
+    size_t have = 0;
+    bool more = true;
+    while (more) {
+      ssize_t n = read(fd, buf + have, sizeof buf - 1 - have);
+      if (n <= 0)
+        break;
+      have += (size_t)n;
+      buf[have] = 0;
+      char *line = buf, *nl;
+      while (more && (nl = memchr(line, '\n', (size_t)(buf + have - line))) != NULL) {
+        *nl = 0;
+        uintptr_t lo, hi, off;
+        const char *path;
+        if (parse_maps_line(line, &lo, &hi, &off, &path))
+          more = fn(ctx, lo, hi, off, path);
+        line = nl + 1;
+      }
+      have = (size_t)(buf + have - line);
+      memmove(buf, line, have);
+      if (have == sizeof buf - 1) /* a line longer than the buffer: skip it */
+        have = 0;
+    }
+    close(fd);
+  }
+  errno = saved;
+  os_nocancel_end(cancel);
+}
+
+struct mapping_search {
+  uintptr_t addr, first_lo;
+  struct os_mapping *m;
+  bool found;
+  char first_path[256];
+};
+
+static void copy_path(char *dst, size_t cap, const char *src) {
+  size_t len = strlen(src);
+  if (len >= cap)
+    len = cap - 1;
+  memcpy(dst, src, len);
+  dst[len] = 0;
+}
+
+static bool mapping_search_line(void *ctx, uintptr_t lo, uintptr_t hi, uintptr_t off, const char *path) {
+  struct mapping_search *s = ctx;
+  /* A file's first mapping (offset 0) is its load base. */
+  if (off == 0 && strcmp(path, s->first_path) != 0) {
+    copy_path(s->first_path, sizeof s->first_path, path);
+    s->first_lo = lo;
+  }
+  if (s->addr < lo || s->addr >= hi)
+    return true;
+  s->m->lo = lo;
+  s->m->hi = hi;
+  copy_path(s->m->path, sizeof s->m->path, path);
+  s->m->base = path[0] == '/' && strcmp(path, s->first_path) == 0 ? s->first_lo : lo;
+  s->found = true;
+  return false;
+}
+
+bool os_mapping_of(uintptr_t addr, struct os_mapping *m) {
+  struct mapping_search s = {.addr = addr, .m = m};
+  os_maps_each(mapping_search_line, &s);
+  return s.found;
+}
+
 const char *os_getenv(const char *name) { return getenv(name); }
 
 /* ------------------------------------------------- the arena lock's slow half */

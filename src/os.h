@@ -56,6 +56,18 @@ uint64_t os_now_ns(void);              /* CLOCK_MONOTONIC */
 uint64_t os_now_coarse_ms(void);       /* CLOCK_MONOTONIC_COARSE, in ms */
 int os_cpu_count(void);                /* CPUs this process may use (affinity, cgroup quota) */
 int os_thread_count(void);             /* threads of this process, or 0 if unknown */
+/* The mapping of /proc/self/maps that holds addr: its bounds, the file it
+ * maps (path[0] == 0 if none) and where that file's first mapping starts
+ * (for file-relative addresses, as addr2line takes them).  Never
+ * allocates; false if addr is in no mapping. */
+struct os_mapping {
+  uintptr_t lo, hi, base;
+  char path[256];
+};
+bool os_mapping_of(uintptr_t addr, struct os_mapping *m);
+/* fn for each line of /proc/self/maps (the file's offset, its path or
+ * ""), until it returns false. */
+void os_maps_each(bool (*fn)(void *ctx, uintptr_t lo, uintptr_t hi, uintptr_t off, const char *path), void *ctx);
 void os_yield(void);                   /* sched_yield, keeping errno */
 const char *os_getenv(const char *name);
 

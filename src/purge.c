@@ -311,7 +311,7 @@ void purge_after_free(struct arena *a) {
     cap = PURGE_CAP_MIN;
   if (a->dirty_bytes <= cap << a->cap_shift)
     return;
-  mmapped_cache_fit(purge_unthreaded_cap()); /* live memory fell: fewer kept mappings too */
+  mmapped_cache_fit_unthreaded(); /* live memory fell: fewer kept mappings too */
   uint64_t now = now_ms();
   if (a->cap_shift > 0 && now > a->cap_raised_ms + CAP_RELAX_MS) {
     a->cap_shift--;

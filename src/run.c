@@ -14,7 +14,7 @@
 static inline char *run_base(struct run *r) { return (char *)r - CHUNK_HDR; }
 static inline size_t block_size(const struct run *r) { return run_block_size(r); }
 
-bool run_is_valid(const struct run *r) { return r->check == (RUN_CHECK ^ (uintptr_t)r); }
+bool run_is_valid(const struct run *r) { return r->check == run_check_word(r); }
 
 static inline bool run_has_room(const struct run *r) {
   return __atomic_load_n(&r->nfree, __ATOMIC_RELAXED) > 0 || r->carved < r->nblocks;
@@ -55,7 +55,7 @@ void run_bad_block(struct chunk *p, const char *fn) {
   struct run *r = run_of(p, p->size);
   if (!(p->size & IN_HEAP) && run_base(r) < main_arena.brk_lo)
     tide_fatal(fn, "invalid pointer (not a block of a run)");
-  if (r->check != (RUN_CHECK ^ (uintptr_t)r))
+  if (r->check != run_check_word(r))
     tide_fatal(fn, "invalid pointer (not a block of a run, or its run's header was overwritten)");
   if (p->size != r->block_sf)
     tide_fatal(fn, "invalid size (a run block's header was overwritten)");
@@ -139,7 +139,7 @@ static struct run *make_run(struct arena *a, size_t idx, struct tcache *owner) {
     return NULL;
   struct run *r = (struct run *)chunk2mem(c);
   memset(r, 0, sizeof *r);
-  r->check = RUN_CHECK ^ (uintptr_t)r;
+  r->check = run_check_word(r);
   r->state = RUN_OWNED;
   r->idx = (uint16_t)idx;
   r->block_sf = size | PREV_INUSE | (c->size & IN_HEAP) | IN_RUN;
@@ -435,7 +435,9 @@ static size_t purge_free_pages(struct run *r) {
 size_t run_purge_idle(struct arena *a) {
   size_t waiting = 0;
   for (struct run *r = a->runs; r; r = r->anext) {
-    if (r->state != RUN_OWNED)
+    /* Orphans too: the program may hold a few of their blocks for long. */
+    uint8_t state = __atomic_load_n(&r->state, __ATOMIC_RELAXED);
+    if (state != RUN_OWNED && state != RUN_ORPHAN)
       continue;
     unsigned long takes = __atomic_load_n(&r->takes, __ATOMIC_RELAXED);
     uint32_t nfree = __atomic_load_n(&r->nfree, __ATOMIC_RELAXED), carved = __atomic_load_n(&r->carved, __ATOMIC_RELAXED);
@@ -453,7 +455,7 @@ size_t run_purge_idle(struct arena *a) {
       waiting++;
       continue;
     }
-    if (r->takes == takes) {
+    if (r->takes == takes && (r->state == RUN_OWNED || r->state == RUN_ORPHAN)) {
       if (r->nfree == r->carved) {
         /* Empty: every page past the first (which holds the header) goes
          * back; the blocks are carved afresh when needed. */
@@ -497,7 +499,7 @@ size_t run_idle_bytes(struct arena *a, size_t *free_blocks) {
   } while (0)
 
 static void check_run(struct arena *a, struct run *r) {
-  REQUIRE(r->check == (RUN_CHECK ^ (uintptr_t)r), "run header overwritten");
+  REQUIRE(r->check == run_check_word(r), "run header overwritten");
   REQUIRE(r->arena == a, "run on another arena's list");
   REQUIRE(r->idx < TCACHE_BINS && block_size(r) == tcache_bin_size(r->idx), "run of a size it cannot have");
   REQUIRE(r->size == run_size_for(block_size(r)) && ((uintptr_t)run_base(r) & (r->size - 1)) == 0,

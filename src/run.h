@@ -81,7 +81,7 @@ struct run_batch {
 struct run {
   /* Set when it is made; read by every free of its blocks (run_checked),
    * so on a cache line the lock's writers do not touch. */
-  uintptr_t check;           /* RUN_CHECK ^ address: a run, and this one */
+  uintptr_t check;           /* run_check_word(): a run, and this one */
   size_t block_sf;           /* every block's size field */
   size_t size;               /* the run chunk's size (run_size_for the blocks) */
   uint32_t nblocks;          /* blocks it has room for */
@@ -133,6 +133,9 @@ void run_give_back(struct run *r, struct tcache_entry *first, struct tcache_entr
  * or abort naming fn: its run's header says so, its size field is that
  * run's, and it starts at one of the run's blocks. */
 #define RUN_CHECK ((uintptr_t)0x72756e2d63686b32ull)
+/* What a run's check word holds: it depends on the run's address and a
+ * secret, so data the program controls cannot pass for a run header. */
+static inline uintptr_t run_check_word(const struct run *r) { return RUN_CHECK ^ (uintptr_t)r ^ tide_key_xor; }
 __attribute__((noreturn)) TIDE_COLD void run_bad_block(struct chunk *p, const char *fn);
 static inline struct run *run_checked(struct chunk *p, const char *fn) {
   size_t sf = p->size;
@@ -144,7 +147,7 @@ static inline struct run *run_checked(struct chunk *p, const char *fn) {
     run_bad_block(p, fn);
   size_t off = (size_t)((char *)p - ((char *)r - CHUNK_HDR + RUN_HDR));
   size_t i = (size_t)(((uint64_t)off * r->recip) >> 32); /* exact for offsets and sizes < 2^16 */
-  if (unlikely((r->check ^ (RUN_CHECK ^ (uintptr_t)r)) | (sf ^ r->block_sf) | (off >= r->size) |
+  if (unlikely((r->check ^ run_check_word(r)) | (sf ^ r->block_sf) | (off >= r->size) |
                (i * run_block_size(r) != off) | (i >= r->nblocks)))
     run_bad_block(p, fn);
   return r;

@@ -98,6 +98,8 @@ run "wrong/misuse" 120 "$T/wrong/misuse" "$LIBDIR" "$T/wrong/victim-plain"
 run "wrong/misuse-fast" 120 "$T/wrong/misuse-fast"
 # attack: heap-exploitation techniques must abort before they pay off
 run "wrong/attack" 120 "$T/wrong/attack-fast"
+# debug mode: each mistake reported with its call site
+run "debug/mode" 120 bash tests/debug/debug.sh "$LIBDIR" "$T/debug/victim" "$BUILD/tidemalloc"
 
 # stress (issue 2: core allocator)
 run "stress/startup" 60 env LD_PRELOAD="$PRELOAD_LIB" "$T/stress/startup-plain"

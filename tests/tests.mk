@@ -54,6 +54,14 @@ TEST_BINS := $(TEST_SRCS:tests/%.c=$(TEST_OUT)/%) \
 TEST_BINS += $(TEST_OUT)/unit/conf-std
 TEST_BINS += $(TEST_OUT)/pkg/dlopen-plain $(TEST_OUT)/pkg/plugin.so $(TEST_OUT)/pkg/compat-plain
 
+# tests/debug: a plain program for debug mode, with frame pointers and
+# debug info, unoptimised (each mistake stays at its line).
+TEST_BINS += $(TEST_OUT)/debug/victim
+$(TEST_OUT)/debug/victim: tests/debug/victim.c
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	@$(CC) -std=gnu11 -O0 -g -fno-omit-frame-pointer -fno-builtin -Wall -Wextra -Werror -o $@ $<
+
 $(TEST_OUT)/pkg/plugin.so: tests/pkg/plugin.c $(TEST_HDRS) $(TEST_LIBDIR)/libtidemalloc-prefixed.a
 	@mkdir -p $(@D)
 	@echo "  CC      $@"

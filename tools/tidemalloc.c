@@ -8,6 +8,9 @@
  *   tidemalloc config [--conf k=v,...]
  *       prints every setting, the value it would have in a program started
  *       from here, and where that value comes from
+ *   tidemalloc symbolize < report
+ *       copies a report of debug mode (stdin to stdout), writing after each
+ *       frame "file+0xoffset" the function, file and line addr2line finds
  *   tidemalloc --version
  *
  * Which library: the one beside this program (the build tree: build/
@@ -36,13 +39,15 @@ static void usage(FILE *f) {
   fprintf(f,
           "usage: %s run [--stats] [--conf key=value,...] [--] command [args...]\n"
           "       %s config [--conf key=value,...]\n"
+          "       %s symbolize < report\n"
           "       %s --version\n"
           "\n"
           "  run      start command with tidemalloc (LD_PRELOAD) and these settings\n"
           "  config   print every setting, its value and where it comes from\n"
           "  --stats  print one line of statistics when the command exits (stats=1)\n"
-          "  --conf   settings, added to TIDEMALLOC_CONF (see 'tidemalloc config')\n",
-          prog, prog, prog);
+          "  --conf   settings, added to TIDEMALLOC_CONF (see 'tidemalloc config')\n"
+          "  symbolize  name the functions, files and lines of a debug-mode report's frames\n",
+          prog, prog, prog, prog);
 }
 
 static int exists(const char *path) { return access(path, R_OK) == 0; }
@@ -180,6 +185,66 @@ static int cmd_version(void) {
   return 0;
 }
 
+/* One frame "/path+0xhex": " (function at file:line)" from addr2line,
+ * or nothing when it knows nothing. */
+static void symbolize_frame(const char *path, const char *hex) {
+  for (const char *c = path; *c; c++)
+    if (!(*c == '/' || *c == '.' || *c == '-' || *c == '_' || *c == '+' || (*c >= '0' && *c <= '9') ||
+          (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z')))
+      return; /* not a path we put in a shell command */
+  /* A return address: the call is the byte before it. */
+  unsigned long long off = strtoull(hex, NULL, 16);
+  char cmd[PATH_MAX + 128];
+  snprintf(cmd, sizeof cmd, "addr2line -f -C -e '%s' 0x%llx 2>/dev/null", path, off ? off - 1 : 0);
+  FILE *p = popen(cmd, "r");
+  if (!p)
+    return;
+  char fn[512] = "", where[PATH_MAX + 64] = "";
+  if (fgets(fn, sizeof fn, p) && fgets(where, sizeof where, p)) {
+    fn[strcspn(fn, "\n")] = 0;
+    where[strcspn(where, "\n")] = 0;
+    if (strcmp(fn, "??") != 0 || strncmp(where, "??", 2) != 0)
+      printf(" (%s at %s)", fn, where);
+  }
+  pclose(p);
+}
+
+static int cmd_symbolize(void) {
+  char line[16384];
+  while (fgets(line, sizeof line, stdin)) {
+    char *s = line;
+    for (;;) {
+      char *slash = strchr(s, '/');
+      char *plus = slash ? strstr(slash, "+0x") : NULL;
+      if (!plus || memchr(slash, ' ', (size_t)(plus - slash))) {
+        if (!slash) {
+          fputs(s, stdout);
+          break;
+        }
+        fwrite(s, 1, (size_t)(slash - s + 1), stdout);
+        s = slash + 1;
+        continue;
+      }
+      char *end = plus + 3;
+      while ((*end >= '0' && *end <= '9') || (*end >= 'a' && *end <= 'f'))
+        end++;
+      fwrite(s, 1, (size_t)(end - s), stdout);
+      char path[PATH_MAX], hex[40];
+      size_t plen = (size_t)(plus - slash), hlen = (size_t)(end - plus - 1);
+      if (plen < sizeof path && hlen < sizeof hex) {
+        memcpy(path, slash, plen);
+        path[plen] = 0;
+        memcpy(hex, plus + 1, hlen);
+        hex[hlen] = 0;
+        fflush(stdout);
+        symbolize_frame(path, hex);
+      }
+      s = end;
+    }
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc < 2) {
     usage(stderr);
@@ -190,6 +255,8 @@ int main(int argc, char **argv) {
     return cmd_run(argc, argv);
   if (strcmp(cmd, "config") == 0)
     return cmd_config(argc, argv);
+  if (strcmp(cmd, "symbolize") == 0)
+    return cmd_symbolize();
   if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0)
     return cmd_version();
   if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {

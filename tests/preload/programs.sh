@@ -10,7 +10,8 @@
 #   git      makes a repository with many commits, log, gc, fsck
 # Output must be byte-identical.  Then the proof that tidemalloc's
 # functions were the ones bound (LD_DEBUG=bindings), and the
-# TIDEMALLOC_STATS=1 line.  Python and sqlite3 also run under the debug .so.
+# TIDEMALLOC_STATS=1 line.  Python and sqlite3 also run under the debug .so,
+# and in debug mode (TIDEMALLOC_CONF=debug=1).
 #
 # Prints harness-style lines and "# preload/programs: N checks, N failed".
 # usage: programs.sh LIBDIR
@@ -92,6 +93,9 @@ if need python3 python3; then
   PY=$(python3 -c 'import sys; print(sys.executable)')
   same python "$LIB" "$PY" "$HERE/work.py" 200000
   same python-debug "$DLIB" "$PY" "$HERE/work.py" 40000
+  # debug mode (redzones, quarantine, leak report at exit)
+  same python-debugmode "$LIB" env TIDEMALLOC_CONF=debug=1 "$PY" "$HERE/work.py" 20000
+  check "python-debugmode: the leak report at exit" grep -q '^tidemalloc: leak report: ' "$W/python-debugmode.tm.err"
 fi
 
 # ---- sqlite3 ----
@@ -121,6 +125,10 @@ EOF
   sq() { sqlite3 db.sqlite <"$W/fill.sql" && sqlite3 db.sqlite <"$W/query.sql"; }
   same sqlite "$LIB" sq
   same sqlite-debug "$DLIB" sq
+  sqd() { TIDEMALLOC_CONF=debug=1 sq; }
+  export -f sq
+  same sqlite-debugmode "$LIB" sqd
+  check "sqlite-debugmode: the leak report at exit" grep -q '^tidemalloc: leak report: ' "$W/sqlite-debugmode.tm.err"
 fi
 
 # ---- sort ----

@@ -164,7 +164,7 @@ static void test_defaults(void) {
   }
   CHECK(lines >= 18 && bad == 0, "every one of the %zu settings is at its default, from \"default\" (%zu are not)",
         lines, bad);
-  CHECK(strstr(r.config, "# names kept for later versions: debug prof stats_file signal") != NULL,
+  CHECK(strstr(r.config, "# names kept for later versions: prof stats_file signal") != NULL,
         "the reserved names are listed");
 }
 
@@ -252,6 +252,8 @@ static void test_warnings(void) {
   expect_warning((const char *const[]){"TIDEMALLOC_PURGE_THREAD=3", NULL},
                  "tidemalloc: warning: TIDEMALLOC_PURGE_THREAD: out of range 0..2; using 1", "background_thread", "1",
                  "default");
+  expect_warning((const char *const[]){"TIDEMALLOC_CONF=debug=7", NULL},
+                 "tidemalloc: warning: debug: out of range 0..2; using 0", "debug", "0", "default");
   expect_warning((const char *const[]){"TIDEMALLOC_CONF=prof=1", NULL},
                  "tidemalloc: warning: prof: not in tidemalloc " TIDEMALLOC_VERSION
                  " (a name kept for a later version); using nothing",
