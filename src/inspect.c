@@ -282,12 +282,29 @@ static void walk_run(struct arena *a, struct run *r, const struct dump_table *t,
   struct chunk *first = run_block(r, 0);
   fn(ctx, (struct chunk *)((char *)r - CHUNK_HDR), (size_t)((char *)first - ((char *)r - CHUNK_HDR)), &s);
   size_t size = run_block_size(r);
+  /* Which blocks are free in the run, from its batches (the table of
+   * tagged chunks is bounded; a run is not). */
+  uint64_t free_bits[RUN_SIZE_LARGE / MINSIZE / 64] = {0};
+  uint32_t nbits = (uint32_t)(sizeof free_bits * 8);
+  run_lock(r);
+  for (unsigned b = 0; b < r->nbatch && b < RUN_BATCHES; b++) {
+    uint32_t n = 0;
+    for (struct tcache_entry *e = r->batch[b].head; e && aligned_ok(e) && run_of(e, r->block_sf) == r && n < r->batch[b].n;
+         e = entry_reveal(e), n++) {
+      uint32_t i = (uint32_t)(((char *)mem2chunk(e) - (char *)first) / size);
+      if (i < nbits)
+        free_bits[i / 64] |= (uint64_t)1 << (i % 64);
+    }
+  }
+  run_unlock(r);
   /* Without the run's lock: the owner may be carving more meanwhile,
    * but it writes their headers before it publishes carved. */
   uint32_t carved = __atomic_load_n(&r->carved, __ATOMIC_ACQUIRE);
   for (uint32_t i = 0; i < carved; i++) {
     struct chunk *b = run_block(r, i);
     struct dump_state bs = classify(a, t, b);
+    if (i < nbits && (free_bits[i / 64] >> (i % 64) & 1))
+      bs.kind = K_RUN_FREE;
     fn(ctx, b, size, &bs);
   }
   struct chunk *rest = run_block(r, carved);

@@ -350,6 +350,8 @@ void run_give_back(struct run *r, struct tcache_entry *first, struct tcache_entr
     TIDE_TEST_POINT("run_give_back: empty, unlocked");
   if (mine || orphan)
     release_empty(r, me, locked, orphan);
+  else if (empty)
+    purge_wake(); /* another thread's run, empty now: its pages go back once it stays idle */
 }
 
 /* ------------------------------------------------------ thread exit */
