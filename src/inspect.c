@@ -284,9 +284,10 @@ static void walk_run(struct arena *a, struct run *r, const struct dump_table *t,
   size_t size = run_block_size(r);
   /* Which blocks are free in the run, from its batches (the table of
    * tagged chunks is bounded; a run is not). */
-  uint64_t free_bits[RUN_SIZE_LARGE / MINSIZE / 64] = {0};
+  uint64_t free_bits[RUN_PURGED_WORDS];
   uint32_t nbits = (uint32_t)(sizeof free_bits * 8);
   run_lock(r);
+  memcpy(free_bits, r->purged, sizeof free_bits); /* purged blocks are free too */
   for (unsigned b = 0; b < r->nbatch && b < RUN_BATCHES; b++) {
     uint32_t n = 0;
     for (struct tcache_entry *e = r->batch[b].head; e && aligned_ok(e) && run_of(e, r->block_sf) == r && n < r->batch[b].n;

@@ -16,6 +16,8 @@ static inline size_t block_size(const struct run *r) { return run_block_size(r);
 
 bool run_is_valid(const struct run *r) { return r->check == run_check_word(r); }
 
+static inline bool is_purged(const struct run *r, uint32_t i) { return r->purged[i / 64] >> (i % 64) & 1; }
+
 static inline bool run_has_room(const struct run *r) {
   return __atomic_load_n(&r->nfree, __ATOMIC_RELAXED) > 0 || r->carved < r->nblocks;
 }
@@ -225,6 +227,25 @@ static uint32_t take_blocks(struct tcache *tc, struct run *r, size_t idx, uint32
     r->nfree -= room;
     got = room;
   }
+  /* Blocks whose pages went back: their headers (and the next one, which
+   * a free of this block reads) are written again. */
+  for (uint32_t w = 0; got < room && r->npurged > 0 && w < RUN_PURGED_WORDS; w++) {
+    while (got < room && r->purged[w]) {
+      uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(r->purged[w]);
+      r->purged[w] &= r->purged[w] - 1;
+      struct chunk *c = run_block(r, i);
+      c->size = r->block_sf;
+      run_block(r, i + 1)->size = r->block_sf;
+      struct tcache_entry *e = chunk2mem(c);
+      e->key = free_key(e);
+      e->next = (struct tcache_entry *)link_protect(&e->next, (struct chunk *)tc->head[idx]);
+      tc->head[idx] = e;
+      tc->count[idx]++;
+      r->npurged--;
+      r->nfree--;
+      got++;
+    }
+  }
   if (got < room && r->carved < r->nblocks) {
     uint32_t want = room - got, left = r->nblocks - r->carved;
     if (want > left)
@@ -418,6 +439,103 @@ static size_t purge_span(uintptr_t lo, uintptr_t hi) {
   return hi - lo;
 }
 
+/* Small blocks (under two pages), r locked: each page of the carved part
+ * whose every byte that matters is free goes back -- no block in use
+ * reaches into it, nor the header after such a block (its free reads
+ * that).  The free blocks that reach into such a page the same way
+ * leave their batches and are marked purged; taken again, they and the
+ * header after them are written afresh (take_blocks). */
+static size_t purge_small_free_pages(struct run *r) {
+  size_t size = block_size(r);
+  uint32_t carved = r->carved;
+  if (carved == 0 || r->nfree == r->npurged)
+    return 0;
+  uint64_t free_bits[RUN_PURGED_WORDS];
+  memcpy(free_bits, r->purged, sizeof free_bits);
+  uintptr_t first = (uintptr_t)run_block(r, 0);
+  for (unsigned b = 0; b < r->nbatch; b++) {
+    uint32_t n = 0;
+    for (struct tcache_entry *e = r->batch[b].head; e && n < r->batch[b].n; e = entry_next(e), n++) {
+      if (unlikely(!aligned_ok(e) || run_of(e, r->block_sf) != r))
+        tide_fatal("free", "corrupted free block in a run (written after free?)");
+      uint32_t i = (uint32_t)(((uintptr_t)mem2chunk(e) - first) / size);
+      free_bits[i / 64] |= (uint64_t)1 << (i % 64);
+    }
+  }
+#define BIT(i) (free_bits[(i) / 64] >> ((i) % 64) & 1)
+  /* The pages: from the first whole page after the run's header to the
+   * last one before the size word of the header after the last carved
+   * block.  Page p is free if blocks j with chunk_j + 8 < p + page and
+   * chunk_(j+1) + 16 > p are all free. */
+  uintptr_t lo = os_page_up(first), hi = os_page_down((uintptr_t)run_block(r, carved) + SIZE_SZ);
+  uint64_t newly[RUN_PURGED_WORDS] = {0};
+  uintptr_t spans_lo[64], spans_hi[64];
+  unsigned nspans = 0;
+  for (uintptr_t p = lo; p + os_page <= hi && nspans < 64; p += os_page) {
+    uintptr_t a = p > first + size + 16 ? p - 16 - size : first; /* chunk_(j+1) + 16 > p */
+    uint32_t j_lo = (uint32_t)((a - first) / size);
+    uint32_t j_hi = (uint32_t)((p + os_page - 8 - 1 - first) / size); /* chunk_j + 8 < p + page */
+    if (j_hi >= carved)
+      j_hi = carved - 1;
+    bool all_free = true;
+    for (uint32_t j = j_lo; j <= j_hi && all_free; j++)
+      if ((uintptr_t)run_block(r, j) + 8 < p + os_page && (uintptr_t)run_block(r, j + 1) + 16 > p)
+        all_free = BIT(j);
+    if (!all_free)
+      continue;
+    /* The free blocks any byte of which that matters lies in p: their
+     * size word, link and key, and the next header, which a free of
+     * theirs reads once they are handed out again.  Left in a batch, such
+     * a block would come out with a header of zeros after it. */
+    for (uint32_t j = j_lo; j <= j_hi; j++)
+      if ((uintptr_t)run_block(r, j) + 8 < p + os_page && (uintptr_t)run_block(r, j + 1) + 16 > p)
+        newly[j / 64] |= (uint64_t)1 << (j % 64);
+    if (nspans > 0 && spans_hi[nspans - 1] == p)
+      spans_hi[nspans - 1] = p + os_page;
+    else {
+      spans_lo[nspans] = p;
+      spans_hi[nspans++] = p + os_page;
+    }
+  }
+#undef BIT
+  if (nspans == 0)
+    return 0;
+  /* The batches without the blocks that go (while their links are
+   * intact), then the pages. */
+  uint32_t went = 0;
+  unsigned nb = 0;
+  for (unsigned b = 0; b < r->nbatch; b++) {
+    struct tcache_entry *head = NULL, *tail = NULL;
+    uint32_t n = 0, seen = 0;
+    for (struct tcache_entry *e = r->batch[b].head, *next; e && seen < r->batch[b].n; e = next, seen++) {
+      next = entry_next(e);
+      uint32_t i = (uint32_t)(((uintptr_t)mem2chunk(e) - first) / size);
+      if (newly[i / 64] >> (i % 64) & 1) {
+        went++;
+        continue;
+      }
+      if (tail)
+        tail->next = (struct tcache_entry *)link_protect(&tail->next, (struct chunk *)e);
+      else
+        head = e;
+      tail = e;
+      n++;
+    }
+    if (!n)
+      continue;
+    tail->next = (struct tcache_entry *)link_protect(&tail->next, NULL);
+    r->batch[nb++] = (struct run_batch){head, tail, n};
+  }
+  r->nbatch = (uint8_t)nb;
+  for (unsigned w = 0; w < RUN_PURGED_WORDS; w++)
+    r->purged[w] |= newly[w];
+  r->npurged += went;
+  size_t released = 0;
+  for (unsigned s = 0; s < nspans; s++)
+    released += purge_span(spans_lo[s], spans_hi[s]);
+  return released;
+}
+
 /* An idle run that still has blocks out (the program's, or in its owner's
  * cache), r locked: the pages that lie wholly inside its free blocks
  * (past each one's first bytes, which hold its link and key) and inside
@@ -429,6 +547,8 @@ static size_t purge_free_pages(struct run *r) {
     for (unsigned b = 0; b < r->nbatch; b++)
       for (struct tcache_entry *e = r->batch[b].head; e; e = entry_next(e))
         released += purge_span((uintptr_t)(e + 1), (uintptr_t)mem2chunk(e) + size);
+  else
+    released += purge_small_free_pages(r);
   /* Past the header after the last carved block. */
   released += purge_span((uintptr_t)run_block(r, r->carved) + CHUNK_HDR, (uintptr_t)run_base(r) + r->size);
   return released;
@@ -464,6 +584,8 @@ size_t run_purge_idle(struct arena *a) {
         a->count.purged_bytes += purge_span((uintptr_t)run_base(r) + RUN_HDR, (uintptr_t)run_base(r) + r->size);
         r->nbatch = 0;
         r->nfree = r->seen_nfree = 0;
+        r->npurged = 0;
+        memset(r->purged, 0, sizeof r->purged);
         r->carved = 0;
       } else {
         a->count.purged_bytes += purge_free_pages(r);
@@ -513,8 +635,15 @@ static void check_run(struct arena *a, struct run *r) {
   REQUIRE(chunk_size(c) == r->size && chunk_inuse(c), "run chunk not an in-use chunk of its size");
   if (r->state == RUN_DEAD)
     return;
-  for (uint32_t i = 0; i < r->carved; i++)
+  uint32_t purged = 0;
+  for (uint32_t i = 0; i < r->carved; i++) {
+    if (is_purged(r, i)) {
+      purged++;
+      continue;
+    }
     REQUIRE(run_block(r, i)->size == r->block_sf, "run block header wrong");
+  }
+  REQUIRE(purged == r->npurged, "run's purged blocks do not add up to its count");
   if (r->carved > 0)
     REQUIRE(run_block(r, r->carved)->size == r->block_sf, "header after the last carved block wrong");
   uint32_t n = 0;
@@ -526,12 +655,13 @@ static void check_run(struct arena *a, struct run *r) {
       REQUIRE(e->key == free_key(e), "run free block without its key");
       size_t off = (size_t)((char *)mem2chunk(e) - (run_base(r) + RUN_HDR));
       REQUIRE(off % block_size(r) == 0 && off / block_size(r) < r->carved, "run free list entry not a carved block");
+      REQUIRE(!is_purged(r, (uint32_t)(off / block_size(r))), "run free list entry is a purged block");
       REQUIRE(++in_batch <= r->batch[b].n, "run batch longer than its count");
     }
     REQUIRE(in_batch == r->batch[b].n && last == r->batch[b].tail, "run batch shorter than its count, or its tail wrong");
     n += in_batch;
   }
-  REQUIRE(n == r->nfree, "run's batches do not add up to its free count");
+  REQUIRE(n + r->npurged == r->nfree, "run's batches and purged blocks do not add up to its free count");
 }
 
 void check_runs(struct arena *a) {

@@ -37,7 +37,10 @@
  *    orphan of its arena; a thread of that arena that needs a run of that
  *    size adopts it, and one whose last block comes back is released;
  *  - the background thread gives back the pages of runs left empty and
- *    untouched for the decay (the run stays, its blocks uncarved again).
+ *    untouched for the decay (the run stays, its blocks uncarved again),
+ *    and in a run left untouched with blocks still out, every page that
+ *    only free blocks reach into (their free blocks leave the batches as
+ *    "purged"; taken again, their headers are written afresh).
  *
  * Lock order: an arena's lock, then a run's lock (never the other way).
  */
@@ -61,6 +64,10 @@ struct tcache_entry;
  * one adopts it meanwhile. */
 enum run_state { RUN_OWNED, RUN_ORPHAN, RUN_RELEASING, RUN_DEAD };
 
+/* A bit per block of a small run (the most blocks: 64 KiB of 32-byte
+ * chunks); large runs have fewer. */
+#define RUN_PURGED_WORDS (RUN_SIZE_SMALL / MINSIZE / 64)
+
 /* Blocks given back together, waiting together. */
 struct run_batch {
   struct tcache_entry *head, *tail;
@@ -70,8 +77,11 @@ struct run_batch {
 
 /*
  * Invariants (check_runs verifies them):
- *   carved <= nblocks;  nfree = the blocks of all batches <= carved;
+ *   carved <= nblocks;  nfree = the blocks of all batches + npurged <= carved;
  *   blocks out (in use, in caches, on the way back) = carved - nfree;
+ *   a purged block's header may read 0, and so may the header of a block
+ *   after a purged one only if that one is purged too (a live block's
+ *   next header is never in a page handed back);
  *   every carved block's header reads block_sf; the header after the last
  *   carved block too (the next header free() reads, the tail's after the
  *   last block);
@@ -95,9 +105,13 @@ struct run {
   /* Under its lock. */
   _Alignas(64) int lock;     /* 0 free, 1 held (run.c) */
   uint8_t nbatch;            /* batches in use */
-  uint32_t carved, nfree;
+  uint32_t carved, nfree;    /* nfree: blocks in batches, and purged ones */
+  uint32_t npurged;          /* free blocks whose pages went back (purged[], below) */
   unsigned long takes;       /* batches taken (the background thread tells idle runs by it) */
   struct run_batch batch[RUN_BATCHES];
+  /* Free blocks of an idle run whose memory (header, link) lay in pages
+   * handed back: in no batch; taken again, their headers are rewritten. */
+  uint64_t purged[RUN_PURGED_WORDS];
   /* The background thread's, under the arena lock. */
   unsigned long seen_takes;  /* takes at its last look */
   uint32_t seen_nfree;       /* nfree at its last look */

@@ -21,6 +21,10 @@
  *              while other threads try to adopt that run, empty it and
  *              release it; the run must be released once (it was released
  *              twice, corrupting the heap: found by review)
+ *   sparse     a thread's runs of 64-byte blocks, one block in 200 kept
+ *              live: once idle, the pages between the live blocks go back
+ *              (mincore), and the blocks come out of them again intact
+ *              and in order (the heap checker counts the purged ones)
  *   dump       the heap inspector walks runs while short-lived threads
  *              carve new blocks in them (it read headers not yet written)
  *
@@ -354,8 +358,14 @@ static void test_purge(void) {
           resident);
   CHECK(peak > before + 16 * MiB, "purge: filling runs of every size raised RSS (%zu -> %zu MiB)", before / MiB,
         peak / MiB);
-  CHECK(after <= before + 4 * MiB, "purge: all freed, the thread idle: RSS falls back within 3 s with no further "
-        "call (%zu MiB after %.2f s; %zu MiB before)", after / MiB, waited, before / MiB);
+  /* Without the background thread nothing purges for an idle process:
+   * the arena keeps its dirty cap (4 MiB) and the idle thread its cache
+   * (up to 2.3 MiB). */
+  bool no_thread = bg && strcmp(bg, "0") == 0;
+  size_t slack = no_thread ? 7 * MiB : 4 * MiB;
+  CHECK(after <= before + slack, "purge: all freed, the thread idle: RSS falls back within 3 s with no further "
+        "call (%zu MiB after %.2f s; %zu MiB before; at most %zu more)", after / MiB, waited, before / MiB,
+        slack / MiB);
 }
 
 /* ---- release */
@@ -430,6 +440,84 @@ static void test_release_race(void) {
   CHECK(HEAP_CHECK() == 0, "the run was released once: the heap is sound");
 }
 
+/* ---- sparse */
+
+#define SP_N 30000
+#define SP_KEEP 200
+static unsigned char *sp_blk[SP_N];
+static pthread_barrier_t sp_step;
+
+static void *sparse_owner(void *x) {
+  (void)x;
+  for (int i = 0; i < SP_N; i++) {
+    sp_blk[i] = F(malloc)(64);
+    fill(sp_blk[i], 64, (uint64_t)i);
+  }
+  for (int i = 0; i < SP_N; i++)
+    if (i % SP_KEEP != 0) {
+      F(free)(sp_blk[i]);
+      sp_blk[i] = NULL;
+    }
+  pthread_barrier_wait(&sp_step); /* idle: the main thread watches */
+  pthread_barrier_wait(&sp_step);
+  /* Again: blocks come from the purged pages, written afresh. */
+  for (int i = 0; i < SP_N; i++)
+    if (!sp_blk[i]) {
+      sp_blk[i] = F(malloc)(64);
+      fill(sp_blk[i], 64, (uint64_t)i + 7);
+    }
+  return NULL;
+}
+
+static size_t sparse_resident(uintptr_t lo, uintptr_t hi, size_t *pages) {
+  static unsigned char vec[8192];
+  size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  lo &= ~(uintptr_t)(page - 1);
+  size_t n = (hi - lo + page - 1) / page;
+  if (n > sizeof vec || mincore((void *)lo, n * page, vec) != 0)
+    return (size_t)-1;
+  size_t res = 0;
+  for (size_t i = 0; i < n; i++)
+    res += vec[i] & 1;
+  *pages = n;
+  return res;
+}
+
+static void test_sparse(void) {
+  pthread_barrier_init(&sp_step, NULL, 2);
+  pthread_t t;
+  pthread_create(&t, NULL, sparse_owner, NULL);
+  pthread_barrier_wait(&sp_step);
+  uintptr_t lo = UINTPTR_MAX, hi = 0;
+  for (int i = 0; i < SP_N; i += SP_KEEP) {
+    lo = (uintptr_t)sp_blk[i] < lo ? (uintptr_t)sp_blk[i] : lo;
+    hi = (uintptr_t)sp_blk[i] + 64 > hi ? (uintptr_t)sp_blk[i] + 64 : hi;
+  }
+  size_t pages = 0, first = sparse_resident(lo, hi, &pages), now = first;
+  for (double w = 0; w < 3.0 && now != (size_t)-1 && now > pages / 2; w += 0.05) {
+    nanosleep(&(struct timespec){0, 50 * 1000000L}, NULL);
+    now = sparse_resident(lo, hi, &pages);
+  }
+  const char *bg = getenv("TIDEMALLOC_PURGE_THREAD");
+  if (bg && strcmp(bg, "0") == 0)
+    NOTE("sparse: without the background thread idle runs keep their pages (%zu of %zu resident)", now, pages);
+  else
+    CHECK(first != (size_t)-1 && pages > 100 && now <= pages / 2,
+          "sparse: one 64-byte block in %d live, the thread idle: the pages between go back (%zu of %zu resident, "
+          "then %zu)", SP_KEEP, first, pages, now);
+  pthread_barrier_wait(&sp_step);
+  pthread_join(t, NULL);
+  int bad = 0;
+  for (int i = 0; i < SP_N; i++)
+    bad += !intact(sp_blk[i], 64, i % SP_KEEP == 0 ? (uint64_t)i : (uint64_t)i + 7);
+  CHECK(bad == 0, "sparse: the kept blocks and the %d taken again from purged pages are intact (%d bad)",
+        SP_N - SP_N / SP_KEEP, bad);
+  CHECK(HEAP_CHECK() == 0, "sparse: heap sound, purged blocks counted");
+  for (int i = 0; i < SP_N; i++)
+    F(free)(sp_blk[i]);
+  CHECK(HEAP_CHECK() == 0, "sparse: heap sound after all are freed");
+}
+
 /* ---- dump */
 
 static atomic_int dump_stop;
@@ -470,6 +558,7 @@ static void test_dump_while_carving(void) {
 int main(void) {
   printf("# stress/runs (%s)\n", FLAVOUR);
   th_isolated("heap dumps while runs are carved", test_dump_while_carving, 60);
+  th_isolated("sparse runs", test_sparse, 60);
   if (&tide_test_hook != NULL)
     th_isolated("release of an orphan while others adopt it", test_release_race, 60);
   test_own();
