@@ -30,13 +30,11 @@ static inline struct tcache_entry *entry_next(struct tcache_entry *e) {
  * while (its holder may have been preempted).  While it forks, the forking
  * thread holds every one already (src/lock.h). */
 
-void run_lock(struct run *r) {
-  if (unlikely(lock_held_for_fork))
-    return;
+static void spin_lock(int *word) {
   for (unsigned spins = 0;; spins++) {
     int free_state = 0;
-    if (__atomic_load_n(&r->lock, __ATOMIC_RELAXED) == 0 &&
-        __atomic_compare_exchange_n(&r->lock, &free_state, 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+    if (__atomic_load_n(word, __ATOMIC_RELAXED) == 0 &&
+        __atomic_compare_exchange_n(word, &free_state, 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
       return;
     if (spins < 64)
       __builtin_ia32_pause();
@@ -44,12 +42,28 @@ void run_lock(struct run *r) {
       os_yield();
   }
 }
+static bool spin_trylock(int *word) {
+  int free_state = 0;
+  return __atomic_compare_exchange_n(word, &free_state, 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+}
+static void spin_unlock(int *word) { __atomic_store_n(word, 0, __ATOMIC_RELEASE); }
+
+void run_lock(struct run *r) {
+  if (likely(!lock_held_for_fork))
+    spin_lock(&r->lock);
+}
 
 void run_unlock(struct run *r) {
-  if (unlikely(lock_held_for_fork))
-    return;
-  __atomic_store_n(&r->lock, 0, __ATOMIC_RELEASE);
+  if (likely(!lock_held_for_fork))
+    spin_unlock(&r->lock);
 }
+
+/* A thread's lists of runs (tc->runs): changed by their thread, and by
+ * the background thread, which takes empty runs off an idle thread's
+ * lists (run_purge_idle; it only tries, under an arena lock, so the
+ * order arena lock -> lists lock never waits). */
+static void lists_lock(struct tcache *tc) { spin_lock(&tc->runs_lock); }
+static void lists_unlock(struct tcache *tc) { spin_unlock(&tc->runs_lock); }
 
 /* ------------------------------------------------------------ checks */
 
@@ -75,6 +89,7 @@ static void owner_push(struct tcache *tc, struct run *r) {
   if (head)
     head->prev = r;
   tc->runs[r->idx] = r;
+  r->listed = true;
 }
 
 static void owner_unlink(struct tcache *tc, struct run *r) {
@@ -85,6 +100,7 @@ static void owner_unlink(struct tcache *tc, struct run *r) {
   if (r->next)
     r->next->prev = r->prev;
   r->next = r->prev = NULL;
+  r->listed = false;
 }
 
 /* The arena's lists (its lock held): all runs, and orphans per size. */
@@ -177,8 +193,11 @@ static struct run *get_run(struct tcache *tc, size_t idx) {
   if (!r)
     r = make_run(a, idx, tc);
   lock_release(&a->lock);
-  if (r)
+  if (r) {
+    lists_lock(tc);
     owner_push(tc, r);
+    lists_unlock(tc);
+  }
   return r;
 }
 
@@ -290,13 +309,16 @@ static void *take(struct tcache *tc, struct run *r, size_t idx) {
 
 /* Another of tc's runs of idx with blocks left, moved to the head. */
 static struct run *find_room(struct tcache *tc, size_t idx) {
+  lists_lock(tc);
   for (struct run *r = tc->runs[idx] ? tc->runs[idx]->next : NULL; r; r = r->next) {
     if (run_has_room(r)) {
       owner_unlink(tc, r);
       owner_push(tc, r);
+      lists_unlock(tc);
       return r;
     }
   }
+  lists_unlock(tc);
   return NULL;
 }
 
@@ -323,9 +345,9 @@ void *run_refill(struct tcache *tc, size_t idx) {
 static void release_empty(struct run *r, struct tcache *me, struct arena *locked, bool orphan) {
   struct arena *a = r->arena;
   if (!orphan) {
-    if (me->runs[r->idx] == r && purge_thread_running())
-      return;
+    lists_lock(me);
     owner_unlink(me, r);
+    lists_unlock(me);
   }
   if (locked != a)
     lock_acquire(&a->lock);
@@ -361,9 +383,12 @@ void run_give_back(struct run *r, struct tcache_entry *first, struct tcache_entr
    * is unlocked, another thread may adopt, empty and release it. */
   bool mine = false, orphan = false, empty = r->nfree == r->carved;
   if (empty) {
-    mine = r->state == RUN_OWNED && me && r->owner == me;
+    /* Our own run goes unless it is the one we cut now (only we change
+     * which that is) and the background thread can purge it if it stays
+     * idle. */
+    mine = r->state == RUN_OWNED && me && r->owner == me && !(me->runs[r->idx] == r && purge_thread_running());
     orphan = r->state == RUN_ORPHAN;
-    if (orphan)
+    if (mine || orphan)
       r->state = RUN_RELEASING;
   }
   run_unlock(r);
@@ -378,6 +403,10 @@ void run_give_back(struct run *r, struct tcache_entry *first, struct tcache_entr
 /* ------------------------------------------------------ thread exit */
 
 void run_thread_exit(struct tcache *tc) {
+  /* Held throughout: the background thread takes runs off these lists
+   * while they are OWNED (it only tries the lock, so the arena locks
+   * taken below cannot deadlock with it). */
+  lists_lock(tc);
   for (size_t idx = 0; idx < TCACHE_BINS; idx++) {
     struct run *r = tc->runs[idx];
     tc->runs[idx] = NULL;
@@ -387,6 +416,7 @@ void run_thread_exit(struct tcache *tc) {
       lock_acquire(&a->lock);
       run_lock(r);
       r->next = r->prev = NULL;
+      r->listed = false;
       bool empty = r->nfree == r->carved;
       if (!empty) {
         r->state = RUN_ORPHAN;
@@ -400,6 +430,7 @@ void run_thread_exit(struct tcache *tc) {
       r = next;
     }
   }
+  lists_unlock(tc);
 }
 
 /* ------------------------------------------------------------- fork */
@@ -415,6 +446,8 @@ void run_postfork_parent(struct arena *a) {
 }
 
 void run_postfork_child(struct arena *a, struct tcache *survivor) {
+  if (survivor)
+    survivor->runs_lock = 0;
   for (struct run *r = a->runs; r; r = r->anext) {
     __atomic_store_n(&r->lock, 0, __ATOMIC_RELAXED);
     if (r->state == RUN_OWNED && r->owner != survivor)
@@ -554,13 +587,37 @@ static size_t purge_free_pages(struct run *r) {
   return released;
 }
 
+/* An empty run of an idle thread, r and a locked: off its owner's list,
+ * unless it is the one the owner cuts now (or the owner's lists are busy:
+ * another round).  True if the caller may release it. */
+static bool take_off_owner(struct run *r) {
+  struct tcache *owner = r->owner;
+  if (r->state != RUN_OWNED || !owner || r->nfree != r->carved || !spin_trylock(&owner->runs_lock))
+    return false;
+  bool off = r->listed && owner->runs[r->idx] != r;
+  if (off)
+    owner_unlink(owner, r);
+  spin_unlock(&owner->runs_lock);
+  return off;
+}
+
 size_t run_purge_idle(struct arena *a) {
   size_t waiting = 0;
-  for (struct run *r = a->runs; r; r = r->anext) {
+  for (struct run *r = a->runs, *next; r; r = next) {
+    next = r->anext;
     /* Orphans too: the program may hold a few of their blocks for long. */
     uint8_t state = __atomic_load_n(&r->state, __ATOMIC_RELAXED);
     if (state != RUN_OWNED && state != RUN_ORPHAN)
       continue;
+    /* Emptied and purged before, and still not its owner's current run:
+     * the whole chunk goes back to the arena (its first page too). */
+    if (state == RUN_OWNED && __atomic_load_n(&r->carved, __ATOMIC_RELAXED) == 0 && try_run_lock(r)) {
+      bool off = take_off_owner(r);
+      run_unlock(r);
+      if (off)
+        release(a, r);
+      continue;
+    }
     unsigned long takes = __atomic_load_n(&r->takes, __ATOMIC_RELAXED);
     uint32_t nfree = __atomic_load_n(&r->nfree, __ATOMIC_RELAXED), carved = __atomic_load_n(&r->carved, __ATOMIC_RELAXED);
     /* Looked at once per idle spell: untouched since its last purge, or

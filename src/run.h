@@ -37,7 +37,10 @@
  *    orphan of its arena; a thread of that arena that needs a run of that
  *    size adopts it, and one whose last block comes back is released;
  *  - the background thread gives back the pages of runs left empty and
- *    untouched for the decay (the run stays, its blocks uncarved again),
+ *    untouched for the decay (the run stays, its blocks uncarved again;
+ *    a round later, unless it is its owner's current run, it goes back
+ *    to its arena, taken off the owner's list under the owner's
+ *    runs_lock),
  *    and in a run left untouched with blocks still out, every page that
  *    only free blocks reach into (their free blocks leave the batches as
  *    "purged"; taken again, their headers are written afresh).
@@ -59,9 +62,10 @@ static inline size_t run_size_for(size_t block_size) {
 struct tcache;
 struct tcache_entry;
 
-/* RUN_RELEASING: an orphan whose last block came back; the thread that
- * gave it back (and set this, under the run's lock) releases it, and no
- * one adopts it meanwhile. */
+/* RUN_RELEASING: an orphan whose last block came back, or an owner's run
+ * its owner emptied and lets go; the thread that gave the block back (and
+ * set this, under the run's lock) releases it, and no one else touches
+ * it meanwhile. */
 enum run_state { RUN_OWNED, RUN_ORPHAN, RUN_RELEASING, RUN_DEAD };
 
 /* A bit per block of a small run (the most blocks: 64 KiB of 32-byte
@@ -98,6 +102,7 @@ struct run {
   uint32_t recip;            /* ceil(2^32 / block size): block index by multiplication */
   uint16_t idx;              /* thread-cache bin of its blocks */
   uint8_t state;             /* enum run_state (changes under its arena's lock and its own) */
+  bool listed;               /* on its owner's list (under the owner's runs_lock) */
   struct arena *arena;       /* where its memory came from */
   struct tcache *owner;      /* RUN_OWNED: whose cache it fills */
   struct run *next, *prev;   /* the owner's runs of idx, or the arena's orphans of idx */

@@ -82,8 +82,10 @@ struct tcache {
   unsigned nbig;
   size_t big_bytes;
   /* The runs this thread cuts blocks from, per bin, the current one
-   * first (src/run.h); only this thread touches the lists. */
+   * first (src/run.h), under runs_lock: this thread changes them, and
+   * the background thread takes empty runs off them (src/run.c). */
   struct run *runs[TCACHE_BINS];
+  int runs_lock;
 };
 
 /* Never NULL: threads without a cache see an empty one that is always

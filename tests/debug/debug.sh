@@ -20,19 +20,7 @@ W=$(mktemp -d /tmp/tide-debug.XXXXXX)
 trap 'rm -rf "$W"' EXIT
 [ -n "${KEEP_W:-}" ] && trap - EXIT
 
-checks=0
-failed=0
-check() { # check "description" command...
-  local what=$1
-  shift
-  checks=$((checks + 1))
-  if "$@"; then
-    echo "  ok   $what"
-  else
-    failed=$((failed + 1))
-    echo "  FAIL $what"
-  fi
-}
+. "$(cd "$(dirname "$0")" && pwd)/../harness.sh" # check, show
 line_of() { grep -n "SITE:$1\b" "$SRC" | head -n 1 | cut -d: -f1; }
 # run MODE [CONF]: the victim in debug mode; stderr symbolized in $W/MODE.txt
 run() {

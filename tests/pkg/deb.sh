@@ -20,20 +20,7 @@ MAJOR=${VERSION%%.*}
 CC=${CC:-cc}
 PY=$(python3 -c 'import sys; print(sys.executable)')
 
-checks=0
-failed=0
-check() {
-  local what=$1
-  shift
-  checks=$((checks + 1))
-  if "$@"; then
-    echo "  ok   $what"
-  else
-    failed=$((failed + 1))
-    echo "  FAIL $what"
-  fi
-}
-show() { tail -n "${2:-5}" "$1" | sed 's/^/  | /'; }
+. tests/harness.sh # check, show (from the top of the tree)
 contains() { grep -qF -- "$2" <<<"$1" || { echo "  | got: $1" | head -n 5; return 1; }; }
 
 need dpkg-deb dpkg

@@ -28,21 +28,7 @@ CC=${CC:-cc}
 CXX=${CXX:-g++}
 PY=$(python3 -c 'import sys; print(sys.executable)') # the interpreter itself, not a pyenv shim
 
-checks=0
-failed=0
-check() { # check "description" command...
-  local what=$1
-  shift
-  checks=$((checks + 1))
-  if "$@"; then
-    echo "  ok   $what"
-  else
-    failed=$((failed + 1))
-    echo "  FAIL $what"
-  fi
-}
-# the last lines of a log, shown under a failure
-show() { tail -n "${2:-5}" "$1" | sed 's/^/  | /'; }
+. tests/harness.sh # check, show (from the top of the tree)
 same() { [ "$1" = "$2" ] || { echo "  | got: $1"; echo "  | want: $2"; return 1; }; }
 contains() { grep -qF -- "$2" <<<"$1" || { echo "  | got: $1" | head -n 5; return 1; }; }
 

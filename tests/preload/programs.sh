@@ -24,19 +24,7 @@ W=$(mktemp -d /tmp/tide-preload.XXXXXX)
 export W # the shell functions below run in child shells too
 trap 'rm -rf "$W"' EXIT
 
-checks=0
-failed=0
-check() { # check "description" command...
-  local what=$1
-  shift
-  checks=$((checks + 1))
-  if "$@"; then
-    echo "  ok   $what"
-  else
-    failed=$((failed + 1))
-    echo "  FAIL $what"
-  fi
-}
+. "$(cd "$(dirname "$0")" && pwd)/../harness.sh" # check, show
 
 # need PROGRAM PACKAGE: the program, installed with apt-get if missing
 need() {

@@ -25,6 +25,10 @@
  *              live: once idle, the pages between the live blocks go back
  *              (mincore), and the blocks come out of them again intact
  *              and in order (the heap checker counts the purged ones)
+ *   emptied    a thread fills runs of 40 sizes, another frees every block,
+ *              both stay alive and idle: the emptied runs that are not
+ *              their owner's current ones go back to the arena (the heap
+ *              dump counts the runs left)
  *   dump       the heap inspector walks runs while short-lived threads
  *              carve new blocks in them (it read headers not yet written)
  *
@@ -518,6 +522,69 @@ static void test_sparse(void) {
   CHECK(HEAP_CHECK() == 0, "sparse: heap sound after all are freed");
 }
 
+/* ---- emptied */
+
+#define EM_SIZES 40
+#define EM_PER 1500
+static void *em_blk[EM_SIZES * EM_PER];
+static pthread_barrier_t em_step;
+
+static void *emptied_owner(void *x) {
+  (void)x;
+  for (int i = 0; i < EM_SIZES * EM_PER; i++)
+    em_blk[i] = F(malloc)(16 + (size_t)(i % EM_SIZES) * 48);
+  pthread_barrier_wait(&em_step); /* the main thread frees them all */
+  pthread_barrier_wait(&em_step); /* idle meanwhile */
+  return NULL;
+}
+
+/* The runs the heap dump counts, over all arenas. */
+static long dump_runs(void) {
+  static char text[1 << 20];
+  char path[] = "/tmp/tide-runs-XXXXXX";
+  int fd = mkstemp(path);
+  if (fd < 0)
+    return -1;
+  unlink(path);
+  tide_heap_dump(fd);
+  lseek(fd, 0, SEEK_SET);
+  size_t len = 0;
+  ssize_t n;
+  while (len < sizeof text - 1 && (n = read(fd, text + len, sizeof text - 1 - len)) > 0)
+    len += (size_t)n;
+  text[len] = 0;
+  close(fd);
+  long runs = 0;
+  for (const char *at = text; (at = strstr(at, "\n  runs: ")) != NULL; at++)
+    runs += atol(at + strlen("\n  runs: "));
+  return runs;
+}
+
+static void test_emptied(void) {
+  pthread_barrier_init(&em_step, NULL, 2);
+  pthread_t t;
+  pthread_create(&t, NULL, emptied_owner, NULL);
+  pthread_barrier_wait(&em_step);
+  long full = dump_runs();
+  for (int i = 0; i < EM_SIZES * EM_PER; i++)
+    F(free)(em_blk[i]);
+  long left = full;
+  for (double w = 0; w < 3.0 && left > EM_SIZES + 10; w += 0.05) {
+    nanosleep(&(struct timespec){0, 50 * 1000000L}, NULL);
+    left = dump_runs();
+  }
+  const char *bg = getenv("TIDEMALLOC_PURGE_THREAD");
+  if (bg && strcmp(bg, "0") == 0)
+    NOTE("emptied: without the background thread an idle thread keeps its emptied runs (%ld of %ld)", left, full);
+  else
+    CHECK(full > 2 * EM_SIZES && left <= EM_SIZES + 10,
+          "emptied: %ld runs of an idle thread, all blocks freed by another: %ld left within 3 s (its current ones)",
+          full, left);
+  pthread_barrier_wait(&em_step);
+  pthread_join(t, NULL);
+  CHECK(HEAP_CHECK() == 0, "emptied: heap sound");
+}
+
 /* ---- dump */
 
 static atomic_int dump_stop;
@@ -559,6 +626,7 @@ int main(void) {
   printf("# stress/runs (%s)\n", FLAVOUR);
   th_isolated("heap dumps while runs are carved", test_dump_while_carving, 60);
   th_isolated("sparse runs", test_sparse, 60);
+  th_isolated("emptied runs of an idle thread", test_emptied, 60);
   if (&tide_test_hook != NULL)
     th_isolated("release of an orphan while others adopt it", test_release_race, 60);
   test_own();
