@@ -568,8 +568,14 @@ TIDE_EXPORT void tide_free(void *mem) {
   free_block(mem, UNCLASSIFIED, TCACHE_BINS);
 }
 
+/* What a sized free may say the block holds: its usable size (in debug
+ * mode, exactly what was asked for). */
+static size_t sized_free_limit(void *mem, const char *fn) {
+  return unlikely(tide_debug_on) ? debug_usable_size(mem) : chunk_usable(checked_chunk(mem, fn));
+}
+
 TIDE_EXPORT void tide_free_sized(void *mem, size_t size) {
-  if (mem && unlikely(size > chunk_usable(checked_chunk(mem, "free_sized"))))
+  if (mem && unlikely(size > sized_free_limit(mem, "free_sized")))
     tide_fatal("free_sized", "size larger than the block");
   tide_free(mem);
 }
@@ -577,7 +583,7 @@ TIDE_EXPORT void tide_free_sized(void *mem, size_t size) {
 TIDE_EXPORT void tide_free_aligned_sized(void *mem, size_t alignment, size_t size) {
   if (mem && unlikely(((uintptr_t)mem & (alignment - 1)) != 0))
     tide_fatal("free_aligned_sized", "pointer does not have the stated alignment");
-  if (mem && unlikely(size > chunk_usable(checked_chunk(mem, "free_aligned_sized"))))
+  if (mem && unlikely(size > sized_free_limit(mem, "free_aligned_sized")))
     tide_fatal("free_aligned_sized", "size larger than the block");
   tide_free(mem);
 }

@@ -125,17 +125,18 @@ static uint32_t site_of(const uintptr_t *f, uint32_t n) {
 static uint32_t capture(uintptr_t ra, const uintptr_t *fp, uintptr_t *f) {
   uint32_t n = 0;
   f[n++] = ra;
-  if (!stack_hi) {
+  /* Looked up again whenever we run outside the bounds last found: the
+   * main thread's stack grows, and a signal stack is another mapping. */
+  uintptr_t lo = (uintptr_t)&n;
+  if (lo < stack_lo || lo >= stack_hi) {
     struct os_mapping m;
-    uintptr_t here = (uintptr_t)&m;
-    if (os_mapping_of(here, &m)) {
+    if (os_mapping_of(lo, &m)) {
       stack_lo = m.lo;
       stack_hi = m.hi;
     } else {
-      stack_hi = 1; /* do not look again */
+      stack_lo = stack_hi = 0; /* no walk */
     }
   }
-  uintptr_t lo = (uintptr_t)&n;
   while (n < SITE_FRAMES && fp) {
     uintptr_t at = (uintptr_t)fp;
     if (at < lo || at < stack_lo || at + 2 * sizeof(uintptr_t) > stack_hi || (at & 7))

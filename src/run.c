@@ -516,6 +516,12 @@ static size_t purge_small_free_pages(struct run *r) {
         all_free = BIT(j);
     if (!all_free)
       continue;
+    bool done_before = true; /* every block of the window purged already: p went back then */
+    for (uint32_t j = j_lo; j <= j_hi && done_before; j++)
+      if ((uintptr_t)run_block(r, j) + 8 < p + os_page && (uintptr_t)run_block(r, j + 1) + 16 > p)
+        done_before = is_purged(r, j);
+    if (done_before)
+      continue;
     /* The free blocks any byte of which that matters lies in p: their
      * size word, link and key, and the next header, which a free of
      * theirs reads once they are handed out again.  Left in a batch, such

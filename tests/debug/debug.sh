@@ -69,6 +69,14 @@ check "double free: aborts ($(rc double))" test "$(rc double)" = 134
 check "double free: \"tidemalloc: free(): double free\", allocated at victim.c:$(line_of double)" \
   bash -c "head -n 1 '$W/double.txt' | grep -q '^tidemalloc: free(): double free' && grep 'allocated at' '$W/double.txt' | grep -q 'victim.c:$(line_of double)'"
 
+run deep
+check "deep: a block allocated 1 MB down the stack keeps its call stack (deep_alloc <- recurse)" \
+  bash -c "grep '7777 bytes in 1 blocks' '$W/deep.txt' | grep -q 'victim.c:$(line_of deep)).* <- .*recurse'"
+
+run sized
+check "sized: free_sized(p, 120) of a 100-byte block aborts ($(rc sized)): \"tidemalloc: free_sized(): size larger\"" \
+  bash -c "test '$(rc sized)' = 134 && head -n 1 '$W/sized.txt' | grep -q '^tidemalloc: free_sized(): size larger than the block'"
+
 run leak debug=2
 json=$(ls "$W"/tidemalloc-leaks.*.json 2>/dev/null | head -n 1)
 check "debug=2: the leak report as JSON (${json##*/})" test -n "$json"

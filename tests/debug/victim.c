@@ -9,7 +9,13 @@
  *   victim overflow  writes one byte past a 100-byte block, then frees it
  *   victim uaf       writes into a freed block, then frees 5000 others
  *   victim double    frees a block twice
+ *   victim deep      leaves a block allocated 1 MB down the stack, after
+ *                    an allocation near its top (its call stack must still
+ *                    be walked: the stack's mapping grew meanwhile)
+ *   victim sized     free_sized() with a size past the block's 100 bytes
  */
+#define _GNU_SOURCE
+#include <dlfcn.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +28,16 @@ __attribute__((noinline)) static void *leak_small(void) {
 }
 __attribute__((noinline)) static void *leak_big(void) {
   return malloc(5000); /* SITE:leak_big */
+}
+
+__attribute__((noinline)) static void *deep_alloc(void) {
+  return malloc(7777); /* SITE:deep */
+}
+__attribute__((noinline)) static void *recurse(int depth) {
+  volatile char pad[512];
+  pad[0] = (char)depth;
+  void *p = depth > 0 ? recurse(depth - 1) : deep_alloc();
+  return pad[0] == (char)depth ? p : NULL;
 }
 
 __attribute__((noinline)) static int ok(void) {
@@ -67,6 +83,18 @@ int main(int argc, char **argv) {
     p[10] = 'x';
     for (int i = 0; i < 5000; i++)
       free(malloc(32));
+    return 0;
+  }
+  if (strcmp(mode, "deep") == 0) {
+    keep[0] = malloc(16);
+    keep[1] = recurse(2000);
+    return 0;
+  }
+  if (strcmp(mode, "sized") == 0) {
+    void (*free_sized)(void *, size_t) = (void (*)(void *, size_t))dlsym(RTLD_DEFAULT, "free_sized");
+    char *p = malloc(100);
+    if (free_sized)
+      free_sized(p, 120);
     return 0;
   }
   if (strcmp(mode, "double") == 0) {
