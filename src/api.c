@@ -311,7 +311,8 @@ static void *alloc_cached(size_t n, size_t nb) {
   return mem;
 }
 
-static void *malloc_nodebug(size_t n) {
+/* malloc without debug mode (src/debug.h). */
+void *tide_raw_malloc(size_t n) {
   size_t nb;
   if (unlikely(!request2size(n, &nb))) {
     errno = ENOMEM;
@@ -334,10 +335,8 @@ static TIDE_NOINLINE void *malloc_slow(size_t n) {
   tide_ensure_init();
   if (unlikely(tide_debug_on))
     return debug_malloc(n, (uintptr_t)__builtin_return_address(0), *(void **)__builtin_frame_address(0));
-  return malloc_nodebug(n);
+  return tide_raw_malloc(n);
 }
-
-void *tide_raw_malloc(size_t n) { return malloc_nodebug(n); }
 
 TIDE_EXPORT void *tide_malloc(size_t n) {
   struct tcache *tc = tcache_tls;
@@ -654,9 +653,9 @@ TIDE_EXPORT void *tide_reallocarray(void *mem, size_t nmemb, size_t size) {
 
 /* ----------------------------------------------------------- memalign */
 
-static void *memalign_nodebug(size_t align, size_t n) {
+void *tide_raw_memalign(size_t align, size_t n) {
   if (align <= CHUNK_ALIGN)
-    return malloc_nodebug(n);
+    return tide_raw_malloc(n);
   size_t nb;
   if (unlikely(!request2size(n, &nb) || nb > MAX_REQUEST - align - MINSIZE)) {
     errno = ENOMEM;
@@ -677,13 +676,11 @@ static void *memalign_nodebug(size_t align, size_t n) {
   return hand_out(c, n);
 }
 
-void *tide_raw_memalign(size_t align, size_t n) { return memalign_nodebug(align, n); }
-
 static TIDE_NOINLINE void *memalign_common(size_t align, size_t n) {
   tide_ensure_init();
   if (unlikely(tide_debug_on))
     return debug_memalign(align, n, (uintptr_t)__builtin_return_address(0));
-  return align <= CHUNK_ALIGN ? tide_malloc(n) : memalign_nodebug(align, n);
+  return align <= CHUNK_ALIGN ? tide_malloc(n) : tide_raw_memalign(align, n);
 }
 
 static bool power_of_two(size_t x) { return x && !(x & (x - 1)); }

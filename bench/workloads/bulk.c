@@ -51,10 +51,7 @@ static long rounds, minblocks, maxblocks, limit;
 static mailbox_t *boxes;
 static atomic_int done_sending;
 
-typedef struct {
-  int id;
-  long mallocs, xsent, xfreed, bad, waits;
-} worker_t;
+typedef xfer_worker_t worker_t;
 
 static uint64_t tag_of(int id, long round, long i) {
   return mix64(((uint64_t)id << 56) ^ ((uint64_t)round << 28) ^ (uint64_t)i);
@@ -147,38 +144,7 @@ int main(int argc, char **argv) {
       (xthread && nthreads < 2))
     return 2;
   make_cycle();
-  boxes = aligned_alloc(64, sizeof(mailbox_t) * (size_t)nthreads);
-  for (int i = 0; i < nthreads; i++)
-    mbox_init(&boxes[i]);
-  worker_t *w = calloc((size_t)nthreads, sizeof *w);
-  pthread_t *th = calloc((size_t)nthreads, sizeof *th);
-  double t0 = now_s();
-  for (int i = 0; i < nthreads; i++) {
-    w[i].id = i;
-    pthread_create(&th[i], NULL, worker, &w[i]);
-  }
-  long mallocs = 0, xsent = 0, xfreed = 0, bad = 0, waits = 0;
-  for (int i = 0; i < nthreads; i++) {
-    pthread_join(th[i], NULL);
-    waits += w[i].waits;
-    mallocs += w[i].mallocs;
-    xsent += w[i].xsent;
-    xfreed += w[i].xfreed;
-    bad += w[i].bad;
-  }
-  double t = now_s() - t0;
-  if (bad) {
-    fprintf(stderr, "bulk: %ld corrupted blocks\n", bad);
-    return 4;
-  }
-  if (xfreed != xsent) {
-    fprintf(stderr, "bulk: %ld blocks handed over, %ld freed\n", xsent, xfreed);
-    return 4;
-  }
-  printf("result threads=%d xthread=%d mallocs=%ld cross_frees=%ld waits=%ld secs=%.4f mops_per_s=%.3f\n", nthreads,
-         xthread, mallocs, xfreed, waits, t, (double)mallocs / t / 1e6);
-  free(w);
-  free(th);
-  free(boxes);
-  return 0;
+  char extra[64];
+  snprintf(extra, sizeof extra, "xthread=%d", xthread);
+  return xfer_run("bulk", nthreads, &boxes, worker, extra);
 }

@@ -33,10 +33,7 @@ static uint32_t draw_size(rng_t *r) {
   return lo + (uint32_t)(rng_next(r) % (lo + (k == 9)));
 }
 
-typedef struct {
-  int id;
-  long mallocs, xsent, xfreed, bad, waits;
-} worker_t;
+typedef xfer_worker_t worker_t;
 
 static void *worker(void *arg) {
   worker_t *w = arg;
@@ -94,38 +91,7 @@ int main(int argc, char **argv) {
   limit = arg_long(argc, argv, "limit", 2000);
   if (nthreads < 1 || nthreads > 64 || window < 1 || handoff < 1)
     return 2;
-  boxes = aligned_alloc(64, sizeof(mailbox_t) * (size_t)nthreads);
-  for (int i = 0; i < nthreads; i++)
-    mbox_init(&boxes[i]);
-  worker_t *w = calloc((size_t)nthreads, sizeof *w);
-  pthread_t *th = calloc((size_t)nthreads, sizeof *th);
-  double t0 = now_s();
-  for (int i = 0; i < nthreads; i++) {
-    w[i].id = i;
-    pthread_create(&th[i], NULL, worker, &w[i]);
-  }
-  long mallocs = 0, xsent = 0, xfreed = 0, bad = 0, waits = 0;
-  for (int i = 0; i < nthreads; i++) {
-    pthread_join(th[i], NULL);
-    waits += w[i].waits;
-    mallocs += w[i].mallocs;
-    xsent += w[i].xsent;
-    xfreed += w[i].xfreed;
-    bad += w[i].bad;
-  }
-  double t = now_s() - t0;
-  if (bad) {
-    fprintf(stderr, "sliding: %ld corrupted blocks\n", bad);
-    return 4;
-  }
-  if (xfreed != xsent) {
-    fprintf(stderr, "sliding: %ld blocks handed over, %ld freed\n", xsent, xfreed);
-    return 4;
-  }
-  printf("result threads=%d window=%ld mallocs=%ld cross_frees=%ld waits=%ld secs=%.4f mops_per_s=%.3f\n", nthreads,
-         window, mallocs, xfreed, waits, t, (double)mallocs / t / 1e6);
-  free(w);
-  free(th);
-  free(boxes);
-  return 0;
+  char extra[64];
+  snprintf(extra, sizeof extra, "window=%ld", window);
+  return xfer_run("sliding", nthreads, &boxes, worker, extra);
 }

@@ -114,4 +114,54 @@ static inline int xfer_add(xbatch_t **out, mailbox_t *dest, void *p, uint32_t si
   return 1;
 }
 
+/* One worker's counts. */
+typedef struct {
+  int id;
+  long mallocs, xsent, xfreed, bad, waits;
+} xfer_worker_t;
+
+/* Start nthreads workers (each gets its xfer_worker_t, id set) on
+ * mailboxes made here, join them, check that every block handed over was
+ * freed intact, and print the result line "result threads=N <extra>
+ * mallocs=.. cross_frees=.. waits=.. secs=.. mops_per_s=..".  Returns the
+ * program's exit status. */
+static inline int xfer_run(const char *name, int nthreads, mailbox_t **boxes, void *(*worker)(void *),
+                           const char *extra) {
+  *boxes = aligned_alloc(64, sizeof(mailbox_t) * (size_t)nthreads);
+  for (int i = 0; i < nthreads; i++)
+    mbox_init(&(*boxes)[i]);
+  xfer_worker_t *w = calloc((size_t)nthreads, sizeof *w);
+  pthread_t *th = calloc((size_t)nthreads, sizeof *th);
+  double t0 = now_s();
+  for (int i = 0; i < nthreads; i++) {
+    w[i].id = i;
+    pthread_create(&th[i], NULL, worker, &w[i]);
+  }
+  long mallocs = 0, xsent = 0, xfreed = 0, bad = 0, waits = 0;
+  for (int i = 0; i < nthreads; i++) {
+    pthread_join(th[i], NULL);
+    waits += w[i].waits;
+    mallocs += w[i].mallocs;
+    xsent += w[i].xsent;
+    xfreed += w[i].xfreed;
+    bad += w[i].bad;
+  }
+  double t = now_s() - t0;
+  int status = 0;
+  if (bad) {
+    fprintf(stderr, "%s: %ld corrupted blocks\n", name, bad);
+    status = 4;
+  } else if (xfreed != xsent) {
+    fprintf(stderr, "%s: %ld blocks handed over, %ld freed\n", name, xsent, xfreed);
+    status = 4;
+  } else {
+    printf("result threads=%d %s mallocs=%ld cross_frees=%ld waits=%ld secs=%.4f mops_per_s=%.3f\n", nthreads, extra,
+           mallocs, xfreed, waits, t, (double)mallocs / t / 1e6);
+  }
+  free(w);
+  free(th);
+  free(*boxes);
+  return status;
+}
+
 #endif
