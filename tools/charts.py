@@ -39,8 +39,8 @@ def text_chart(series, *, width=62, most_rows=15, x_unit="s", y_unit="MiB", mark
     the list is drawn."""
     xmax = max(p[0] for s in series for p in s["points"])
     ymax = max(p[1] for s in series for p in s["points"])
-    xstep = nice_step(xmax, 8)
-    xtop = xstep * math.ceil(xmax / xstep - 1e-9)
+    xstep = nice_step(xmax, 10)
+    xtop = xmax  # the plot ends with the last point; ticks at whole steps before it
     ystep = nice_step(ymax, most_rows)
     levels = max(1, math.ceil(ymax / ystep - 1e-9))
     grid = [[" "] * width for _ in range(levels + 1)]
@@ -79,19 +79,17 @@ def text_chart(series, *, width=62, most_rows=15, x_unit="s", y_unit="MiB", mark
         L = levels - r
         label = fmt(ystep * L) if L % 2 == 0 else ""
         out.append(f"{label:>{label_w}} |" + "".join(row).rstrip())
-    axis = [" "] * width
-    ticks = [" "] * (width + 8)
-    n = int(round(xtop / xstep))
-    for i in range(n + 1):
-        c = min(width - 1, int(i * xstep / xtop * width)) if i < n else width - 1
+    # The axis row starts at the corner under the '|': the tick of 0.
+    axis = ["+"] + ["-"] * width
+    ticks = [" "] * (width + 9)
+    for i in range(int(xtop / xstep + 1e-9) + 1):
+        c = col(i * xstep) + 1 if i else 0
         axis[c] = "+"
-        text = fmt(i * xstep)
-        start = c if i < n else c - len(text) + 1
-        for k, ch in enumerate(text):
-            if 0 <= start + k < len(ticks):
-                ticks[start + k] = ch
-    out.append(" " * label_w + " +" + "".join(axis))
-    out.append(" " * (label_w + 2) + "".join(ticks).rstrip() + f"  {x_unit}")
+        for k, ch in enumerate(fmt(i * xstep)):
+            if c + k < len(ticks):
+                ticks[c + k] = ch
+    out.append(" " * (label_w + 1) + "".join(axis))
+    out.append(" " * (label_w + 1) + "".join(ticks).rstrip() + f"  {x_unit}")
     if marks:
         row = [" "] * (width + 8)
         for x, text in marks:
