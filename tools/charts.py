@@ -105,10 +105,12 @@ def svg_chart(series, *, title, subtitle="", note="", xlabel, ylabel, width=900,
     """The chart as the text of an SVG document: a plot box (the rect with
     id "plot"), grid lines and tick labels on both axes, the axis labels,
     one polyline per series (class "series", its label in data-label), a
-    legend under the plot, `note` in small print under the legend, and
+    legend under the plot, `note` in small print under the legend (a line
+    of print for each line of it), and
     `marks` (a list of (x, text)) as dotted vertical lines with their text
     at the top of the plot."""
-    left, right, top, bottom = 72, 24, 64 if subtitle else 44, 96
+    notes = note.splitlines()
+    left, right, top, bottom = 72, 24, 64 if subtitle else 44, 84 + 14 * len(notes)
     pw, ph = width - left - right, height - top - bottom
     xmax = max(p[0] for s in series for p in s["points"])
     ymax = max(p[1] for s in series for p in s["points"])
@@ -163,7 +165,7 @@ def svg_chart(series, *, title, subtitle="", note="", xlabel, ylabel, width=900,
             f'stroke-width="3"{dash}/>')
         add(f'<text x="{lx + 34}" y="{ly}">{escape(s["label"])}</text>')
         lx += 34 + 8 * len(s["label"]) + 30
-    if note:
-        add(f'<text x="{left}" y="{ly + 22}" fill="#666" font-size="11">{escape(note)}</text>')
+    for k, line in enumerate(notes):
+        add(f'<text x="{left}" y="{ly + 22 + 14 * k}" fill="#666" font-size="11">{escape(line)}</text>')
     add("</svg>")
     return "\n".join(el) + "\n"

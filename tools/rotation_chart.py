@@ -172,8 +172,8 @@ def main():
     svg = charts.svg_chart(
         in_svg, title="Daily rotation: RSS on glibc and on tidemalloc, and the bytes the service holds",
         subtitle=verdict, xlabel="seconds since the program started", ylabel="MiB",
-        note=f"tools/rotation_demo {conf} (2 loader threads, a janitor thread); RSS from /proc/PID/statm "
-             f"every {a.interval_ms:g} ms; live bytes: the program's own count",
+        note=f"tools/rotation_demo {conf}: 2 loader threads, a janitor thread\n"
+             f"RSS read from /proc/PID/statm every {a.interval_ms:g} ms; live bytes: the program's own count",
         marks=[(x, f"day {d + 1}") for x, d in loads])
     with open(svg_path, "w") as f:
         f.write(svg)
