@@ -126,6 +126,7 @@ def svg_chart(series, *, title, subtitle="", note="", xlabel, ylabel, width=900,
 
     el = []
     add = el.append
+    add("<!-- SPDX-License-Identifier: MIT -->")  # (a chart in docs/ is a file of the project too)
     add(f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="13">')
     add(f'<rect width="{width}" height="{height}" fill="white"/>')
