@@ -88,6 +88,7 @@ static void postfork_child(void) {
     return;
   lock_held_for_fork = false;
   purge_postfork_child();
+  stats_postfork_child();
   mmapped_postfork_child();
   arenas_postfork_child();
   debug_postfork_child();
@@ -779,8 +780,8 @@ TIDE_EXPORT int tide_malloc_info(int options, FILE *fp) {
 }
 TIDE_EXPORT void tide_stats_get(struct tide_stats *out) { stats_get(out); }
 TIDE_EXPORT void tide_heap_dump(int fd) { stats_dump(fd); }
-TIDE_EXPORT void tide_stats_json(int fd) { stats_write_json(fd, false); }
-TIDE_EXPORT void tide_heap_dump_json(int fd) { stats_write_json(fd, true); }
+TIDE_EXPORT void tide_stats_json(int fd) { (void)stats_write_json(fd, false); }
+TIDE_EXPORT void tide_heap_dump_json(int fd) { (void)stats_write_json(fd, true); }
 
 /* ------------------------------------------------------ standard names */
 

@@ -419,6 +419,7 @@ static void write_json(uint32_t *order, size_t nsites, size_t blocks, size_t byt
   while (nd)
     path[len++] = digits[--nd];
   memcpy(path + len, ".json", 6);
+  os_file_remove(path); /* an older process of the same pid left it */
   int fd = os_file_create(path);
   if (fd < 0)
     return;

@@ -374,22 +374,34 @@ void mmapped_rekey(struct chunk *old, struct chunk *moved) {
   lock_release(&reg.lock);
 }
 
+/* Copied out under the lock into memory of its own, written after: a
+ * slow reader of the dump does not hold up every mmapped malloc and free. */
 void mmapped_json_list(struct out *o, const char *key, size_t max) {
   json_open(o, key, '[');
-  lock_acquire(&reg.lock);
+  struct listed {
+    uintptr_t at;
+    size_t size, len;
+  };
+  size_t bytes = os_page_up(max * sizeof(struct listed));
+  struct listed *copy = os_map(bytes);
   size_t n = 0;
-  for (size_t i = 0; i < reg.cap && n < max; i++) {
-    if (!reg.slots[i].key)
-      continue;
-    struct chunk *c = (struct chunk *)reg.slots[i].key;
-    json_open(o, NULL, '{');
-    json_addr(o, "addr", (uintptr_t)c);
-    json_u(o, "size", chunk_size(c));
-    json_u(o, "mapping_bytes", reg.slots[i].len);
-    json_close(o, '}');
-    n++;
+  if (copy) {
+    /* (a chunk's header is read only while the lock keeps it mapped) */
+    lock_acquire(&reg.lock);
+    for (size_t i = 0; i < reg.cap && n < max; i++)
+      if (reg.slots[i].key)
+        copy[n++] = (struct listed){reg.slots[i].key, chunk_size((struct chunk *)reg.slots[i].key), reg.slots[i].len};
+    lock_release(&reg.lock);
   }
-  lock_release(&reg.lock);
+  for (size_t i = 0; i < n; i++) {
+    json_open(o, NULL, '{');
+    json_addr(o, "addr", copy[i].at);
+    json_u(o, "size", copy[i].size);
+    json_u(o, "mapping_bytes", copy[i].len);
+    json_close(o, '}');
+  }
+  if (copy)
+    os_unmap(copy, bytes);
   json_close(o, ']');
 }
 

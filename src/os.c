@@ -83,21 +83,24 @@ int os_nocancel_begin(void) {
 
 void os_nocancel_end(int old_state) { pthread_setcancelstate(old_state, NULL); }
 
-void os_write_all(int fd, const char *buf, size_t n) {
+bool os_write_all(int fd, const char *buf, size_t n) {
   int cancel = os_nocancel_begin();
   int saved = errno;
+  bool ok = true;
   while (n > 0) {
     ssize_t w = write(fd, buf, n);
     if (w <= 0) {
       if (w < 0 && errno == EINTR)
         continue;
-      break; /* a closed or full descriptor: the report is lost, not retried */
+      ok = false; /* a closed or full descriptor: the report is lost, not retried */
+      break;
     }
     buf += w;
     n -= (size_t)w;
   }
   errno = saved;
   os_nocancel_end(cancel);
+  return ok;
 }
 
 void os_write_err(const char *s) { os_write_all(2, s, strlen(s)); }
@@ -198,9 +201,23 @@ size_t os_resident_bytes(void) {
   return pages * os_page;
 }
 
-int os_file_create(const char *path) { return open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644); }
+int os_file_create(const char *path) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd >= 0 && fd <= 2) {
+    /* stdin, stdout or stderr was closed: keep the file off them, or the
+     * program's own output would land in it. */
+    int moved = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    close(fd);
+    fd = moved;
+  }
+  return fd;
+}
 
 void os_file_close(int fd) { close(fd); }
+
+void os_file_remove(const char *path) { unlink(path); }
+
+int os_tid(void) { return gettid(); }
 
 bool os_file_rename(const char *from, const char *to) { return rename(from, to) == 0; }
 

@@ -41,7 +41,7 @@ bool os_purge(void *p, size_t size); /* true: the range now reads as zero */
 void os_advise_huge(void *p, size_t size);
 #define OS_HUGE_PAGE ((size_t)2 * 1024 * 1024)
 
-void os_write_all(int fd, const char *buf, size_t n); /* write(2) until done or failed; keeps errno */
+bool os_write_all(int fd, const char *buf, size_t n); /* write(2) until done (true) or failed; keeps errno */
 void os_write_err(const char *s);      /* the same, a string to stderr */
 /* Sleep while *word == expected (until a wake); wake one sleeper.  Both
  * keep errno. */
@@ -59,10 +59,13 @@ int os_cpu_count(void);                /* CPUs this process may use (affinity, c
 int os_thread_count(void);             /* threads of this process, or 0 if unknown */
 size_t os_resident_bytes(void);        /* its resident bytes (/proc/self/statm), or 0 */
 int os_pid(void);
-/* Reports to files: create (truncate) for writing, -1 on failure; close;
- * rename into place. */
+int os_tid(void);
+/* Reports to files: create a new file (not through a symlink, mode 0600,
+ * never on descriptors 0-2) for writing, -1 on failure; close; remove;
+ * rename into place.  Callers hold cancellation off. */
 int os_file_create(const char *path);
 void os_file_close(int fd);
+void os_file_remove(const char *path);
 bool os_file_rename(const char *from, const char *to);
 /* handler runs on sig (SA_RESTART); false if sig cannot be caught. */
 bool os_signal_catch(int sig, void (*handler)(int));

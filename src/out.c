@@ -8,7 +8,8 @@
 #include "os.h"
 
 void out_flush(struct out *o) {
-  os_write_all(o->fd, o->buf, o->n);
+  if (o->n && !os_write_all(o->fd, o->buf, o->n))
+    o->failed = true;
   o->n = 0;
 }
 

@@ -12,7 +12,8 @@
 struct out {
   int fd;
   size_t n;
-  bool comma; /* JSON: the next value or key needs a comma before it */
+  bool comma;  /* JSON: the next value or key needs a comma before it */
+  bool failed; /* a write did not go through (full disk, closed descriptor) */
   char buf[1024];
 };
 

@@ -519,8 +519,10 @@ static size_t purge_round(void) {
  *    a lock its own caller holds.  The safe points: the program's own
  *    pthread_create (the shared drop-in interposes it: src/threadhook.c),
  *    right after the program's thread exists; load time with
- *    TIDEMALLOC_PURGE_THREAD=2; mallopt(TIDE_M_PURGE_THREAD, 2), or 1 in a
- *    process that has threads.  So a single-threaded process never becomes
+ *    TIDEMALLOC_PURGE_THREAD=2 or with a statistics signal set (signal=N:
+ *    it answers the signal, src/stats.c); mallopt(TIDE_M_PURGE_THREAD, 2),
+ *    or 1 in a process that has threads.  So, unless one of those two
+ *    settings asks for it, a single-threaded process never becomes
  *    multi-threaded because of tidemalloc (glibc's fork is only safe in
  *    signal handlers of single-threaded processes, src/api.c).
  *  - With nothing to do it sleeps on a futex word; purge_wake, called
@@ -550,7 +552,9 @@ static void nap_ms(long ms) {
 static void sleep_until_woken(void) {
   unsigned seq = __atomic_load_n(&bg_wake_seq, __ATOMIC_SEQ_CST);
   __atomic_store_n(&bg_sleeping, true, __ATOMIC_SEQ_CST);
-  if (!__atomic_load_n(&thread_wanted, __ATOMIC_SEQ_CST))
+  /* (a signal's request that came while "wanted" was still set woke
+   * nobody: it is served first) */
+  if (!__atomic_load_n(&thread_wanted, __ATOMIC_SEQ_CST) && !__atomic_load_n(&stats_dump_pending, __ATOMIC_SEQ_CST))
     os_futex_wait(&bg_wake_seq, seq);
   __atomic_store_n(&bg_sleeping, false, __ATOMIC_SEQ_CST);
 }
@@ -587,8 +591,8 @@ static void *purge_thread_main(void *unused) {
     }
     stats_serve_pending(); /* woken for a signal's dump (src/stats.c) */
     nap_ms(period_ms);
-    stats_serve_pending();
     __atomic_store_n(&thread_wanted, false, __ATOMIC_SEQ_CST);
+    stats_serve_pending(); /* after "wanted" is cleared: a request from now on wakes us */
     size_t left = opt.purge_decay_ms < 0 || !opt.purge_thread ? 0 : purge_round();
     idle_rounds = left > 0 ? 0 : idle_rounds + 1;
   }

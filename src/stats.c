@@ -35,6 +35,7 @@ struct arena_snapshot {
   size_t run_free_blocks, run_free_bytes;
   struct size_line bin[NBINS];          /* UNSORTED_BIN ..= LAST_BIN */
   struct arena_counters count;
+  struct size_line line[NFASTBINS + TCACHE_BINS + NBINS]; /* malloc_info's, sorted */
 };
 
 static void line_add(struct size_line *l, size_t size) {
@@ -94,7 +95,7 @@ static void snapshot(struct arena *a, struct arena_snapshot *s) {
   lock_release(&a->lock);
 }
 
-/* A snapshot is 5 KiB: mapped for the call (as a static it would need a
+/* A snapshot is 12 KiB: mapped for the call (as a static it would need a
  * lock, as thread-local data it would make the library's static TLS too
  * big to be dlopen()ed, and the stack of a small thread may be short). */
 static struct arena_snapshot *snapshot_map(void) {
@@ -162,10 +163,11 @@ void stats_print(void) {
 
 /*
  * malloc_info: glibc's XML, element for element, with exact figures.
- * Per arena, in <sizes>: each non-empty fast bin (from its smallest to
- * its largest chunk size, as glibc), each size of runs' free blocks
- * (from = to = the block size), the unsorted bin, then each non-empty
- * small or large bin, from its smallest chunk to its largest.  Then the
+ * Per arena, in <sizes>, as glibc orders them: each non-empty fast bin
+ * (from the size after the previous bin's to its own, as glibc) and,
+ * among them by size, each size of runs' free blocks (from = to = the
+ * block size); then each non-empty small or large bin, from its smallest
+ * chunk to its largest; the unsorted bin last.  Then the
  * totals: "fast" = the fast bins and runs' free blocks, "rest" = the bins
  * plus the top chunk (counted as one), as glibc.  (glibc writes the chunk
  * sizes of the bins with the P bit added, so its figures there are one
@@ -199,21 +201,33 @@ int stats_info_xml(int options, FILE *fp) {
   for (struct arena *a = arenas_first(); a; a = a->next, n++) {
     snapshot(a, sp);
     fprintf(fp, "<heap nr=\"%d\">\n<sizes>\n", n);
+    /* Fast bins, runs' free blocks and the bins, by size; unsorted last. */
+    size_t nl = 0;
     for (int i = 0; i < NFASTBINS; i++)
       if (sp->fastbin_chunks[i]) {
         size_t size = (size_t)(i + 2) * CHUNK_ALIGN;
-        xml_size(fp, "size", size - CHUNK_ALIGN + 1, size, sp->fastbin_chunks[i] * size, sp->fastbin_chunks[i]);
+        sp->line[nl++] = (struct size_line){size - CHUNK_ALIGN + 1, size, sp->fastbin_chunks[i],
+                                           sp->fastbin_chunks[i] * size};
       }
     for (size_t i = 0; i < TCACHE_BINS; i++)
       if (sp->run_free[i]) {
         size_t size = tcache_bin_size(i);
-        xml_size(fp, "size", size, size, sp->run_free[i] * size, sp->run_free[i]);
+        sp->line[nl++] = (struct size_line){size, size, sp->run_free[i], sp->run_free[i] * size};
       }
-    for (int i = UNSORTED_BIN; i <= LAST_BIN; i++) {
-      const struct size_line *l = &sp->bin[i];
-      if (l->count)
-        xml_size(fp, i == UNSORTED_BIN ? "unsorted" : "size", l->min, l->max, l->bytes, l->count);
-    }
+    for (int i = UNSORTED_BIN + 1; i <= LAST_BIN; i++)
+      if (sp->bin[i].count)
+        sp->line[nl++] = sp->bin[i];
+    for (size_t i = 1; i < nl; i++) /* insertion sort by "from": a few dozen lines */
+      for (size_t j = i; j > 0 && sp->line[j].min < sp->line[j - 1].min; j--) {
+        struct size_line tmp = sp->line[j];
+        sp->line[j] = sp->line[j - 1];
+        sp->line[j - 1] = tmp;
+      }
+    for (size_t i = 0; i < nl; i++)
+      xml_size(fp, "size", sp->line[i].min, sp->line[i].max, sp->line[i].bytes, sp->line[i].count);
+    const struct size_line *u = &sp->bin[UNSORTED_BIN];
+    if (u->count)
+      xml_size(fp, "unsorted", u->min, u->max, u->bytes, u->count);
     size_t rest = sp->free_chunks + (sp->top ? 1 : 0), rest_bytes = sp->free_bytes + sp->top;
     fprintf(fp, "</sizes>\n");
     xml_tail(fp, sp->fast_chunks, sp->fast_bytes, rest, rest_bytes);
@@ -389,12 +403,13 @@ static void json_caches(struct out *o) {
   json_close(o, '}');
 }
 
-/* The whole document; heap: the heap dump's parts too. */
-void stats_write_json(int fd, bool heap) {
+/* The whole document; heap: the heap dump's parts too.  False if it
+ * could not be written whole. */
+bool stats_write_json(int fd, bool heap) {
   tide_ensure_init();
   struct arena_snapshot *s = snapshot_map();
   if (!s)
-    return;
+    return false;
   struct out o = {.fd = fd};
   json_open(&o, NULL, '{');
   json_open(&o, "tidemalloc", '{');
@@ -440,6 +455,7 @@ void stats_write_json(int fd, bool heap) {
   out_str(&o, "\n");
   out_flush(&o);
   snapshot_unmap(s);
+  return !o.failed;
 }
 
 /* ---- the heap dump to a file: at exit, and on demand (stats_signal) */
@@ -471,14 +487,32 @@ static bool stats_path(char *buf, size_t cap) {
   return true;
 }
 
-/* Written to "<path>.tmp", then renamed: a reader never sees half a file. */
-void stats_write_file(void) {
-  char path[300], tmp[310];
+/*
+ * Written to "<path>.<tid>.tmp" -- created new (O_EXCL, never through a
+ * symlink), readable by the owner only: a dump shows where the heap is --
+ * then renamed over <path>: a reader never sees half a file.  A write
+ * that fails (a full disk) leaves no file.  One writer at a time
+ * (stats_writing): a request that comes meanwhile waits for the next
+ * serving point.  Cancellation is held off and errno kept: this may run
+ * inside a malloc.
+ */
+static int stats_writing;
+
+static bool stats_write_file_once(void) {
+  char path[300], tmp[340];
   if (!stats_path(path, sizeof path))
-    return;
+    return false;
   size_t n = strlen(path);
   memcpy(tmp, path, n);
+  tmp[n++] = '.';
+  char digits[24];
+  size_t nd = 0;
+  for (unsigned long v = (unsigned long)os_tid(); v || nd == 0; v /= 10)
+    digits[nd++] = (char)('0' + v % 10);
+  while (nd)
+    tmp[n++] = digits[--nd];
   memcpy(tmp + n, ".tmp", 5);
+  os_file_remove(tmp); /* left by a process that died writing, with our pid and tid */
   int fd = os_file_create(tmp);
   if (fd < 0) {
     struct out o = {.fd = 2};
@@ -486,11 +520,26 @@ void stats_write_file(void) {
     out_str(&o, tmp);
     out_str(&o, "\n");
     out_flush(&o);
-    return;
+    return false;
   }
-  stats_write_json(fd, true);
+  bool ok = stats_write_json(fd, true);
   os_file_close(fd);
-  os_file_rename(tmp, path);
+  if (ok && os_file_rename(tmp, path))
+    return true;
+  os_file_remove(tmp);
+  return false;
+}
+
+bool stats_write_file(void) {
+  if (__atomic_exchange_n(&stats_writing, 1, __ATOMIC_ACQUIRE))
+    return false; /* another thread is writing one */
+  int cancel = os_nocancel_begin();
+  int saved = errno;
+  bool ok = stats_write_file_once();
+  errno = saved;
+  os_nocancel_end(cancel);
+  __atomic_store_n(&stats_writing, 0, __ATOMIC_RELEASE);
+  return ok;
 }
 
 /*
@@ -506,6 +555,13 @@ void stats_write_file(void) {
  * when idle; without it, at its next slow-path malloc.
  */
 int stats_dump_pending;
+
+void stats_postfork_child(void) {
+  /* A request to the parent is not the child's; the child's own writer
+   * is none. */
+  __atomic_store_n(&stats_dump_pending, 0, __ATOMIC_RELAXED);
+  __atomic_store_n(&stats_writing, 0, __ATOMIC_RELAXED);
+}
 
 static void on_stats_signal(int sig) {
   (void)sig;
@@ -524,7 +580,11 @@ void stats_signal_install(void) {
   }
 }
 
+/* A request is taken only by the thread that will write it: while
+ * another writes, it stays pending for the next serving point. */
 void stats_serve_request(void) {
+  if (__atomic_load_n(&stats_writing, __ATOMIC_ACQUIRE))
+    return;
   if (__atomic_exchange_n(&stats_dump_pending, 0, __ATOMIC_ACQ_REL))
     stats_write_file();
 }
@@ -533,8 +593,13 @@ void stats_serve_request(void) {
 __attribute__((destructor)) static void stats_at_exit(void) {
   if (!tide_initialized)
     return;
-  if (opt.stats_file[0])
-    stats_write_file();
+  if (opt.stats_file[0]) {
+    /* A dump being written (a signal's) is waited for: the one at exit
+     * is the last word. */
+    for (int tries = 0; !stats_write_file() && __atomic_load_n(&stats_writing, __ATOMIC_RELAXED) && tries < 2000;
+         tries++)
+      os_yield();
+  }
   if (!opt.stats_at_exit)
     return;
   struct tide_stats s;

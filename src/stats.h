@@ -10,8 +10,10 @@ void stats_print(void);                  /* malloc_stats */
 int stats_info_xml(int options, FILE *fp); /* malloc_info */
 void stats_get(struct tide_stats *out);
 void stats_dump(int fd); /* tide_heap_dump, src/inspect.c */
-/* The heap dump to opt.stats_file (%p: the pid). */
-void stats_write_file(void);
+/* The heap dump to opt.stats_file (%p: the pid); false if not written
+ * (another thread was writing one, or it failed). */
+bool stats_write_file(void);
+void stats_postfork_child(void);
 /* stats_signal: the handler, installed at start-up; a request it left is
  * served (the dump written) by stats_serve_request, called where no lock
  * of ours is held: the background thread, the slow path of malloc. */
@@ -23,7 +25,7 @@ static inline void stats_serve_pending(void) {
     stats_serve_request();
 }
 /* tide_stats_json (heap false) and tide_heap_dump_json (heap true). */
-void stats_write_json(int fd, bool heap);
+bool stats_write_json(int fd, bool heap);
 /* The heap dump's part of one arena (a locked), src/inspect.c: its fast
  * bins, remote stacks and regions with their chunks, as members of the
  * JSON object being written.  A list stops at INSPECT_JSON_MAX entries. */

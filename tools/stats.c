@@ -22,27 +22,58 @@
 
 #include "tool.h"
 
-/* The last value of key in the comma-separated settings conf, into out. */
+static int blank(char c) { return c == ' ' || c == '\t'; }
+
+/* The last value of key in the comma-separated settings conf, into out,
+ * with spaces around the name and the value taken off as the library
+ * does. */
 static int conf_value(const char *conf, const char *key, char *out, size_t cap) {
   int found = 0;
   size_t klen = strlen(key);
   for (const char *s = conf; *s;) {
-    while (*s == ' ' || *s == ',')
+    while (blank(*s) || *s == ',')
       s++;
     const char *end = strchr(s, ',');
     if (!end)
       end = s + strlen(s);
-    if ((size_t)(end - s) > klen && strncmp(s, key, klen) == 0 && s[klen] == '=') {
-      size_t n = (size_t)(end - s - klen - 1);
-      if (n < cap) {
-        memcpy(out, s + klen + 1, n);
-        out[n] = '\0';
+    const char *eq = memchr(s, '=', (size_t)(end - s));
+    if (eq) {
+      const char *kend = eq;
+      while (kend > s && blank(kend[-1]))
+        kend--;
+      const char *v = eq + 1, *vend = end;
+      while (v < vend && blank(*v))
+        v++;
+      while (vend > v && blank(vend[-1]))
+        vend--;
+      if ((size_t)(kend - s) == klen && strncmp(s, key, klen) == 0 && (size_t)(vend - v) < cap) {
+        memcpy(out, v, (size_t)(vend - v));
+        out[vend - v] = '\0';
         found = 1;
       }
     }
     s = end;
   }
   return found;
+}
+
+/* Does process pid catch signal sig (its SigCgt mask in /proc/PID/status)?
+ * A process that does not -- tidemalloc not loaded, the setting refused,
+ * a setuid program, which reads no settings -- would be killed by it. */
+static int catches(long pid, int sig) {
+  char path[64], line[256];
+  snprintf(path, sizeof path, "/proc/%ld/status", pid);
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return 0;
+  int yes = 0;
+  while (fgets(line, sizeof line, f))
+    if (strncmp(line, "SigCgt:", 7) == 0) {
+      unsigned long long mask = strtoull(line + 7, NULL, 16);
+      yes = sig >= 1 && sig <= 64 && (mask >> (sig - 1) & 1);
+    }
+  fclose(f);
+  return yes;
 }
 
 /* TIDEMALLOC_CONF of process pid, into buf; 0 if it has none. */
@@ -109,12 +140,20 @@ int cmd_stats(int argc, char **argv) {
             tool_prog, pid);
     return 1;
   }
-  if (have)
-    conf_value(conf, "stats_file", file, sizeof file);
+  char *sig_end;
+  long signo = strtol(sig, &sig_end, 10);
+  if (*sig_end || signo < 1 || signo > 64 || !catches(pid, (int)signo)) {
+    fprintf(stderr,
+            "%s: stats: process %ld does not catch signal %s (tidemalloc not in it, or the setting refused):\n"
+            "  not sending it, it would end the process\n",
+            tool_prog, pid, sig);
+    return 1;
+  }
+  conf_value(conf, "stats_file", file, sizeof file);
   expand_pid(file, pid, path, sizeof path);
   struct stat before;
   int existed = stat(path, &before) == 0;
-  if (kill((pid_t)pid, atoi(sig)) != 0) {
+  if (kill((pid_t)pid, (int)signo) != 0) {
     fprintf(stderr, "%s: stats: kill %ld: %s\n", tool_prog, pid, strerror(errno));
     return 1;
   }

@@ -121,6 +121,30 @@ def c_walk_vs_lists(d):
     return 0
 
 
+def c_inuse_walk(d):
+    """The counters against the walk: what the walk shows handed out (used,
+    cached, remote; runs' headers, free and uncarved blocks not) plus the
+    mmapped chunks is in_use_bytes; what it shows in this thread's cache is
+    cached_bytes (the program has no other thread)."""
+    heap = load(d, "heap.json")
+    t = heap["totals"]
+    held = cached = 0
+    for a, r, e in entries(heap):
+        if e["state"] == "elided":
+            return fail("elided entries: the walk is not whole")
+        n = e["size"] * e["count"]
+        if e["state"] in ("used", "tcache", "tcache-other", "remote"):
+            held += n
+        if e["state"] == "tcache":
+            cached += n
+    held += heap["mmapped"]["bytes"]
+    if held != t["in_use_bytes"]:
+        return fail(f"walk: {held} handed out, totals.in_use_bytes {t['in_use_bytes']} (off by {t['in_use_bytes'] - held})")
+    if cached != t["cached_bytes"]:
+        return fail(f"walk: {cached} in the cache, totals.cached_bytes {t['cached_bytes']}")
+    return 0
+
+
 def xml_heaps(d):
     root = ET.parse(os.path.join(d, "info.xml")).getroot()
     if root.tag != "malloc" or root.get("version") != "1":
@@ -144,6 +168,13 @@ def c_xml_shape(d):
             lo, hi, total, count = (int(s.get(k)) for k in ("from", "to", "total", "count"))
             if not (0 < lo <= hi) or count <= 0 or not (lo * count <= total <= hi * count):
                 return fail(f"size line {s.attrib}")
+        # glibc's order: the sizes ascending, the unsorted bin last
+        tags = [s.tag for s in h.find("sizes")]
+        if "unsorted" in tags and tags.index("unsorted") != len(tags) - 1:
+            return fail(f"heap {h.get('nr')}: <unsorted> not last: {tags}")
+        froms = [int(s.get("from")) for s in h.find("sizes") if s.tag == "size"]
+        if froms != sorted(froms):
+            return fail(f"heap {h.get('nr')}: sizes not ascending: {froms}")
     tail = [(k.tag, k.get("type")) for k in root if k.tag != "heap"]
     want = [("total", "fast"), ("total", "rest"), ("total", "mmap"), ("system", "current"), ("system", "max"),
             ("aspace", "total"), ("aspace", "mprotect")]

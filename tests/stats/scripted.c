@@ -15,6 +15,10 @@
  *   scripted-std idle MS      prints its pid, then sleeps MS ms (a signal
  *                             may ask it for its statistics meanwhile)
  *   scripted-std busy MS      the same, with a malloc/free every 20 ms
+ *   scripted-std storm MS     prints its pid, then for MS ms keeps 100,000
+ *                             blocks while 3 threads malloc and free 300 KiB
+ *                             blocks without pause (a dump takes long, and
+ *                             every thread passes the slow path all the time)
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -127,7 +131,37 @@ static int threads(const char *dir) {
   return 0;
 }
 
+static volatile int storm_stop;
+
+static void *storm_spin(void *unused) {
+  (void)unused;
+  while (!storm_stop)
+    free(malloc(300 * 1024));
+  return NULL;
+}
+
+static int storm(long ms) {
+  static void *keep[200000];
+  for (int i = 0; i < 200000; i++)
+    keep[i] = malloc(840 + (size_t)(i % 7) * 16);
+  for (int i = 0; i < 200000; i += 2)
+    free(keep[i]);
+  pthread_t t[3];
+  for (int i = 0; i < 3; i++)
+    pthread_create(&t[i], NULL, storm_spin, NULL);
+  printf("%d\n", (int)getpid());
+  fflush(stdout);
+  for (long waited = 0; waited < ms; waited += 20)
+    nap_ms(20);
+  storm_stop = 1;
+  for (int i = 0; i < 3; i++)
+    pthread_join(t[i], NULL);
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  if (argc == 3 && strcmp(argv[1], "storm") == 0)
+    return storm(atol(argv[2]));
   if (argc == 3 && strcmp(argv[1], "dump") == 0)
     return dump(argv[2]);
   if (argc == 3 && strcmp(argv[1], "threads") == 0)
@@ -146,6 +180,6 @@ int main(int argc, char **argv) {
     free(keep);
     return 0;
   }
-  fprintf(stderr, "usage: %s dump DIR | threads DIR | idle MS | busy MS\n", argv[0]);
+  fprintf(stderr, "usage: %s dump DIR | threads DIR | idle MS | busy MS | storm MS\n", argv[0]);
   return 2;
 }

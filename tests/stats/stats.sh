@@ -24,7 +24,7 @@ for f in heap.json stats.json facts.json; do
   check "$f parses (python3 -m json.tool)" python3 -m json.tool "$W/d/$f" /dev/null
 done
 check "info.xml parses (xmllint)" xmllint --noout "$W/d/info.xml"
-for c in schema tiling known_chunks walk_vs_lists xml_shape xml_figures totals; do
+for c in schema tiling known_chunks walk_vs_lists inuse_walk xml_shape xml_figures totals; do
   check "$c" $CHECK $c "$W/d"
 done
 
@@ -61,6 +61,50 @@ for mode in "idle:background thread" "busy:no background thread, the next slow p
 done
 check "stats refuses a process without the signal" sh -c "! '$TOOL' stats $$ 2>'$W/no.err'"
 check "... and says how to start it" grep -q "signal=12" "$W/no.err"
+# A process with the setting in its environment that does not catch the
+# signal (no tidemalloc in it; or the setting refused) is not sent it.
+env TIDEMALLOC_CONF=signal=12 sleep 5 &
+pid=$!
+sleep 0.2
+check "stats does not signal a process without tidemalloc" sh -c "! '$TOOL' stats --timeout 1 $pid 2>'$W/nt.err'"
+check "... which keeps running" kill -0 $pid
+kill $pid 2>/dev/null
+wait $pid 2>/dev/null
+TIDEMALLOC_CONF="signal=9,stats_file=$W/n9.json" "$SCRIPTED" idle 5000 >/dev/null 2>&1 &
+pid=$!
+sleep 0.3
+check "stats does not send a signal the library refused (9)" sh -c "! '$TOOL' stats --timeout 1 $pid 2>/dev/null"
+check "... and the process keeps running" kill -0 $pid
+kill $pid 2>/dev/null
+wait $pid 2>/dev/null
+
+echo "# requests that overlap: every file published is whole"
+mkdir -p "$W/s"
+TIDEMALLOC_CONF="signal=12,stats_file=$W/s/od.json" "$SCRIPTED" storm 20000 >"$W/s/pid" 2>"$W/s/err" &
+pid=$!
+for _ in $(seq 200); do [ -s "$W/s/pid" ] && break; sleep 0.05; done
+for i in $(seq 40); do
+  kill -12 $pid
+  sleep 0.002
+  kill -12 $pid
+  sleep 0.15
+  cp "$W/s/od.json" "$W/s/copy.$i" 2>/dev/null
+done
+kill $pid 2>/dev/null
+wait $pid 2>/dev/null
+check "40 pairs of signals: every copy of the file parses" python3 -c '
+import glob, json, sys
+files = sorted(glob.glob(sys.argv[1] + "/copy.*"))
+bad = []
+for f in files:
+    try:
+        json.load(open(f))
+    except ValueError as e:
+        bad.append(f"{f}: {e}")
+print("  why: %d copies, %d bad %s" % (len(files), len(bad), bad[:2]))
+sys.exit(1 if bad or len(files) < 30 else 0)' "$W/s"
+check "the file is the owner's alone (mode 0600)" test "$(stat -c %a "$W/s/od.json")" = 600
+check "no temporary file left" test -z "$(ls "$W/s" | grep '\.tmp$')"
 
 echo "# bad settings warn and keep the default"
 out=$(env TIDEMALLOC_CONF=signal=abc "$SCRIPTED" idle 0 2>&1 >/dev/null)
