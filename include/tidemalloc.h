@@ -121,6 +121,8 @@ struct tide_stats {
   size_t mmapped_chunks;   /* live mmapped chunks */
   size_t arenas;           /* arenas created */
   size_t purged_bytes;     /* bytes handed back to the OS with madvise/munmap/sbrk since start */
+  size_t cached_bytes;     /* of in_use_bytes, blocks sitting free in thread caches (since 0.2) */
+  size_t live_bytes;       /* in_use_bytes - cached_bytes: what the program holds (since 0.2) */
 };
 void tide_stats_get(struct tide_stats *out);
 
@@ -131,6 +133,14 @@ int tide_heap_check(void);
 
 /* Write a picture of the heap (arenas, bins, chunks) to fd. */
 void tide_heap_dump(int fd);
+
+/* The statistics as JSON (docs/json.md, schema 1), to fd: totals, and per
+ * arena its figures and non-empty bins.  Never allocates. */
+void tide_stats_json(int fd);
+/* The same and every arena's regions and chunks in address order, the
+ * mmapped chunks and the thread caches: what `tidemalloc view` draws.
+ * Never allocates; each arena is walked under its lock. */
+void tide_heap_dump_json(int fd);
 
 /* Write every setting to fd, one a line: its name, the value in effect,
  * where that value came from (default, GLIBC_TUNABLES, a MALLOC_*_ or

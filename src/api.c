@@ -118,6 +118,7 @@ void tide_init_slow(void) {
     arenas_init();
     tcache_init_key();
     pthread_atfork(prefork, postfork_parent, postfork_child);
+    stats_signal_install();
     __atomic_store_n(&tide_initialized, true, __ATOMIC_RELEASE);
   }
   pthread_mutex_unlock(&init_lock);
@@ -333,6 +334,7 @@ void *tide_raw_malloc(size_t n) {
  * program's call of malloc. */
 static TIDE_NOINLINE void *malloc_slow(size_t n) {
   tide_ensure_init();
+  stats_serve_pending();
   if (unlikely(tide_debug_on))
     return debug_malloc(n, (uintptr_t)__builtin_return_address(0), *(void **)__builtin_frame_address(0));
   return tide_raw_malloc(n);
@@ -777,6 +779,8 @@ TIDE_EXPORT int tide_malloc_info(int options, FILE *fp) {
 }
 TIDE_EXPORT void tide_stats_get(struct tide_stats *out) { stats_get(out); }
 TIDE_EXPORT void tide_heap_dump(int fd) { stats_dump(fd); }
+TIDE_EXPORT void tide_stats_json(int fd) { stats_write_json(fd, false); }
+TIDE_EXPORT void tide_heap_dump_json(int fd) { stats_write_json(fd, true); }
 
 /* ------------------------------------------------------ standard names */
 

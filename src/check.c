@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The error report that never allocates, and the heap checker: one
+ * The error report that never allocates (through src/out.h), and the heap checker: one
  * check_* function per structure, each verifying the invariants stated
  * where the structure is declared.  The debug flavour (TIDE_DEBUG=1) runs
  * check_arena from inside the allocator every so many operations.
@@ -27,58 +27,6 @@ __attribute__((noreturn)) void tide_fatal(const char *func, const char *what) {
   out_str(&o, "\n");
   out_flush(&o);
   abort();
-}
-
-void out_flush(struct out *o) {
-  int cancel = os_nocancel_begin();
-  int saved = errno;
-  size_t done = 0;
-  while (done < o->n) {
-    ssize_t w = write(o->fd, o->buf + done, o->n - done);
-    if (w <= 0) {
-      if (w < 0 && errno == EINTR)
-        continue;
-      break;
-    }
-    done += (size_t)w;
-  }
-  o->n = 0;
-  errno = saved;
-  os_nocancel_end(cancel);
-}
-
-void out_str(struct out *o, const char *s) {
-  while (*s) {
-    if (o->n == sizeof o->buf)
-      out_flush(o);
-    o->buf[o->n++] = *s++;
-  }
-}
-
-void out_u(struct out *o, size_t v, int width) {
-  char tmp[32];
-  int i = (int)sizeof tmp - 1;
-  tmp[i] = '\0';
-  do {
-    tmp[--i] = (char)('0' + v % 10);
-    v /= 10;
-  } while (v);
-  while ((int)sizeof tmp - 1 - i < width)
-    tmp[--i] = ' ';
-  out_str(o, tmp + i);
-}
-
-void out_hex(struct out *o, uintptr_t v) {
-  char tmp[24];
-  int i = (int)sizeof tmp - 1;
-  tmp[i] = '\0';
-  do {
-    tmp[--i] = "0123456789abcdef"[v & 15];
-    v >>= 4;
-  } while (v);
-  tmp[--i] = 'x';
-  tmp[--i] = '0';
-  out_str(o, tmp + i);
 }
 
 /* ------------------------------------------------------------- checker */

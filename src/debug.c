@@ -411,19 +411,6 @@ size_t debug_usable_size(void *mem) {
 
 /* ---------------------------------------------------------------- exit */
 
-static void json_str(struct out *o, const char *s) {
-  out_str(o, "\"");
-  for (; *s; s++) {
-    char c[3] = {*s, 0, 0};
-    if (*s == '"' || *s == '\\') {
-      c[0] = '\\';
-      c[1] = *s;
-    }
-    out_str(o, c);
-  }
-  out_str(o, "\"");
-}
-
 static void write_json(uint32_t *order, size_t nsites, size_t blocks, size_t bytes) {
   char path[64] = "tidemalloc-leaks.";
   size_t len = strlen(path);
@@ -438,34 +425,33 @@ static void write_json(uint32_t *order, size_t nsites, size_t blocks, size_t byt
   if (fd < 0)
     return;
   struct out o = {.fd = fd};
-  out_str(&o, "{\"live_blocks\": ");
-  out_u(&o, blocks, 0);
-  out_str(&o, ", \"live_bytes\": ");
-  out_u(&o, bytes, 0);
-  out_str(&o, ", \"sites\": [");
+  json_open(&o, NULL, '{');
+  json_u(&o, "live_blocks", blocks);
+  json_u(&o, "live_bytes", bytes);
+  json_open(&o, "sites", '[');
   for (size_t k = 0; k < nsites; k++) {
     struct site *s = &dbg.sites[order[k]];
-    out_str(&o, k ? ",\n  " : "\n  ");
-    out_str(&o, "{\"bytes\": ");
-    out_u(&o, s->live_bytes, 0);
-    out_str(&o, ", \"blocks\": ");
-    out_u(&o, s->live_blocks, 0);
-    out_str(&o, ", \"stack\": [");
+    out_str(&o, "\n  ");
+    json_open(&o, NULL, '{');
+    json_u(&o, "bytes", s->live_bytes);
+    json_u(&o, "blocks", s->live_blocks);
+    json_open(&o, "stack", '[');
     for (uint32_t i = 0; i < s->nframes; i++) {
       const char *file = "";
       uintptr_t off = s->frame[i];
       if (!frame_file(s->frame[i], &file, &off) && i > 0)
         break;
-      out_str(&o, i ? ", " : "");
-      out_str(&o, "{\"file\": ");
-      json_str(&o, file);
-      out_str(&o, ", \"offset\": \"");
-      out_hex(&o, off);
-      out_str(&o, "\"}");
+      json_open(&o, NULL, '{');
+      json_str(&o, "file", file);
+      json_addr(&o, "offset", off);
+      json_close(&o, '}');
     }
-    out_str(&o, "]}");
+    json_close(&o, ']');
+    json_close(&o, '}');
   }
-  out_str(&o, "\n]}\n");
+  json_close(&o, ']');
+  json_close(&o, '}');
+  out_str(&o, "\n");
   out_flush(&o);
   close(fd);
 }

@@ -216,10 +216,11 @@ struct dump_state {
   enum dump_kind kind;
   int bin;               /* K_FREE: its bin (UNSORTED_BIN, or by size) */
   enum dump_purge purge; /* K_FREE */
+  bool in_run;           /* a block of a run (its header and uncarved part are not) */
 };
 
 static bool same_state(const struct dump_state *x, const struct dump_state *y) {
-  return x->kind == y->kind && x->bin == y->bin && x->purge == y->purge;
+  return x->kind == y->kind && x->bin == y->bin && x->purge == y->purge && x->in_run == y->in_run;
 }
 
 static enum dump_purge purge_of(struct chunk *c) {
@@ -239,7 +240,7 @@ static bool carries_free_key(struct chunk *c) {
 }
 
 static struct dump_state classify(struct arena *a, const struct dump_table *t, struct chunk *c) {
-  struct dump_state s = {K_USED, 0, P_KEPT};
+  struct dump_state s = {K_USED, 0, P_KEPT, false};
   if (c == a->top) {
     s.kind = K_TOP;
     return s;
@@ -278,7 +279,7 @@ typedef void (*dump_chunk_fn)(void *ctx, struct chunk *c, size_t size, const str
 
 /* The inside of run r: its header, each carved block, what is uncarved. */
 static void walk_run(struct arena *a, struct run *r, const struct dump_table *t, dump_chunk_fn fn, void *ctx) {
-  struct dump_state s = {K_RUN, 0, P_KEPT};
+  struct dump_state s = {K_RUN, 0, P_KEPT, false};
   struct chunk *first = run_block(r, 0);
   fn(ctx, (struct chunk *)((char *)r - CHUNK_HDR), (size_t)((char *)first - ((char *)r - CHUNK_HDR)), &s);
   size_t size = run_block_size(r);
@@ -306,12 +307,13 @@ static void walk_run(struct arena *a, struct run *r, const struct dump_table *t,
     struct dump_state bs = classify(a, t, b);
     if (i < nbits && (free_bits[i / 64] >> (i % 64) & 1))
       bs.kind = K_RUN_FREE;
+    bs.in_run = true;
     fn(ctx, b, size, &bs);
   }
   struct chunk *rest = run_block(r, carved);
   size_t left = r->size - (size_t)((char *)rest - ((char *)r - CHUNK_HDR));
   if (left) {
-    struct dump_state us = {K_RUN_UNCARVED, 0, P_KEPT};
+    struct dump_state us = {K_RUN_UNCARVED, 0, P_KEPT, false};
     fn(ctx, rest, left, &us);
   }
 }
@@ -332,7 +334,7 @@ static void walk_region(struct arena *a, const struct dump_region *r, const stru
   while ((char *)c < r->end) {
     size_t size = chunk_size(c);
     if (c != a->top && (size < MINSIZE || size > (size_t)(r->end - (char *)c))) {
-      struct dump_state broken = {K_BROKEN, 0, P_KEPT};
+      struct dump_state broken = {K_BROKEN, 0, P_KEPT, false};
       fn(ctx, c, size, &broken);
       return;
     }
@@ -349,7 +351,7 @@ static void walk_region(struct arena *a, const struct dump_region *r, const stru
     c = chunk_at(c, size);
   }
   if (r->fence) {
-    struct dump_state fence = {K_FENCE, 0, P_KEPT};
+    struct dump_state fence = {K_FENCE, 0, P_KEPT, false};
     fn(ctx, r->fence, FENCE_SIZE, &fence);
     fn(ctx, chunk_at(r->fence, FENCE_SIZE), FENCE_SIZE, &fence);
   }
@@ -835,4 +837,147 @@ void stats_dump(int fd) {
   out_u(&o, mm.cached_bytes, 0);
   out_str(&o, " B\n");
   out_flush(&o);
+}
+
+/* ---- the heap dump as JSON (docs/json.md) */
+
+static const char *const json_state[K_COUNT] = {"used", "tcache", "fast", "remote", "tcache-other", "run-free",
+                                                 "free", "top", "fence", "run", "run-uncarved", "broken"};
+static const char *const json_purge[] = {"kept", "dirty", "purged", "untracked"};
+
+/* The chunk entries of one region: equal neighbours folded into one with
+ * a count, at most INSPECT_JSON_MAX, then the rest as "elided" entries
+ * (the region's end -- top, fence, a broken header -- always listed). */
+struct json_lines {
+  struct out *o;
+  struct chunk *first;
+  size_t size, count;
+  struct dump_state state;
+  size_t lines;
+  struct chunk *hidden_first;
+  size_t hidden_chunks, hidden_bytes;
+};
+
+static void json_say_hidden(struct json_lines *l) {
+  if (!l->hidden_chunks)
+    return;
+  json_open(l->o, NULL, '{');
+  json_addr(l->o, "addr", (uintptr_t)l->hidden_first);
+  json_u(l->o, "size", l->hidden_bytes);
+  json_u(l->o, "count", l->hidden_chunks);
+  json_str(l->o, "state", "elided");
+  json_close(l->o, '}');
+  l->hidden_chunks = l->hidden_bytes = 0;
+}
+
+static void json_entry(struct out *o, struct chunk *c, size_t size, const struct dump_state *s, size_t count) {
+  out_str(o, "\n");
+  json_open(o, NULL, '{');
+  json_addr(o, "addr", (uintptr_t)c);
+  json_u(o, "size", size);
+  json_u(o, "count", count);
+  json_str(o, "state", json_state[s->kind]);
+  if (s->kind == K_FREE) {
+    json_u(o, "bin", (size_t)s->bin);
+    json_str(o, "bin_kind", s->bin == UNSORTED_BIN ? "unsorted" : s->bin < FIRST_LARGE_BIN ? "small" : "large");
+    json_str(o, "purge", json_purge[s->purge]);
+  }
+  if (s->in_run)
+    json_bool(o, "in_run", true);
+  if (s->kind == K_RUN) {
+    struct run *r = (struct run *)chunk2mem(c);
+    json_u(o, "run_bytes", r->size);
+    json_u(o, "block_size", run_block_size(r));
+    json_u(o, "blocks", r->nblocks);
+  }
+  json_close(o, '}');
+}
+
+static void json_flush_run(struct json_lines *l) {
+  if (!l->count)
+    return;
+  bool tail = l->state.kind == K_TOP || l->state.kind == K_FENCE || l->state.kind == K_BROKEN;
+  if (l->lines < INSPECT_JSON_MAX || tail) {
+    json_say_hidden(l);
+    json_entry(l->o, l->first, l->size, &l->state, l->count);
+    l->lines++;
+  } else {
+    if (!l->hidden_chunks)
+      l->hidden_first = l->first;
+    l->hidden_chunks += l->count;
+    l->hidden_bytes += l->count * l->size;
+  }
+  l->count = 0;
+}
+
+/* A run's header is never folded with its neighbours: it carries the
+ * run's figures. */
+static void json_add(void *ctx, struct chunk *c, size_t size, const struct dump_state *s) {
+  struct json_lines *l = ctx;
+  if (l->count && size == l->size && same_state(s, &l->state) && s->kind != K_BROKEN && s->kind != K_RUN) {
+    l->count++;
+    return;
+  }
+  json_flush_run(l);
+  l->first = c;
+  l->size = size;
+  l->state = *s;
+  l->count = 1;
+}
+
+static void json_size_counts(struct out *o, const char *key, const struct size_counts *k) {
+  json_open(o, key, '[');
+  for (size_t i = 0; i < TCACHE_BINS; i++)
+    if (k->chunks[i]) {
+      json_open(o, NULL, '{');
+      json_u(o, "size", tcache_bin_size(i));
+      json_u(o, "chunks", k->chunks[i]);
+      json_close(o, '}');
+    }
+  json_close(o, ']');
+}
+
+struct json_arena {
+  struct out *o;
+  struct arena *a;
+  struct dump_table *t;
+};
+
+static void region_json(void *ctx, const struct dump_region *r, const char *title) {
+  struct json_arena *d = ctx;
+  out_str(d->o, "\n");
+  json_open(d->o, NULL, '{');
+  json_str(d->o, "kind", title[0] == 'b' ? "brk" : "heap");
+  json_addr(d->o, "start", (uintptr_t)r->first);
+  json_addr(d->o, "end", (uintptr_t)r->first + region_bytes(r));
+  json_u(d->o, "bytes", region_bytes(r));
+  json_open(d->o, "chunks", '[');
+  struct json_lines l = {.o = d->o};
+  walk_region(d->a, r, d->t, json_add, &l);
+  json_flush_run(&l);
+  json_say_hidden(&l);
+  json_close(d->o, ']');
+  json_close(d->o, '}');
+}
+
+void inspect_arena_json(struct out *o, struct arena *a) {
+  /* The lookup table is 32 KiB: on this thread's stack, as for the text
+   * dump. */
+  struct dump_table t;
+  struct size_counts fast = {{0}}, remote = {{0}};
+  size_t run_free = 0;
+  t.n = t.missed = 0;
+  collect_tcache(&t, a);
+  collect_fast(&t, a, &fast);
+  collect_remote(&t, a, &remote);
+  collect_run_free(&t, a, &run_free);
+  collect_unsorted(&t, a);
+  table_sort(&t);
+  json_size_counts(o, "fast_bins", &fast);
+  json_size_counts(o, "remote", &remote);
+  json_u(o, "unlisted", t.missed);
+  json_open(o, "regions", '[');
+  struct json_arena d = {.o = o, .a = a, .t = &t};
+  for_each_region(a, region_json, &d);
+  json_close(o, ']');
 }

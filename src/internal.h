@@ -161,6 +161,8 @@ struct tide_options {
   bool verbose;             /* print the settings at start-up */
   int debug;                /* debug mode (src/debug.c): 0 off, 1 on, 2 also the JSON leak report */
   size_t debug_check;       /* debug mode: the heap checker every this many operations (0: never) */
+  char stats_file[256];     /* where the JSON heap dump goes at exit and on stats_signal ("": none) */
+  int stats_signal;         /* on this signal, write it (0: off) */
 };
 extern TIDE_HIDDEN struct tide_options opt;
 void opt_init(void);

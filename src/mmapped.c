@@ -3,6 +3,7 @@
  * Direct-mmap chunks, their registry, and glibc's dynamic mmap threshold.
  */
 #include "mmapped.h"
+#include "out.h"
 
 #include "os.h"
 #include "purge.h"
@@ -371,6 +372,25 @@ void mmapped_rekey(struct chunk *old, struct chunk *moved) {
     reg_insert((uintptr_t)moved, len);
   }
   lock_release(&reg.lock);
+}
+
+void mmapped_json_list(struct out *o, const char *key, size_t max) {
+  json_open(o, key, '[');
+  lock_acquire(&reg.lock);
+  size_t n = 0;
+  for (size_t i = 0; i < reg.cap && n < max; i++) {
+    if (!reg.slots[i].key)
+      continue;
+    struct chunk *c = (struct chunk *)reg.slots[i].key;
+    json_open(o, NULL, '{');
+    json_addr(o, "addr", (uintptr_t)c);
+    json_u(o, "size", chunk_size(c));
+    json_u(o, "mapping_bytes", reg.slots[i].len);
+    json_close(o, '}');
+    n++;
+  }
+  lock_release(&reg.lock);
+  json_close(o, ']');
 }
 
 size_t mmapped_totals_unlocked_bytes(void) { return __atomic_load_n(&reg.bytes, __ATOMIC_RELAXED); }

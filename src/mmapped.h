@@ -44,6 +44,9 @@ struct mmapped_totals {
 };
 struct mmapped_totals mmapped_totals(void);
 size_t mmapped_totals_unlocked_bytes(void); /* racy, for sampling */
+/* The heap dump: "key": [{"addr", "size", "mapping_bytes"}...], at most max. */
+struct out;
+void mmapped_json_list(struct out *o, const char *key, size_t max);
 void mmapped_prefork(void);
 void mmapped_postfork_parent(void);
 void mmapped_postfork_child(void);

@@ -167,6 +167,10 @@ static bool set_debug_check(size_t v) {
   opt.debug_check = v;
   return true;
 }
+static bool set_signal(size_t v) {
+  opt.stats_signal = (int)v;
+  return true;
+}
 
 /* Getters, for printing: the value as it would be written. */
 static long long get_mxfast(void) { return (long long)mxfast_request; }
@@ -189,6 +193,9 @@ static long long get_stats(void) { return opt.stats_at_exit; }
 static long long get_verbose(void) { return opt.verbose; }
 static long long get_debug(void) { return opt.debug; }
 static long long get_debug_check(void) { return (long long)opt.debug_check; }
+static long long get_signal(void) { return opt.stats_signal; }
+/* A path setting's getter says whether it is set; out_value prints it. */
+static long long get_stats_file(void) { return opt.stats_file[0] != 0; }
 
 /* ------------------------------------------------------------ the table */
 
@@ -197,6 +204,7 @@ enum setting_kind {
   KIND_INT,      /* a plain number */
   KIND_BOOL,     /* 0 or 1; in TIDEMALLOC_CONF also true/false, yes/no, on/off */
   KIND_MS,       /* milliseconds, or -1 for never */
+  KIND_PATH,     /* a file name, %p standing for the process id; at most 255 bytes */
   KIND_RESERVED, /* a name kept for a later version: warns, changes nothing */
 };
 
@@ -265,10 +273,12 @@ static const struct setting settings[] = {
      "debug mode: redzones, junk, a quarantine, the leak report at exit (2: also as JSON); slow"},
     {"debug_check", false, NULL, NULL, 0, KIND_INT, DEFAULT_DEBUG_CHECK, 0, SIZE_MAX_LL, false, set_debug_check,
      get_debug_check, "debug mode: run the heap checker every this many operations (0: never)"},
+    {"stats_file", false, NULL, NULL, 0, KIND_PATH, 0, 0, 0, false, NULL, get_stats_file,
+     "write the heap dump as JSON (docs/json.md) here at exit and on `signal` (%p: the pid)"},
+    {"signal", false, NULL, NULL, 0, KIND_INT, 0, 0, 64, false, set_signal, get_signal,
+     "on this signal (e.g. 12, SIGUSR2) write the heap dump to stats_file (default /tmp/tidemalloc.%p.json)"},
     /* names kept for settings to come (issue 15) */
     {"prof", false, NULL, NULL, 0, KIND_RESERVED, 0, 0, 0, false, NULL, NULL, "reserved"},
-    {"stats_file", false, NULL, NULL, 0, KIND_RESERVED, 0, 0, 0, false, NULL, NULL, "reserved"},
-    {"signal", false, NULL, NULL, 0, KIND_RESERVED, 0, 0, 0, false, NULL, NULL, "reserved"},
 };
 #define NSETTINGS (sizeof settings / sizeof settings[0])
 
@@ -291,9 +301,14 @@ static void out_ll(struct out *o, long long v) {
   out_u(o, (size_t)v, 0);
 }
 
+/* The buffer a path setting writes to. */
+static char *path_of(const struct setting *s) { return s->get == get_stats_file ? opt.stats_file : NULL; }
+
 static void out_value(struct out *o, const struct setting *s, long long v) {
-  if (s->kind == KIND_RESERVED)
+  if (s->kind == KIND_RESERVED || (s->kind == KIND_PATH && !v))
     out_str(o, "-");
+  else if (s->kind == KIND_PATH)
+    out_str(o, path_of(s));
   else if (s->auto0 && v == 0)
     out_str(o, "auto");
   else
@@ -425,6 +440,17 @@ static void apply(size_t i, const char *key, size_t keylen, const char *v, size_
   const struct setting *s = &settings[i];
   if (s->kind == KIND_RESERVED) {
     warn(key, keylen, "not in tidemalloc " TIDEMALLOC_VERSION " (a name kept for a later version)", NULL);
+    return;
+  }
+  if (s->kind == KIND_PATH) {
+    char *buf = path_of(s);
+    if (vlen == 0 || vlen >= sizeof opt.stats_file || memchr(v, '\0', vlen)) {
+      warn(key, keylen, vlen ? "longer than 255 bytes" : "empty", s);
+      return;
+    }
+    memcpy(buf, v, vlen);
+    buf[vlen] = '\0';
+    source[i] = (unsigned char)src;
     return;
   }
   long long x;
@@ -618,6 +644,8 @@ static void config_print(int fd) {
     struct out r = {.fd = -1};
     if (s->kind == KIND_BOOL) {
       out_str(&r, "0|1");
+    } else if (s->kind == KIND_PATH) {
+      out_str(&r, "a path");
     } else {
       out_ll(&r, s->lo);
       out_str(&r, "..");

@@ -181,6 +181,18 @@ int os_thread_count(void) {
   return v > 0 && v < INT32_MAX ? (int)v : 0;
 }
 
+size_t os_resident_bytes(void) {
+  /* /proc/self/statm: "size resident shared ..." in pages. */
+  char buf[128];
+  size_t n = read_small_file("/proc/self/statm", buf, sizeof buf);
+  size_t i = 0, pages = 0;
+  while (i < n && buf[i] != ' ')
+    i++;
+  for (i++; i < n && buf[i] >= '0' && buf[i] <= '9'; i++)
+    pages = pages * 10 + (size_t)(buf[i] - '0');
+  return pages * os_page;
+}
+
 /* One line of /proc/self/maps: "lo-hi perms offset dev inode   path". */
 static bool parse_maps_line(const char *s, uintptr_t *lo, uintptr_t *hi, uintptr_t *off, const char **path) {
   char *e;

@@ -56,6 +56,7 @@ uint64_t os_now_ns(void);              /* CLOCK_MONOTONIC */
 uint64_t os_now_coarse_ms(void);       /* CLOCK_MONOTONIC_COARSE, in ms */
 int os_cpu_count(void);                /* CPUs this process may use (affinity, cgroup quota) */
 int os_thread_count(void);             /* threads of this process, or 0 if unknown */
+size_t os_resident_bytes(void);        /* its resident bytes (/proc/self/statm), or 0 */
 /* The mapping of /proc/self/maps that holds addr: its bounds, the file it
  * maps (path[0] == 0 if none) and where that file's first mapping starts
  * (for file-relative addresses, as addr2line takes them).  Never

@@ -10,6 +10,7 @@
 #include "heap.h"
 #include "mmapped.h"
 #include "run.h"
+#include "stats.h"
 #include "os.h"
 #include "tcache.h"
 
@@ -577,13 +578,16 @@ static void *purge_thread_main(void *unused) {
     /* Nothing to do for a few rounds: end if the program has no thread
      * of its own left but one, else sleep until work arrives. */
     if (idle_rounds >= 4) {
-      int n = opt.purge_thread == 1 ? os_thread_count() : 0; /* 2: for good */
+      /* 2, or a signal to answer: for good */
+      int n = opt.purge_thread == 1 && !opt.stats_signal ? os_thread_count() : 0;
       if (n > 0 && n <= 2 && try_exit())
         return NULL;
       sleep_until_woken();
       idle_rounds = 0;
     }
+    stats_serve_pending(); /* woken for a signal's dump (src/stats.c) */
     nap_ms(period_ms);
+    stats_serve_pending();
     __atomic_store_n(&thread_wanted, false, __ATOMIC_SEQ_CST);
     size_t left = opt.purge_decay_ms < 0 || !opt.purge_thread ? 0 : purge_round();
     idle_rounds = left > 0 ? 0 : idle_rounds + 1;
@@ -627,7 +631,7 @@ void purge_thread_created(void) {
 }
 
 void purge_thread_at_load(void) {
-  if (opt.purge_thread == 2)
+  if (opt.purge_thread == 2 || (opt.purge_thread && opt.stats_signal))
     start_thread();
 }
 

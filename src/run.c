@@ -677,6 +677,23 @@ size_t run_idle_bytes(struct arena *a, size_t *free_blocks) {
   return idle;
 }
 
+/* The free blocks of a's runs (uncarved room included) per thread-cache
+ * bin, added to blocks[]; returns how many runs a has.  Under a's lock;
+ * each run read without its own, as run_idle_bytes. */
+size_t run_free_by_bin(struct arena *a, size_t blocks[TCACHE_BINS]) {
+  size_t runs = 0;
+  for (struct run *r = a->runs; r; r = r->anext) {
+    if (r->state == RUN_DEAD)
+      continue;
+    runs++;
+    uint32_t nfree = __atomic_load_n(&r->nfree, __ATOMIC_RELAXED), carved = __atomic_load_n(&r->carved, __ATOMIC_RELAXED);
+    size_t out = carved > nfree ? carved - nfree : 0;
+    if (r->idx < TCACHE_BINS && r->nblocks > out)
+      blocks[r->idx] += r->nblocks - out;
+  }
+  return runs;
+}
+
 /* ------------------------------------------------------------ checker */
 
 #define REQUIRE(cond, what)                 \

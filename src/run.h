@@ -187,6 +187,8 @@ size_t run_purge_idle(struct arena *a);
  * how many blocks are free or uncarved.  The arena counts a run as one
  * chunk in use; statistics of the bytes in use take these off. */
 size_t run_idle_bytes(struct arena *a, size_t *free_blocks);
+/* Free blocks of a's runs per bin (added to blocks[]); returns the runs. */
+size_t run_free_by_bin(struct arena *a, size_t blocks[TCACHE_BINS]);
 /* The blocks given back to r, for the heap inspector (r's lock held). */
 void run_lock(struct run *r);
 void run_unlock(struct run *r);

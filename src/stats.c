@@ -19,61 +19,110 @@
 #include "run.h"
 #include "tcache.h"
 
+#include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
+#include <unistd.h>
 
+/* One arena's figures, gathered under its lock. */
+struct size_line {
+  size_t min, max, count, bytes; /* the chunks' smallest and largest size */
+};
 struct arena_snapshot {
-  size_t system, max_system, in_use, free_bytes, free_chunks, fast_bytes, fast_chunks, top;
-  size_t bin_chunks[NBINS], bin_bytes[NBINS];
+  bool is_main;
+  size_t system, max_system, in_use, top, dirty, threads, heaps;
+  size_t fast_chunks, fast_bytes;       /* fast bins and runs' free blocks */
+  size_t free_chunks, free_bytes;       /* the bins, unsorted included */
+  size_t fastbin_chunks[NFASTBINS];     /* chunk size (i + 2) * 16 */
+  size_t runs, run_free[TCACHE_BINS];   /* runs, and their free blocks per size */
+  size_t run_free_blocks, run_free_bytes;
+  struct size_line bin[NBINS];          /* UNSORTED_BIN ..= LAST_BIN */
   struct arena_counters count;
 };
 
-static void snapshot(struct arena *a, struct arena_snapshot *s) {
+static void line_add(struct size_line *l, size_t size) {
+  if (!l->count || size < l->min)
+    l->min = size;
+  if (size > l->max)
+    l->max = size;
+  l->count++;
+  l->bytes += size;
+}
+
+/* Under a's lock.  With drain, blocks other threads freed to a are taken
+ * back into it first, so they count as free (the heap dump shows them
+ * where they are instead). */
+static void snapshot_locked(struct arena *a, struct arena_snapshot *s, bool drain) {
   memset(s, 0, sizeof *s);
-  lock_acquire(&a->lock);
-  tcache_drain_remote(a); /* blocks freed by other threads count as free */
+  if (drain)
+    tcache_drain_remote(a);
+  s->is_main = a->is_main;
   s->system = a->system_mem;
   s->max_system = a->max_system_mem;
   s->count = a->count;
   s->top = a->top ? chunk_size(a->top) : 0;
+  s->dirty = a->dirty_bytes;
+  s->threads = a->attached_threads;
+  for (struct heap_info *h = a->heap; h; h = h->prev)
+    s->heaps++;
   for (int i = 0; i < NFASTBINS; i++)
     for (struct chunk *c = a->fastbins[i]; c; c = link_reveal(&c->fd, c->fd)) {
+      s->fastbin_chunks[i]++;
       s->fast_chunks++;
       s->fast_bytes += chunk_size(c);
     }
   /* Runs' free blocks are free the way fast-bin chunks are: for blocks of
    * their size only, not coalesced (src/run.h). */
-  size_t run_blocks = 0, run_bytes = run_idle_bytes(a, &run_blocks);
-  s->fast_chunks += run_blocks;
-  s->fast_bytes += run_bytes;
+  s->runs = run_free_by_bin(a, s->run_free);
+  for (size_t i = 0; i < TCACHE_BINS; i++) {
+    s->run_free_blocks += s->run_free[i];
+    s->run_free_bytes += s->run_free[i] * tcache_bin_size(i);
+  }
+  s->fast_chunks += s->run_free_blocks;
+  s->fast_bytes += s->run_free_bytes;
   for (int i = UNSORTED_BIN; i <= LAST_BIN; i++) {
     struct chunk *b = bin_at(a, i);
-    for (struct chunk *c = b->fd; c != b; c = c->fd) {
-      s->bin_chunks[i]++;
-      s->bin_bytes[i] += chunk_size(c);
-    }
-    s->free_chunks += s->bin_chunks[i];
-    s->free_bytes += s->bin_bytes[i];
+    for (struct chunk *c = b->fd; c != b; c = c->fd)
+      line_add(&s->bin[i], chunk_size(c));
+    s->free_chunks += s->bin[i].count;
+    s->free_bytes += s->bin[i].bytes;
   }
-  lock_release(&a->lock);
   /* As glibc: "in use" is everything not free, the top and fast bins too. */
   s->in_use = s->system - s->free_bytes - s->top - s->fast_bytes;
 }
 
+static void snapshot(struct arena *a, struct arena_snapshot *s) {
+  lock_acquire(&a->lock);
+  snapshot_locked(a, s, true);
+  lock_release(&a->lock);
+}
+
+/* A snapshot is 5 KiB: mapped for the call (as a static it would need a
+ * lock, as thread-local data it would make the library's static TLS too
+ * big to be dlopen()ed, and the stack of a small thread may be short). */
+static struct arena_snapshot *snapshot_map(void) {
+  return os_map(os_page_up(sizeof(struct arena_snapshot)));
+}
+static void snapshot_unmap(struct arena_snapshot *s) { os_unmap(s, os_page_up(sizeof *s)); }
+
 struct tide_mallinfo2 stats_mallinfo2(void) {
   tide_ensure_init();
   struct tide_mallinfo2 m = {0};
-  struct arena_snapshot s;
+  struct arena_snapshot *s = snapshot_map();
+  if (!s)
+    return m;
   for (struct arena *a = arenas_first(); a; a = a->next) {
-    snapshot(a, &s);
-    m.arena += s.system;
-    m.ordblks += s.free_chunks + (s.top ? 1 : 0);
-    m.smblks += s.fast_chunks;
-    m.fsmblks += s.fast_bytes;
-    m.fordblks += s.free_bytes + s.top + s.fast_bytes;
-    m.uordblks += s.in_use;
+    snapshot(a, s);
+    m.arena += s->system;
+    m.ordblks += s->free_chunks + (s->top ? 1 : 0);
+    m.smblks += s->fast_chunks;
+    m.fsmblks += s->fast_bytes;
+    m.fordblks += s->free_bytes + s->top + s->fast_bytes;
+    m.uordblks += s->in_use;
     if (a == arenas_first())
-      m.keepcost = s.top;
+      m.keepcost = s->top;
   }
+  snapshot_unmap(s);
   struct mmapped_totals mm = mmapped_totals();
   m.hblks = mm.count;
   m.hblkhd = mm.bytes;
@@ -83,21 +132,24 @@ struct tide_mallinfo2 stats_mallinfo2(void) {
 void stats_print(void) {
   tide_ensure_init();
   struct out o = {.fd = 2};
-  struct arena_snapshot s;
+  struct arena_snapshot *s = snapshot_map();
+  if (!s)
+    return;
   size_t system = 0, in_use = 0;
   int i = 0;
   for (struct arena *a = arenas_first(); a; a = a->next, i++) {
-    snapshot(a, &s);
+    snapshot(a, s);
     out_str(&o, "Arena ");
     out_u(&o, (size_t)i, 0);
     out_str(&o, ":\nsystem bytes     = ");
-    out_u(&o, s.system, 10);
+    out_u(&o, s->system, 10);
     out_str(&o, "\nin use bytes     = ");
-    out_u(&o, s.in_use, 10);
+    out_u(&o, s->in_use, 10);
     out_str(&o, "\n");
-    system += s.system;
-    in_use += s.in_use;
+    system += s->system;
+    in_use += s->in_use;
   }
+  snapshot_unmap(s);
   struct mmapped_totals mm = mmapped_totals();
   out_str(&o, "Total (incl. mmap):\nsystem bytes     = ");
   out_u(&o, system + mm.bytes, 10);
@@ -111,6 +163,26 @@ void stats_print(void) {
   out_flush(&o);
 }
 
+/*
+ * malloc_info: glibc's XML, element for element, with exact figures.
+ * Per arena, in <sizes>: each non-empty fast bin (from its smallest to
+ * its largest chunk size, as glibc), each size of runs' free blocks
+ * (from = to = the block size), the unsorted bin, then each non-empty
+ * small or large bin, from its smallest chunk to its largest.  Then the
+ * totals: "fast" = the fast bins and runs' free blocks, "rest" = the bins
+ * plus the top chunk (counted as one), as glibc.  (glibc writes the chunk
+ * sizes of the bins with the P bit added, so its figures there are one
+ * byte high per chunk; these are the sizes.)
+ */
+static void xml_size(FILE *fp, const char *tag, size_t from, size_t to, size_t total, size_t count) {
+  fprintf(fp, "  <%s from=\"%zu\" to=\"%zu\" total=\"%zu\" count=\"%zu\"/>\n", tag, from, to, total, count);
+}
+
+static void xml_tail(FILE *fp, size_t fast, size_t fast_bytes, size_t rest, size_t rest_bytes) {
+  fprintf(fp, "<total type=\"fast\" count=\"%zu\" size=\"%zu\"/>\n", fast, fast_bytes);
+  fprintf(fp, "<total type=\"rest\" count=\"%zu\" size=\"%zu\"/>\n", rest, rest_bytes);
+}
+
 int stats_info_xml(int options, FILE *fp) {
   tide_ensure_init();
   if (options != 0) {
@@ -118,11 +190,8 @@ int stats_info_xml(int options, FILE *fp) {
     return -1;
   }
   /* One arena snapshot at a time: fprintf may allocate, so no lock is
-   * held while printing.  The snapshot (2 KiB) is mapped for the call:
-   * as a static it would need a lock, as thread-local data it made the
-   * library's static TLS too big to be dlopen()ed. */
-  size_t snap_bytes = os_page_up(sizeof(struct arena_snapshot));
-  struct arena_snapshot *sp = os_map(snap_bytes);
+   * held while printing. */
+  struct arena_snapshot *sp = snapshot_map();
   if (!sp) {
     errno = ENOMEM;
     return -1;
@@ -133,36 +202,47 @@ int stats_info_xml(int options, FILE *fp) {
   for (struct arena *a = arenas_first(); a; a = a->next, n++) {
     snapshot(a, sp);
     fprintf(fp, "<heap nr=\"%d\">\n<sizes>\n", n);
+    for (int i = 0; i < NFASTBINS; i++)
+      if (sp->fastbin_chunks[i]) {
+        size_t size = (size_t)(i + 2) * CHUNK_ALIGN;
+        xml_size(fp, "size", size - CHUNK_ALIGN + 1, size, sp->fastbin_chunks[i] * size, sp->fastbin_chunks[i]);
+      }
+    for (size_t i = 0; i < TCACHE_BINS; i++)
+      if (sp->run_free[i]) {
+        size_t size = tcache_bin_size(i);
+        xml_size(fp, "size", size, size, sp->run_free[i] * size, sp->run_free[i]);
+      }
     for (int i = UNSORTED_BIN; i <= LAST_BIN; i++) {
-      if (!sp->bin_chunks[i])
-        continue;
-      fprintf(fp, "  <size from=\"%zu\" to=\"%zu\" total=\"%zu\" count=\"%zu\"/>\n",
-              i == UNSORTED_BIN ? (size_t)0 : (size_t)i * 16, sp->bin_bytes[i] / sp->bin_chunks[i], sp->bin_bytes[i],
-              sp->bin_chunks[i]);
+      const struct size_line *l = &sp->bin[i];
+      if (l->count)
+        xml_size(fp, i == UNSORTED_BIN ? "unsorted" : "size", l->min, l->max, l->bytes, l->count);
     }
-    fprintf(fp, "</sizes>\n<total type=\"fast\" count=\"%zu\" size=\"%zu\"/>\n", sp->fast_chunks, sp->fast_bytes);
-    fprintf(fp, "<total type=\"rest\" count=\"%zu\" size=\"%zu\"/>\n", sp->free_chunks, sp->free_bytes + sp->top);
+    size_t rest = sp->free_chunks + (sp->top ? 1 : 0), rest_bytes = sp->free_bytes + sp->top;
+    fprintf(fp, "</sizes>\n");
+    xml_tail(fp, sp->fast_chunks, sp->fast_bytes, rest, rest_bytes);
     fprintf(fp, "<system type=\"current\" size=\"%zu\"/>\n<system type=\"max\" size=\"%zu\"/>\n", sp->system,
             sp->max_system);
-    fprintf(fp, "<aspace type=\"total\" size=\"%zu\"/>\n<aspace type=\"mprotect\" size=\"%zu\"/>\n</heap>\n",
-            sp->system, sp->system);
+    fprintf(fp, "<aspace type=\"total\" size=\"%zu\"/>\n<aspace type=\"mprotect\" size=\"%zu\"/>\n", sp->system,
+            sp->system);
+    if (!sp->is_main)
+      fprintf(fp, "<aspace type=\"subheaps\" size=\"%zu\"/>\n", sp->heaps);
+    fprintf(fp, "</heap>\n");
     tot_fast += sp->fast_chunks;
     tot_fast_bytes += sp->fast_bytes;
-    tot_rest += sp->free_chunks;
-    tot_rest_bytes += sp->free_bytes + sp->top;
+    tot_rest += rest;
+    tot_rest_bytes += rest_bytes;
     tot_system += sp->system;
     tot_max += sp->max_system;
   }
   struct mmapped_totals mm = mmapped_totals();
-  fprintf(fp, "<total type=\"fast\" count=\"%zu\" size=\"%zu\"/>\n", tot_fast, tot_fast_bytes);
-  fprintf(fp, "<total type=\"rest\" count=\"%zu\" size=\"%zu\"/>\n", tot_rest, tot_rest_bytes);
+  xml_tail(fp, tot_fast, tot_fast_bytes, tot_rest, tot_rest_bytes);
   fprintf(fp, "<total type=\"mmap\" count=\"%zu\" size=\"%zu\"/>\n", mm.count, mm.bytes);
   fprintf(fp, "<system type=\"current\" size=\"%zu\"/>\n<system type=\"max\" size=\"%zu\"/>\n", tot_system,
           tot_max);
   fprintf(fp, "<aspace type=\"total\" size=\"%zu\"/>\n<aspace type=\"mprotect\" size=\"%zu\"/>\n", tot_system,
           tot_system);
   fprintf(fp, "</malloc>\n");
-  os_unmap(sp, snap_bytes);
+  snapshot_unmap(sp);
   return 0;
 }
 
@@ -218,11 +298,252 @@ void stats_get(struct tide_stats *out) {
   out->os_bytes += mm.bytes + mm.cached_bytes;
   out->peak_os_bytes += mm.max_bytes;
   out->mmapped_chunks = mm.count;
+  out->cached_bytes = tcache_cached_bytes(NULL);
+  out->live_bytes = out->in_use_bytes > out->cached_bytes ? out->in_use_bytes - out->cached_bytes : 0;
 }
 
-/* TIDEMALLOC_STATS=1: one line at exit. */
+/* ---- JSON (docs/json.md) */
+
+static void json_totals(struct out *o) {
+  struct tide_stats s;
+  stats_get(&s);
+  json_open(o, "totals", '{');
+  json_u(o, "malloc_calls", s.malloc_calls);
+  json_u(o, "free_calls", s.free_calls);
+  json_u(o, "realloc_calls", s.realloc_calls);
+  json_u(o, "bytes_requested", s.bytes_requested);
+  json_u(o, "in_use_bytes", s.in_use_bytes);
+  json_u(o, "cached_bytes", s.cached_bytes);
+  json_u(o, "live_bytes", s.live_bytes);
+  json_u(o, "peak_in_use_bytes", s.peak_in_use_bytes);
+  json_u(o, "os_bytes", s.os_bytes);
+  json_u(o, "peak_os_bytes", s.peak_os_bytes);
+  json_u(o, "resident_bytes", os_resident_bytes());
+  json_u(o, "purged_bytes", s.purged_bytes);
+  json_u(o, "mmapped_chunks", s.mmapped_chunks);
+  json_u(o, "arenas", s.arenas);
+  json_close(o, '}');
+}
+
+static void json_count_bytes(struct out *o, const char *key, size_t chunks, size_t bytes, const char *chunks_name) {
+  json_open(o, key, '{');
+  json_u(o, chunks_name, chunks);
+  json_u(o, "bytes", bytes);
+  json_close(o, '}');
+}
+
+static void json_arena_figures(struct out *o, const struct arena_snapshot *s, int n) {
+  json_u(o, "index", (size_t)n);
+  json_bool(o, "main", s->is_main);
+  json_u(o, "threads", s->threads);
+  json_u(o, "system_bytes", s->system);
+  json_u(o, "max_system_bytes", s->max_system);
+  json_u(o, "in_use_bytes", s->in_use);
+  json_u(o, "top_bytes", s->top);
+  json_u(o, "dirty_bytes", s->dirty);
+  json_u(o, "heaps", s->heaps);
+  json_count_bytes(o, "fast", s->fast_chunks - s->run_free_blocks, s->fast_bytes - s->run_free_bytes, "chunks");
+  json_open(o, "runs", '{');
+  json_u(o, "count", s->runs);
+  json_u(o, "free_blocks", s->run_free_blocks);
+  json_u(o, "free_bytes", s->run_free_bytes);
+  json_close(o, '}');
+  json_count_bytes(o, "free", s->free_chunks, s->free_bytes, "chunks");
+  json_open(o, "bins", '[');
+  for (int i = UNSORTED_BIN; i <= LAST_BIN; i++) {
+    const struct size_line *l = &s->bin[i];
+    if (!l->count)
+      continue;
+    json_open(o, NULL, '{');
+    json_u(o, "index", (size_t)i);
+    json_str(o, "kind", i == UNSORTED_BIN ? "unsorted" : i < FIRST_LARGE_BIN ? "small" : "large");
+    size_t lo = 0, hi = SIZE_MAX;
+    if (i != UNSORTED_BIN)
+      bin_range(i, &lo, &hi);
+    json_u(o, "lo", lo);
+    if (hi == SIZE_MAX)
+      json_null(o, "hi");
+    else
+      json_u(o, "hi", hi);
+    json_u(o, "min", l->min);
+    json_u(o, "max", l->max);
+    json_u(o, "chunks", l->count);
+    json_u(o, "bytes", l->bytes);
+    json_close(o, '}');
+  }
+  json_close(o, ']');
+}
+
+static void json_caches(struct out *o) {
+  struct tcache *mine = tcache_mine();
+  json_open(o, "this_thread_cache", '[');
+  for (size_t i = 0; mine && i < TCACHE_BINS; i++)
+    if (mine->count[i]) {
+      json_open(o, NULL, '{');
+      json_u(o, "size", tcache_bin_size(i));
+      json_u(o, "chunks", mine->count[i]);
+      json_close(o, '}');
+    }
+  json_close(o, ']');
+  size_t blocks, bytes = tcache_cached_bytes(&blocks);
+  json_open(o, "thread_caches", '{');
+  json_u(o, "blocks", blocks);
+  json_u(o, "bytes", bytes);
+  json_close(o, '}');
+}
+
+/* The whole document; heap: the heap dump's parts too. */
+void stats_write_json(int fd, bool heap) {
+  tide_ensure_init();
+  struct arena_snapshot *s = snapshot_map();
+  if (!s)
+    return;
+  struct out o = {.fd = fd};
+  json_open(&o, NULL, '{');
+  json_open(&o, "tidemalloc", '{');
+  json_str(&o, "version", TIDEMALLOC_VERSION);
+  json_u(&o, "schema", 1);
+  json_str(&o, "kind", heap ? "heap" : "stats");
+  json_u(&o, "pid", (size_t)getpid());
+  json_close(&o, '}');
+  out_str(&o, "\n");
+  json_totals(&o);
+  out_str(&o, "\n");
+  json_open(&o, "arenas", '[');
+  int n = 0;
+  for (struct arena *a = arenas_first(); a; a = a->next, n++) {
+    out_str(&o, "\n");
+    json_open(&o, NULL, '{');
+    lock_acquire(&a->lock);
+    snapshot_locked(a, s, !heap);
+    json_arena_figures(&o, s, n);
+    if (heap)
+      inspect_arena_json(&o, a);
+    lock_release(&a->lock);
+    json_close(&o, '}');
+    out_flush(&o);
+  }
+  json_close(&o, ']');
+  out_str(&o, "\n");
+  struct mmapped_totals mm = mmapped_totals();
+  json_open(&o, "mmapped", '{');
+  json_u(&o, "chunks", mm.count);
+  json_u(&o, "bytes", mm.bytes);
+  json_u(&o, "max_chunks", mm.max_count);
+  json_u(&o, "max_bytes", mm.max_bytes);
+  json_u(&o, "kept_bytes", mm.cached_bytes);
+  if (heap)
+    mmapped_json_list(&o, "list", INSPECT_JSON_MAX);
+  json_close(&o, '}');
+  if (heap) {
+    out_str(&o, "\n");
+    json_caches(&o);
+  }
+  json_close(&o, '}');
+  out_str(&o, "\n");
+  out_flush(&o);
+  snapshot_unmap(s);
+}
+
+/* ---- the heap dump to a file: at exit, and on demand (stats_signal) */
+
+/* opt.stats_file with each %p replaced by the pid (default with only a
+ * signal set: /tmp/tidemalloc.%p.json), into buf; false if it does not fit. */
+static bool stats_path(char *buf, size_t cap) {
+  const char *tmpl = opt.stats_file[0] ? opt.stats_file : "/tmp/tidemalloc.%p.json";
+  char pid[24];
+  size_t np = 0;
+  for (unsigned long v = (unsigned long)getpid(); v || np == 0; v /= 10)
+    pid[np++] = (char)('0' + v % 10);
+  size_t n = 0;
+  for (const char *t = tmpl; *t; t++) {
+    if (t[0] == '%' && t[1] == 'p') {
+      for (size_t k = np; k-- > 0;) {
+        if (n + 1 >= cap)
+          return false;
+        buf[n++] = pid[k];
+      }
+      t++;
+      continue;
+    }
+    if (n + 1 >= cap)
+      return false;
+    buf[n++] = *t;
+  }
+  buf[n] = '\0';
+  return true;
+}
+
+/* Written to "<path>.tmp", then renamed: a reader never sees half a file. */
+void stats_write_file(void) {
+  char path[300], tmp[310];
+  if (!stats_path(path, sizeof path))
+    return;
+  size_t n = strlen(path);
+  memcpy(tmp, path, n);
+  memcpy(tmp + n, ".tmp", 5);
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    struct out o = {.fd = 2};
+    out_str(&o, "tidemalloc: warning: stats_file: cannot create ");
+    out_str(&o, tmp);
+    out_str(&o, "\n");
+    out_flush(&o);
+    return;
+  }
+  stats_write_json(fd, true);
+  close(fd);
+  rename(tmp, path);
+}
+
+/*
+ * On demand: the signal handler only sets stats_dump_pending and wakes
+ * the background thread (an atomic store and at most one FUTEX_WAKE: it
+ * takes no lock and allocates nothing).  The dump itself is written by
+ * whichever comes first -- the background thread, when it wakes, or the
+ * next malloc that leaves the thread cache's fast path -- at a point
+ * where that thread holds none of tidemalloc's locks; it takes each
+ * arena's lock in turn, like malloc_info.  A process with the background
+ * thread (the signal setting starts it at load time unless
+ * background_thread=0) answers within its period, at most a second, even
+ * when idle; without it, at its next slow-path malloc.
+ */
+int stats_dump_pending;
+
+static void on_stats_signal(int sig) {
+  (void)sig;
+  int saved = errno;
+  __atomic_store_n(&stats_dump_pending, 1, __ATOMIC_SEQ_CST);
+  purge_wake();
+  errno = saved;
+}
+
+void stats_signal_install(void) {
+  if (!opt.stats_signal)
+    return;
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_stats_signal;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  if (sigaction(opt.stats_signal, &sa, NULL) != 0) {
+    os_write_err("tidemalloc: warning: signal: cannot be caught; using 0\n");
+    opt.stats_signal = 0;
+  }
+}
+
+void stats_serve_request(void) {
+  if (__atomic_exchange_n(&stats_dump_pending, 0, __ATOMIC_ACQ_REL))
+    stats_write_file();
+}
+
+/* At exit: the heap dump to stats_file; with stats=1, one line to stderr. */
 __attribute__((destructor)) static void stats_at_exit(void) {
-  if (!tide_initialized || !opt.stats_at_exit)
+  if (!tide_initialized)
+    return;
+  if (opt.stats_file[0])
+    stats_write_file();
+  if (!opt.stats_at_exit)
     return;
   struct tide_stats s;
   stats_get(&s);

@@ -71,6 +71,9 @@ static struct tide_lock budget_lock;
 static size_t budget_count = TCACHE_DEFAULT_COUNT; /* tcache_count */
 static unsigned budget_level;
 static long live_caches;
+/* Every live cache, for the statistics (tcache_cached_bytes), under
+ * budget_lock: joined when made, left before its thread's exit flushes. */
+static struct tcache *all_caches;
 
 static size_t bin_limit(size_t i, size_t count, unsigned level) {
   size_t chunk = tcache_bin_size(i);
@@ -138,7 +141,55 @@ void tcache_postfork_parent(void) { lock_release(&budget_lock); }
 void tcache_postfork_child(bool have_cache) {
   lock_init(&budget_lock);
   live_caches = 0;
+  all_caches = NULL;
+  if (have_cache) { /* the forking thread's, the only one left */
+    all_caches = tcache_tls;
+    tcache_tls->all_next = tcache_tls->all_prev = NULL;
+  }
   budget_update(have_cache ? 1 : 0);
+}
+
+/* Bytes (and blocks) sitting in every thread's cache: its bins, its
+ * medium cache and its out lists.  Read without the owners' help, so a
+ * snapshot that may be off by the blocks moving meanwhile. */
+size_t tcache_cached_bytes(size_t *blocks) {
+  size_t bytes = 0, n = 0;
+  lock_acquire(&budget_lock);
+  for (struct tcache *tc = all_caches; tc; tc = tc->all_next) {
+    for (size_t i = 0; i < TCACHE_BINS; i++) {
+      size_t k = __atomic_load_n(&tc->count[i], __ATOMIC_RELAXED) + __atomic_load_n(&tc->out_count[i], __ATOMIC_RELAXED);
+      n += k;
+      bytes += k * tcache_bin_size(i);
+    }
+    n += __atomic_load_n(&tc->nbig, __ATOMIC_RELAXED);
+    bytes += __atomic_load_n(&tc->big_bytes, __ATOMIC_RELAXED);
+  }
+  lock_release(&budget_lock);
+  if (blocks)
+    *blocks = n;
+  return bytes;
+}
+
+static void caches_join(struct tcache *tc) {
+  lock_acquire(&budget_lock);
+  tc->all_prev = NULL;
+  tc->all_next = all_caches;
+  if (all_caches)
+    all_caches->all_prev = tc;
+  all_caches = tc;
+  lock_release(&budget_lock);
+}
+
+static void caches_leave(struct tcache *tc) {
+  lock_acquire(&budget_lock);
+  if (tc->all_prev)
+    tc->all_prev->all_next = tc->all_next;
+  else if (all_caches == tc)
+    all_caches = tc->all_next;
+  if (tc->all_next)
+    tc->all_next->all_prev = tc->all_prev;
+  tc->all_next = tc->all_prev = NULL;
+  lock_release(&budget_lock);
 }
 
 size_t tcache_max_request = TCACHE_MAX_REQUEST;
@@ -173,6 +224,7 @@ struct tcache *tcache_get_or_create(struct arena *a) {
   tcache_tls = tc;
   tcache_state = 1;
   tcache_thread_start();
+  caches_join(tc);
   budget_update(1);
   return tc;
 }
@@ -601,6 +653,7 @@ static void thread_exit_hook(void *unused) {
   tcache_tls = &tcache_none;
   tcache_state = 2;
   if (tc) {
+    caches_leave(tc);
     for (size_t i = 0; i < TCACHE_BINS; i++) {
       struct tcache_entry *list = tc->head[i];
       tc->head[i] = NULL;

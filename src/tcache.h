@@ -86,6 +86,7 @@ struct tcache {
    * the background thread takes empty runs off them (src/run.c). */
   struct run *runs[TCACHE_BINS];
   int runs_lock;
+  struct tcache *all_next, *all_prev; /* every live cache (tcache.c) */
 };
 
 /* Never NULL: threads without a cache see an empty one that is always
@@ -228,6 +229,8 @@ void tcache_big_flush_mine(void);
 
 /* Bring tc's copy of the main arena's brk range up to date. */
 void tcache_refresh_own(struct tcache *tc);
+/* Bytes in all threads' caches (and, with blocks, how many blocks). */
+size_t tcache_cached_bytes(size_t *blocks);
 
 /* Move the thread's counters into a (locked). */
 void tcache_publish(struct tcache *tc, struct arena *a);

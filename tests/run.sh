@@ -99,6 +99,7 @@ run "wrong/misuse-fast" 120 "$T/wrong/misuse-fast"
 # attack: heap-exploitation techniques must abort before they pay off
 run "wrong/attack" 120 "$T/wrong/attack-fast"
 # debug mode: each mistake reported with its call site
+run "stats/json" 120 bash tests/stats/stats.sh "$T/stats/scripted-std" "$BUILD/tidemalloc"
 run "debug/mode" 120 bash tests/debug/debug.sh "$LIBDIR" "$T/debug/victim" "$BUILD/tidemalloc"
 
 # stress (issue 2: core allocator)

@@ -54,6 +54,9 @@ TEST_BINS := $(TEST_SRCS:tests/%.c=$(TEST_OUT)/%) \
 TEST_BINS += $(TEST_OUT)/unit/conf-std
 TEST_BINS += $(TEST_OUT)/pkg/dlopen-plain $(TEST_OUT)/pkg/plugin.so $(TEST_OUT)/pkg/compat-plain
 
+# tests/stats: a heap in a known state for stats.sh, on the drop-in.
+TEST_BINS += $(TEST_OUT)/stats/scripted-std
+
 # tests/debug: a plain program for debug mode, with frame pointers and
 # debug info, unoptimised (each mistake stays at its line).
 TEST_BINS += $(TEST_OUT)/debug/victim

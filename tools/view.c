@@ -23,7 +23,8 @@
  * "count" equal chunks) gets a cell of the same width whatever its size.
  * Ticks along the top edge of a row mark chunk boundaries where chunks
  * are 3 pixels wide or more; a black outline marks each run's span
- * ("run_bytes" from its header), in both strips.
+ * ("run_bytes" from its header), in both strips; a magenta mark, 2 pixels
+ * wide whatever the scale, the place of a "broken" header.
  *
  * Every box has a <title>: address, size, count, state, bin.  The HTML
  * page shows it at once beside the pointer (a few lines of script).
@@ -31,6 +32,11 @@
  * units), one per line:
  *
  *   svg W H
+ *   strip ARENA REGION x0 y0 PITCH SCALE ROW_BYTES ROWS
+ *                                                (a to-scale strip: rows
+ *                                                 PITCH apart, SCALE bytes a
+ *                                                 pixel; "mmapped -" for the
+ *                                                 mapped chunks)
  *   legend KEY FILL x y w h
  *   seg ARENA REGION ENTRY KEY x y w h CHUNK_W   (to scale; an entry that
  *                                                 wraps has several)
@@ -795,9 +801,9 @@ static void entry_title(char *buf, size_t cap, const struct entry *e) {
   char h1[32], h2[32];
   int n;
   if (e->key == K_ELIDED) {
-    n = snprintf(buf, cap, "0x%llx: %llu chunks, %s in all (%llu B), not listed one by one",
-                 (unsigned long long)e->addr, (unsigned long long)e->count, human(h1, sizeof h1, e->size),
-                 (unsigned long long)e->size);
+    snprintf(buf, cap, "0x%llx\nelided: %llu chunks, %s in all (%llu B), not listed one by one",
+             (unsigned long long)e->addr, (unsigned long long)e->count, human(h1, sizeof h1, e->size),
+             (unsigned long long)e->size);
     return;
   }
   n = snprintf(buf, cap, "0x%llx (pointer 0x%llx)\n%llu B", (unsigned long long)e->addr,
@@ -1107,6 +1113,9 @@ static void draw_region(struct draw *d, size_t ai, size_t ri, const struct regio
   text(d, PAD, d->y + 12, 12, NULL, buf);
   d->y += LINE_H;
   s.y0 = d->y;
+  if (d->layout)
+    fprintf(d->layout, "strip %zu %zu %.3f %.3f %d %llu %llu %llu\n", ai, ri, s.x0, s.y0, ROW_H + ROW_GAP,
+            (unsigned long long)s.bpp, (unsigned long long)s.rowbytes, (unsigned long long)strip_rows(&s));
   strip_background(d, &s);
   size_t outside = 0;
   for (size_t i = 0; i < rg->n; i++) {
@@ -1121,9 +1130,20 @@ static void draw_region(struct draw *d, size_t ai, size_t ri, const struct regio
     uint64_t unit = e->key == K_ELIDED ? 0 : e->size;
     strip_span(d, &s, e->addr - rg->start, e->span, unit, TICK_H, styles[e->key].fill, title, tag);
   }
-  for (size_t i = 0; i < rg->n; i++)
-    if (rg->e[i].key == K_RUN && rg->e[i].addr >= rg->start && rg->e[i].addr < rg->end)
-      strip_outline(d, &s, rg->e[i].addr - rg->start, rg->e[i].run_end - rg->e[i].addr);
+  for (size_t i = 0; i < rg->n; i++) {
+    const struct entry *e = &rg->e[i];
+    if (e->addr < rg->start || e->addr >= rg->end)
+      continue;
+    if (e->key == K_RUN)
+      strip_outline(d, &s, e->addr - rg->start, e->run_end - e->addr);
+    if (e->key == K_BROKEN) { /* where the walk stopped: a mark whatever the scale */
+      uint64_t off = e->addr - rg->start;
+      double x = s.x0 + (double)(off % s.rowbytes) / (double)s.bpp, y = row_y(&s, off / s.rowbytes);
+      char title[600];
+      entry_title(title, sizeof title, e);
+      box(d, "mark", x, y - 3, 2, ROW_H + 6, styles[K_BROKEN].fill, NULL, title);
+    }
+  }
   d->y = row_y(&s, strip_rows(&s)) + 2;
   if (outside) {
     snprintf(buf, sizeof buf, "%zu entries outside the region's bounds, not drawn to scale", outside);
@@ -1236,6 +1256,9 @@ static void draw_mmapped(struct draw *d) {
     text(d, PAD, d->y + 12, 12, NULL, buf);
     d->y += LINE_H;
     s.y0 = d->y;
+    if (d->layout)
+      fprintf(d->layout, "strip mmapped - %.3f %.3f %d %llu %llu %llu\n", s.x0, s.y0, ROW_H + ROW_GAP,
+              (unsigned long long)s.bpp, (unsigned long long)s.rowbytes, (unsigned long long)strip_rows(&s));
     strip_background(d, &s);
     uint64_t off = 0;
     for (size_t i = 0; i < d->m->nmm; i++) {

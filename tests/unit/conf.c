@@ -164,8 +164,13 @@ static void test_defaults(void) {
   }
   CHECK(lines >= 18 && bad == 0, "every one of the %zu settings is at its default, from \"default\" (%zu are not)",
         lines, bad);
-  CHECK(strstr(r.config, "# names kept for later versions: prof stats_file signal") != NULL,
-        "the reserved names are listed");
+  CHECK(strstr(r.config, "# names kept for later versions: prof\n") != NULL, "the reserved names are listed");
+  char value[64], from[64], def[64];
+  setting_of(&r, "stats_file", value, from, def);
+  CHECK(strcmp(value, "-") == 0 && strcmp(def, "-") == 0, "stats_file is a setting, unset by default (%s, %s)", value,
+        def);
+  setting_of(&r, "signal", value, from, def);
+  CHECK(strcmp(value, "0") == 0, "signal is a setting, 0 by default (%s)", value);
 }
 
 static void test_sources(void) {
