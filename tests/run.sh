@@ -187,7 +187,7 @@ run "pkg/deb" 120 bash tests/pkg/deb.sh "$BUILD"
 
 # the heap picture (issue 15): tidemalloc view and run --view, drawn in a
 # real browser (headless Chromium, installed by tests/view/chromium.sh)
-run "view/view" 240 bash tests/view/view.sh "$BUILD"
+run "view/view" 400 bash tests/view/view.sh "$BUILD" "$LIBDIR"
 
 # real programs under LD_PRELOAD
 run "preload/programs" 240 bash tests/preload/programs.sh "$LIBDIR"

@@ -424,7 +424,9 @@ static unsigned long long jnum(const struct jv *o, const char *key) {
     return 0;
   if (v->exact)
     return v->u;
-  return v->d > 0 ? (unsigned long long)v->d : 0;
+  if (!(v->d > 0)) /* (NaN too) */
+    return 0;
+  return v->d >= 18446744073709551615.0 ? ULLONG_MAX : (unsigned long long)v->d;
 }
 
 static const char *jstr(const struct jv *o, const char *key) {
@@ -605,8 +607,8 @@ static int cmp_u64_pair(const void *a, const void *b) {
 }
 
 static void model_free(struct model *m) {
-  for (size_t a = 0; a < m->narenas; a++) {
-    for (size_t r = 0; m->regions && r < m->nregions[a]; r++)
+  for (size_t a = 0; m->regions && m->nregions && a < m->narenas; a++) {
+    for (size_t r = 0; m->regions[a] && r < m->nregions[a]; r++)
       free(m->regions[a][r].e);
     if (m->regions)
       free(m->regions[a]);
@@ -820,7 +822,8 @@ static void entry_title(char *buf, size_t cap, const struct entry *e) {
                     : strcmp(purge, "kept") == 0  ? "kept (under 8 KiB, never purged)"
                     : strcmp(purge, "dirty") == 0 ? "dirty (pages resident)"
                     : strcmp(purge, "purged") == 0 ? "purged (pages handed back)"
-                                                   : purge);
+                    : strcmp(purge, "untracked") == 0 ? "untracked (neither dirty nor purged: a bookkeeping error)"
+                                                      : purge);
     } else if (e->key == K_RUN) {
       n += snprintf(buf + n, cap - (size_t)n, "\nrun header: a run of %s, blocks of %llu B, room for %llu",
                     human(h1, sizeof h1, jnum(o, "run_bytes")), jnum(o, "block_size"), jnum(o, "blocks"));
@@ -1015,8 +1018,10 @@ static void list_bins(struct list *l, const struct jv *arena) {
     else
       snprintf(range, sizeof range, "%llu-%llu", jnum(b, "lo"), jnum(b, "hi"));
     snprintf(c, sizeof c, "%llu", jnum(b, "chunks"));
-    snprintf(t, sizeof t, "%s bin %llu: chunks of %s B; %llu chunks, %llu B", kind ? kind : "?", jnum(b, "index"),
-             range, jnum(b, "chunks"), jnum(b, "bytes"));
+    int tn = snprintf(t, sizeof t, "%s bin %llu: chunks of %s B; %llu chunks, %llu B", kind ? kind : "?",
+                      jnum(b, "index"), range, jnum(b, "chunks"), jnum(b, "bytes"));
+    if (jis_num(b, "min") && tn > 0 && (size_t)tn < sizeof t)
+      snprintf(t + tn, sizeof t - (size_t)tn, "; in it %llu-%llu B", jnum(b, "min"), jnum(b, "max"));
     list_row(l, k == K_UNKNOWN ? K_UNKNOWN : (int)k, name, range, c, human(hb, sizeof hb, jnum(b, "bytes")), t);
   }
   l->y += 6;
@@ -1058,6 +1063,13 @@ static void draw_header(struct draw *d) {
            jnum(t, "malloc_calls"), jnum(t, "free_calls"), jnum(t, "realloc_calls"));
   text(d, PAD, d->y + 12, 12, NULL, buf);
   d->y += LINE_H + 2;
+  const struct jv *tc = jget(root, "thread_caches");
+  if (tc) {
+    snprintf(buf, sizeof buf, "all threads' caches: %llu blocks, %s", jnum(tc, "blocks"),
+             human(a, sizeof a, jnum(tc, "bytes")));
+    text(d, PAD, d->y + 12, 12, NULL, buf);
+    d->y += LINE_H + 2;
+  }
   if (kind && strcmp(kind, "heap") != 0) {
     snprintf(buf, sizeof buf, "a \"%s\" document: no regions or chunks (tide_heap_dump_json writes them)", kind);
     text(d, PAD, d->y + 12, 12, "fill=\"#a00000\"", buf);
@@ -1093,8 +1105,33 @@ static void draw_legend(struct draw *d) {
     i++;
   }
   double left = d->y + ((i + cols - 1) / cols) * 18;
+  /* this thread's cache, beside: up to 90 sizes, so four to a line */
   struct list l = {d, d->list_x, top};
-  list_sizes(&l, "this thread's cache", jarr(d->m->root, "this_thread_cache"), K_TCACHE);
+  const struct jv *tc = jarr(d->m->root, "this_thread_cache");
+  uint64_t chunks = 0, bytes = 0;
+  size_t n = tc ? tc->n : 0;
+  for (size_t k = 0; k < n; k++) {
+    chunks += jnum(&tc->v[k], "chunks");
+    bytes += mul_sat(jnum(&tc->v[k], "size"), jnum(&tc->v[k], "chunks"));
+  }
+  char head[128], hb[32];
+  if (n)
+    snprintf(head, sizeof head, "this thread's cache: %llu chunks, %s", (unsigned long long)chunks,
+             human(hb, sizeof hb, bytes));
+  else
+    snprintf(head, sizeof head, "this thread's cache: none");
+  list_head(&l, head);
+  for (size_t k = 0; k < n; k++) {
+    uint64_t sz = jnum(&tc->v[k], "size"), c = jnum(&tc->v[k], "chunks");
+    double x = l.x + (double)(k % 4) * (LIST_W / 4.0), y = l.y + (double)(k / 4) * LIST_LINE;
+    char t[160], chip[48];
+    snprintf(t, sizeof t, "this thread's cache: %llu chunks of %llu B = %llu B", (unsigned long long)c,
+             (unsigned long long)sz, (unsigned long long)mul_sat(sz, c));
+    box(d, "swatch", x, y + 2, 10, 10, styles[K_TCACHE].fill, NULL, t);
+    snprintf(chip, sizeof chip, "%llu B x%llu", (unsigned long long)sz, (unsigned long long)c);
+    text(d, x + 13, y + 11, 11, "font-family=\"monospace\"", chip);
+  }
+  l.y += (double)((n + 3) / 4) * LIST_LINE;
   d->y = (left > l.y ? left : l.y) + 12;
 }
 
@@ -1201,8 +1238,10 @@ static void draw_arena(struct draw *d, size_t ai) {
   fprintf(d->f, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#c5ccd6\"/>\n", PAD, top,
           d->list_x + LIST_W, top);
   d->y += 6;
-  snprintf(buf, sizeof buf, "arena %llu%s, %llu thread%s", jnum(a, "index"), jtrue(a, "main") ? " (main)" : "",
-           (unsigned long long)threads, threads == 1 ? "" : "s");
+  int n = snprintf(buf, sizeof buf, "arena %llu%s, %llu thread%s", jnum(a, "index"), jtrue(a, "main") ? " (main)" : "",
+                   (unsigned long long)threads, threads == 1 ? "" : "s");
+  if (jnum(a, "heaps") && n > 0 && (size_t)n < sizeof buf)
+    snprintf(buf + n, sizeof buf - (size_t)n, ", %llu heap%s", jnum(a, "heaps"), jnum(a, "heaps") == 1 ? "" : "s");
   text(d, PAD, d->y + 15, 15, "font-weight=\"bold\"", buf);
   d->y += LINE_H + 6;
   snprintf(buf, sizeof buf, "from the OS %s (at most %s), in use %s, top %s, dirty %s",
@@ -1219,6 +1258,12 @@ static void draw_arena(struct draw *d, size_t ai) {
            human(h3, sizeof h3, jnum(ru, "free_bytes")));
   text(d, PAD, d->y + 12, 12, NULL, buf);
   d->y += LINE_H + 6;
+  if (jnum(a, "unlisted")) {
+    snprintf(buf, sizeof buf, "%llu cached chunks did not fit the dump's table: they show as tcache-other, or free",
+             jnum(a, "unlisted"));
+    text(d, PAD, d->y + 12, 12, "fill=\"#a00000\"", buf);
+    d->y += LINE_H + 4;
+  }
   for (size_t r = 0; r < d->m->nregions[ai]; r++)
     draw_region(d, ai, r, &d->m->regions[ai][r]);
   struct list l = {d, d->list_x, top + 8};
@@ -1263,9 +1308,12 @@ static void draw_mmapped(struct draw *d) {
     uint64_t off = 0;
     for (size_t i = 0; i < d->m->nmm; i++) {
       char title[200], tag[64];
-      snprintf(title, sizeof title, "0x%llx (pointer 0x%llx)\n%llu B (%s)\nused: an mmapped chunk",
-               (unsigned long long)d->m->mm_addr[i], (unsigned long long)d->m->mm_addr[i] + 16,
-               (unsigned long long)d->m->mm_size[i], human(h1, sizeof h1, d->m->mm_size[i]));
+      const struct jv *item = &jarr(mm, "list")->v[d->m->mm_index[i]];
+      int n = snprintf(title, sizeof title, "0x%llx (pointer 0x%llx)\n%llu B (%s)\nused: an mmapped chunk",
+                       (unsigned long long)d->m->mm_addr[i], (unsigned long long)d->m->mm_addr[i] + 16,
+                       (unsigned long long)d->m->mm_size[i], human(h1, sizeof h1, d->m->mm_size[i]));
+      if (jis_num(item, "mapping_bytes") && n > 0 && (size_t)n < sizeof title)
+        snprintf(title + n, sizeof title - (size_t)n, ", in a mapping of %llu B", jnum(item, "mapping_bytes"));
       snprintf(tag, sizeof tag, "mmap %zu used", d->m->mm_index[i]);
       /* (each mapping's start: a full-height line) */
       strip_span(d, &s, off, d->m->mm_size[i], d->m->mm_size[i], ROW_H, styles[K_USED].fill, title, tag);
@@ -1279,9 +1327,9 @@ static void draw_mmapped(struct draw *d) {
   d->y += 8;
 }
 
-static const char *html_head =
-    "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>%s</title>\n"
-    "<style>\n"
+static const char *html_head = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>";
+static const char *html_style =
+    "</title>\n<style>\n"
     "body { margin: 0; background: #ffffff; }\n"
     "svg { display: block; }\n"
     "#tip { position: fixed; display: none; margin: 0; padding: 6px 8px; background: #fffff0;\n"
@@ -1358,8 +1406,11 @@ static int render(const struct jv *root, FILE *out, const struct view_opts *o) {
   const struct jv *id = jget(root, "tidemalloc");
   char title[128];
   snprintf(title, sizeof title, "tidemalloc heap, pid %llu", jnum(id, "pid"));
-  if (o->format == VIEW_HTML)
-    fprintf(out, html_head, title);
+  if (o->format == VIEW_HTML) {
+    fputs(html_head, out);
+    xml_text(out, title);
+    fputs(html_style, out);
+  }
   fprintf(out,
           "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" "
           "font-family=\"DejaVu Sans, Verdana, sans-serif\">\n<title>%s</title>\n"
@@ -1544,7 +1595,7 @@ static int clean_dir(const char *dir, const char *keep) {
     return -1;
   int others = 0;
   struct dirent *de;
-  char path[PATH_MAX];
+  char path[PATH_MAX + 256];
   while ((de = readdir(dp))) {
     if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
       continue;
@@ -1599,7 +1650,7 @@ int view_run(char **cmd, const char *out_path) {
   sigaction(SIGINT, &old_int, NULL);
   sigaction(SIGQUIT, &old_quit, NULL);
   int rc = WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? 128 + WTERMSIG(status) : 1;
-  char dump[PATH_MAX];
+  char dump[PATH_MAX + 32];
   snprintf(dump, sizeof dump, "%s/%d.json", dir, (int)pid);
   struct stat st;
   if (stat(dump, &st) != 0) {

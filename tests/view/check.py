@@ -14,6 +14,13 @@ what is wrong and exits 1:
   legend OUT                every colour of COLOURS in the legend
   text OUT STRING...        each string in the picture's text
   html OUT                  an HTML page: the SVG inside it parses, a script
+  known JSON                the scripted heap of pattern.c is in the dump: a
+                            used mapping of 1 MiB or more, the 40 KiB block
+                            free in a bin, seven or more 48-byte chunks in
+                            this thread's cache, as many as the regions show
+  find JSON seg|cell STATE SIZE | find JSON mmap MIN_SIZE
+                            prints the layout prefix of the first such entry
+                            (or mapping) and its colour key, tab-separated
   png-size PNG W H          the PNG is W x H pixels
   pixels PNG LAYOUT KIND... at the middle of every box of these kinds
                             (seg, cell, mmap, legend) that is big enough
@@ -305,6 +312,42 @@ def cmd_html(out):
     return fail(bad)
 
 
+def cmd_known(js):
+    doc = json.load(open(js))
+    bad = []
+    big = [m for m in doc["mmapped"].get("list", []) if m["size"] >= 1 << 20]
+    if len(big) != 1:
+        bad.append("mmapped chunks of 1 MiB or more: %d, want 1" % len(big))
+    chunks = [c for _, _, r in regions(doc) for c in r["chunks"]]
+    freed = [c for c in chunks if c["state"] == "free" and c["size"] == 40 * 1024 + 16]
+    if len(freed) != 1 or freed[0].get("bin_kind") not in ("unsorted", "large"):
+        bad.append("free 40976-byte chunks in a bin: %s" % freed)
+    cache = {e["size"]: e["chunks"] for e in doc.get("this_thread_cache", [])}
+    shown = sum(c.get("count", 1) for c in chunks if c["state"] == "tcache" and c["size"] == 48)
+    if cache.get(48, 0) < 7:
+        bad.append("this thread's cache holds %d 48-byte chunks, want 7 or more" % cache.get(48, 0))
+    if shown != cache.get(48, 0):
+        bad.append("the regions show %d 48-byte chunks in this thread's cache, the list says %d" %
+                   (shown, cache.get(48, 0)))
+    return fail(bad)
+
+
+def cmd_find(js, kind, *args):
+    doc = json.load(open(js))
+    if kind == "mmap":
+        for i, m in enumerate(doc["mmapped"].get("list", [])):
+            if m["size"] >= int(args[0]):
+                print("mmap %d \tused" % i)
+                return 0
+        return fail(["no mapping of %s B or more" % args[0]])
+    for ai, ri, r in regions(doc):
+        for ci, c in enumerate(r["chunks"]):
+            if c["state"] == args[0] and c["size"] == int(args[1]):
+                print("%s %d %d %d \t%s" % (kind, ai, ri, ci, key_of(c)))
+                return 0
+    return fail(["no %s entry of %s B" % (args[0], args[1])])
+
+
 def read_png(path):
     """Width, height and rows of RGB triples of an 8-bit RGB or RGBA PNG."""
     data = open(path, "rb").read()
@@ -420,7 +463,7 @@ def cmd_png_size(png, w, h):
 def main():
     cmds = {"entries": cmd_entries, "scale": cmd_scale, "runs": cmd_runs, "mmapped": cmd_mmapped,
             "legend": cmd_legend, "text": cmd_text, "html": cmd_html, "png-size": cmd_png_size,
-            "pixels": cmd_pixels, "pixel": cmd_pixel}
+            "pixels": cmd_pixels, "pixel": cmd_pixel, "known": cmd_known, "find": cmd_find}
     if len(sys.argv) < 2 or sys.argv[1] not in cmds:
         print(__doc__)
         return 2

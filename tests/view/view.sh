@@ -16,11 +16,12 @@
 #   - tidemalloc run --view: a stand-in command that writes the dump where
 #     stats_file says, the command's status passed on, temporaries removed.
 #
-# usage: view.sh BUILD
+# usage: view.sh BUILD [LIBDIR]
 set -u
 cd "$(dirname "$0")/../.."
 . tests/harness.sh
 BUILD=${1:-build}
+LIBDIR=${2:-$BUILD}
 TM=$BUILD/tidemalloc
 F=tests/view
 W=$(mktemp -d /tmp/tide-view.XXXXXX)
@@ -176,6 +177,97 @@ check "run --view of a command killed before it could dump: 128 + 9, says why, n
 check "  the temporary directory removed" bash -c "[ -z \"\$(ls -A '$W/tmp')\" ]"
 "$TM" run --view "$W/x.svg" -- "$W/no-such-command" 2>/dev/null
 check "run --view of a missing command: 127" rc_is $? 127
+
+# ---- real heaps: the scripted pattern (pattern.c), with and without a
+# second thread, and python3 ----
+P=$BUILD/tests/view
+# pixel_of JSON LAYOUT PNG WHAT...: the colour at the box `check.py find` names
+pixel_of() {
+  local js=$1 layout=$2 png=$3 found
+  shift 3
+  found=$(python3 tests/view/check.py find "$js" "$@") || return 1
+  ck pixel "$png" "$layout" "${found%%$'\t'*}" "${found##*$'\t'}"
+}
+TIDEMALLOC_CONF=tcache_max=1032 "$P/pattern-std" "$W/pattern.json" 2>"$W/pattern.err"
+check "pattern-std: tide_heap_dump_json wrote a JSON document" \
+  bash -c "python3 -m json.tool '$W/pattern.json' >/dev/null" || show "$W/pattern.err"
+check "  with the scripted blocks: 1 MiB mapped, 40 KiB free in a bin, 48 B chunks cached (list = regions)" \
+  ck known "$W/pattern.json"
+"$TM" view --html --layout "$W/pattern.layout" "$W/pattern.json" >"$W/pattern.html" 2>"$W/pattern.err"
+check "view of it (HTML): exit 0" rc_is $? 0 || show "$W/pattern.err"
+check "  one entry cell per chunk entry, colour and hover text" ck entries "$W/pattern.html" "$W/pattern.json"
+check "  to scale" ck scale "$W/pattern.html" "$W/pattern.json" "$W/pattern.layout"
+check "  runs outlined" ck runs "$W/pattern.html" "$W/pattern.json" "$W/pattern.layout"
+check "  the mapping drawn" ck mmapped "$W/pattern.html" "$W/pattern.json" "$W/pattern.layout"
+height=$(awk '$1 == "svg" { print $3 }' "$W/pattern.layout")
+shot "$W/pattern.html" "$W/pattern.png" 1400 "$height"
+check "chromium renders it whole: 1400 x $height" ck png-size "$W/pattern.png" 1400 "$height"
+check "  every box in its colour" ck pixels "$W/pattern.png" "$W/pattern.layout" seg cell mmap legend
+check "  the 1 MiB block: used, in the mmapped strip" pixel_of "$W/pattern.json" "$W/pattern.layout" \
+  "$W/pattern.png" mmap 1048576
+check "  the freed 40 KiB block: its bin's colour, to scale" pixel_of "$W/pattern.json" "$W/pattern.layout" \
+  "$W/pattern.png" seg free 40976
+check "  the cached 48 B blocks: this thread's cache, in the entries strip" pixel_of "$W/pattern.json" \
+  "$W/pattern.layout" "$W/pattern.png" cell tcache 48
+
+TIDEMALLOC_CONF=tcache_max=1032 "$P/pattern-std" "$W/threads.json" threads 2>"$W/threads.err"
+check "pattern-std threads: two arenas, another thread's cache, blocks given back to their run" \
+  python3 -c "
+import json, sys
+d = json.load(open('$W/threads.json'))
+states = {c['state'] for a in d['arenas'] for r in a['regions'] for c in r['chunks']}
+sys.exit(0 if len(d['arenas']) >= 2 and {'tcache-other', 'run-free', 'tcache'} <= states else 1)" ||
+  show "$W/threads.err"
+"$TM" view --layout "$W/threads.layout" "$W/threads.json" >"$W/threads.svg"
+check "  drawn: every entry, in its colour, to scale, runs outlined" bash -c "
+  python3 tests/view/check.py entries '$W/threads.svg' '$W/threads.json' &&
+  python3 tests/view/check.py scale '$W/threads.svg' '$W/threads.json' '$W/threads.layout' &&
+  python3 tests/view/check.py runs '$W/threads.svg' '$W/threads.json' '$W/threads.layout'"
+
+# a real program's heap: python3 under the library, dumped at exit (the
+# interpreter itself: `python3` may be a wrapper script that starts others)
+PY=$(python3 -c 'import sys; print(sys.executable)')
+TIDEMALLOC_CONF=stats_file=$W/py.%p.json LD_PRELOAD=$(readlink -f "$LIBDIR/libtidemalloc.so") "$PY" -c '
+d = {str(i) * 3: [i] * (i % 50) for i in range(60000)}
+for k in list(d)[::2]:
+    del d[k]
+big = bytearray(3 << 20)
+' 2>"$W/py.err"
+py=$(ls "$W"/py.*.json 2>/dev/null | head -n 1)
+check "python3 under LD_PRELOAD with stats_file: one dump, at exit" \
+  bash -c "[ -n '$py' ] && [ \$(ls '$W'/py.*.json | wc -l) = 1 ]" || show "$W/py.err"
+"$TM" view --layout "$W/py.layout" "${py:-/nonexistent}" >"$W/py.svg" 2>"$W/py.err"
+check "  drawn ($(grep -c '^cell' "$W/py.layout" 2>/dev/null) entries): every entry, in its colour, to scale, mappings" bash -c "
+  python3 tests/view/check.py entries '$W/py.svg' '$py' &&
+  python3 tests/view/check.py scale '$W/py.svg' '$py' '$W/py.layout' &&
+  python3 tests/view/check.py mmapped '$W/py.svg' '$py' '$W/py.layout'" || show "$W/py.err"
+
+# a running process: tidemalloc stats PID (signal=N) piped into view
+TIDEMALLOC_CONF=signal=12,stats_file=$W/live.%p.json LD_PRELOAD=$(readlink -f "$LIBDIR/libtidemalloc.so") "$PY" -c '
+import sys, time
+x = [bytes(100 + i % 300) for i in range(5000)]
+print("ready", flush=True)
+time.sleep(60)
+' >"$W/live.out" 2>&1 &
+live=$!
+for _ in $(seq 100); do grep -q ready "$W/live.out" && break; sleep 0.1; done
+"$TM" stats "$live" 2>"$W/live.err" | "$TM" view --html --layout "$W/live.layout" - >"$W/live.html" 2>>"$W/live.err"
+rc=$?
+kill "$live" 2>/dev/null
+wait "$live" 2>/dev/null
+live_json=$W/live.$live.json
+check "tidemalloc stats PID | tidemalloc view --html -: a running process drawn" \
+  bash -c "[ $rc = 0 ] && python3 tests/view/check.py html '$W/live.html' && [ -s '$live_json' ] &&
+    python3 tests/view/check.py entries '$W/live.html' '$live_json' &&
+    python3 tests/view/check.py scale '$W/live.html' '$live_json' '$W/live.layout'" || show "$W/live.err"
+
+# run --view of the pattern: the library writes the dump at exit
+TMPDIR=$W/tmp "$TM" run --conf tcache_max=1032 --view "$W/rv.html" -- "$P/pattern-plain" 2>"$W/rv.err"
+check "run --view of pattern-plain: exit 0, a page" bash -c "[ $? = 0 ] && python3 tests/view/check.py html '$W/rv.html'" ||
+  show "$W/rv.err"
+check "  the scripted blocks in it: the 1 MiB mapping, the free 40 KiB chunk, cached 48 B chunks" \
+  ck text "$W/rv.html" "1052672 B (1.0 MiB)" "40976 B"$'\n'"free in" "48 B x " "this thread's cache"
+check "  its temporary directory removed" bash -c "[ -z \"\$(ls -A '$W/tmp')\" ]"
 
 echo "# view: $checks checks, $failed failed"
 [ "$failed" -eq 0 ]
