@@ -47,9 +47,13 @@ check "the legend has every colour, named" ck legend "$W/small.svg"
 check "small.json: totals (exact bytes on the cards), bins, fast bins, remote stacks, this thread's cache" \
   ck text "$W/small.svg" "live: 1553104 B" "cached: 4560 B" "in use: 1557664 B" "from the OS: 1843200 B" \
   "resident: 3145728 B" "unsorted 1" ">= 32" "large 72" "20480-24575" "fast bins: 3 chunks, 192 B" \
-  "remote stacks: 2 chunks, 192 B" "this thread's cache: 35 chunks, 1680 B" "1 px = 64 B" "arena 1, 1 thread"
+  "remote stacks: 2 chunks, 192 B" "this thread's cache: 35 chunks, 1680 B" "1 px = 64 B" "48 B x35"
 check "small.json: hover text of a run's header and of a block in a run" \
   ck text "$W/small.svg" "run header: a run of 64.0 KiB, blocks of 48 B, room for 1339" "in a run"
+check "small.json: every thread's caches, heaps, a bin's smallest and largest chunk, mapping sizes, unlisted" \
+  ck text "$W/small.svg" "all threads' caches: 41 blocks, 4176 B" "arena 1, 1 thread, 1 heap" \
+  "unsorted bin 1: chunks of >= 32 B; 1 chunks, 41024 B; in it 41024-41024 B" "in a mapping of 266240 B" \
+  "3 cached chunks did not fit the dump's table"
 check "future.json: unknown fields ignored, escapes decoded, an unknown state named" \
   ck text "$W/future.svg" "tidemalloc 0.1.0+future é😀 heap of pid 77" 'state "quarantine": not known' \
   "heap 0x7f31b4000000 .. 0x7f31b4010000, 64.0 KiB, 0 entries"
