@@ -4,7 +4,8 @@
 #   make            the libraries (three flavours, see below), the tidemalloc
 #                   command (build/tidemalloc) and its man pages
 #   make test       build and run every test; ends with "N passed, N failed"
-#   make demo       a real program with and without tidemalloc, side by side
+#   make demo       the daily-rotation service, then python3 and sqlite3, with and
+#                   without tidemalloc, side by side (tools/demo.sh)
 #   make bench      tidemalloc against glibc, jemalloc, tcmalloc, mimalloc
 #   make install    PREFIX=/usr/local DESTDIR= (see packaging/install.mk);
 #                   make uninstall with the same variables

@@ -16,7 +16,7 @@ BENCH_PROGS := $(BENCH_WORKLOADS:%=$(BENCH_BIN)/%) $(BENCH_BIN)/runner
 BENCH_CFLAGS := -std=gnu11 -O2 -g -pthread -Wall -Wextra -Werror -fno-builtin-malloc \
 	-fno-builtin-free -fno-builtin-calloc -fno-builtin-realloc
 
-.PHONY: bench bench-build bench-nohard
+.PHONY: bench bench-build bench-nohard bench-prof
 bench: lib bench-build
 	@QUICK="$(QUICK)" bash bench/run.sh
 
@@ -25,6 +25,9 @@ bench: lib bench-build
 bench-nohard: lib bench-build
 	@$(MAKE) --no-print-directory BUILD=$(BUILD)/nohard CFLAGS=-DTIDE_HARDEN=0 $(BUILD)/nohard/libtidemalloc.so
 	@QUICK="$(QUICK)" BENCH_NOHARD=1 BENCH_ALLOCS="tidemalloc tidemalloc-nohard" BENCH_OUT=$(BUILD)/bench-nohard bash bench/run.sh
+# What sampled heap profiling costs: tidemalloc with prof=1 against itself.
+bench-prof: lib bench-build
+	@QUICK="$(QUICK)" BENCH_PROF=1 BENCH_ALLOCS="tidemalloc tidemalloc-prof" BENCH_OUT=$(BUILD)/bench-prof bash bench/run.sh
 
 bench-build: $(BENCH_PROGS)
 

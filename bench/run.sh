@@ -10,6 +10,7 @@
 #   BENCH_NO_INSTALL=1  never call apt-get
 #   BENCH_OUT=dir    where the results go (default build/bench)
 #   BENCH_NOHARD=1   also build/nohard/libtidemalloc.so (make bench-nohard)
+#   BENCH_PROF=1     also tidemalloc with heap profiling on, prof=1 (make bench-prof)
 #
 # Every workload runs once per allocator in turn (A B C D E, A B C D E, ...)
 # under build/bench/bin/runner, which measures wall time, user+sys CPU and
@@ -80,6 +81,15 @@ NOHARD=$ROOT/build/nohard/libtidemalloc.so
 if [ -n "${BENCH_NOHARD:-}" ] && [ -f "$NOHARD" ]; then
   ALLOCS+=(tidemalloc-nohard)
   LIB[tidemalloc-nohard]=$NOHARD
+fi
+# make bench-prof: the same library with sampled heap profiling on at
+# its default rate, to measure what profiling costs.
+declare -A CONF
+if [ -n "${BENCH_PROF:-}" ] && [ -f "$TIDE" ]; then
+  ALLOCS+=(tidemalloc-prof)
+  LIB[tidemalloc-prof]=$TIDE
+  mkdir -p "$OUT/prof"
+  CONF[tidemalloc-prof]="prof=1,prof_file=$OUT/prof/run.%p"
 fi
 ALLOCS+=(glibc)
 LIB[glibc]=
@@ -208,6 +218,7 @@ run_workload() { # run_workload NAME REP: one run per allocator, one line of out
     # tidemalloc prints its counters at exit (one line on stderr) when asked.
     stats_env=
     [ "$a" = tidemalloc ] && stats_env=TIDEMALLOC_STATS=1
+    [ -n "${CONF[$a]:-}" ] && stats_env="TIDEMALLOC_CONF=${CONF[$a]}"
     # shellcheck disable=SC2086  # $stats_env and $args are word lists on purpose
     m=$(env $stats_env "$RUNNER" -p "${LIB[$a]}" -t "${TMO[$name]}" -o "$o" -- "$BIN/$prog" $args 2>"$o.err")
     res=$(grep -m1 '^result ' "$o" 2>/dev/null | sed 's/^result //')

@@ -39,9 +39,7 @@
 #include "os.h"
 #include "out.h"
 
-#include <fcntl.h>
 #include <stdlib.h>
-#include <unistd.h>
 
 #define DEBUG_EXTRA ((size_t)24) /* at least 8 bytes of redzone, the site, the size */
 #define REDZONE_BYTE 0xcb
@@ -416,12 +414,12 @@ static void write_json(uint32_t *order, size_t nsites, size_t blocks, size_t byt
   size_t len = strlen(path);
   char digits[24];
   size_t nd = 0;
-  for (unsigned long pid = (unsigned long)getpid(); pid || nd == 0; pid /= 10)
+  for (unsigned long pid = (unsigned long)os_pid(); pid || nd == 0; pid /= 10)
     digits[nd++] = (char)('0' + pid % 10);
   while (nd)
     path[len++] = digits[--nd];
   memcpy(path + len, ".json", 6);
-  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int fd = os_file_create(path);
   if (fd < 0)
     return;
   struct out o = {.fd = fd};
@@ -453,7 +451,7 @@ static void write_json(uint32_t *order, size_t nsites, size_t blocks, size_t byt
   json_close(&o, '}');
   out_str(&o, "\n");
   out_flush(&o);
-  close(fd);
+  os_file_close(fd);
 }
 
 #define REPORT_SITES 4096 /* the largest this many are kept for the JSON */

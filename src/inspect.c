@@ -10,6 +10,7 @@
 #include "arenas.h"
 #include "heap.h"
 #include "mmapped.h"
+#include "os.h"
 #include "out.h"
 #include "purge.h"
 #include "run.h"
@@ -961,23 +962,28 @@ static void region_json(void *ctx, const struct dump_region *r, const char *titl
 }
 
 void inspect_arena_json(struct out *o, struct arena *a) {
-  /* The lookup table is 32 KiB: on this thread's stack, as for the text
-   * dump. */
-  struct dump_table t;
+  /* The lookup table (32 KiB) is mapped for the call: the background
+   * thread, which writes the dumps asked for by a signal, has a 64 KiB
+   * stack. */
+  size_t table_bytes = os_page_up(sizeof(struct dump_table));
+  struct dump_table *t = os_map(table_bytes);
+  if (!t)
+    return;
   struct size_counts fast = {{0}}, remote = {{0}};
   size_t run_free = 0;
-  t.n = t.missed = 0;
-  collect_tcache(&t, a);
-  collect_fast(&t, a, &fast);
-  collect_remote(&t, a, &remote);
-  collect_run_free(&t, a, &run_free);
-  collect_unsorted(&t, a);
-  table_sort(&t);
+  t->n = t->missed = 0;
+  collect_tcache(t, a);
+  collect_fast(t, a, &fast);
+  collect_remote(t, a, &remote);
+  collect_run_free(t, a, &run_free);
+  collect_unsorted(t, a);
+  table_sort(t);
   json_size_counts(o, "fast_bins", &fast);
   json_size_counts(o, "remote", &remote);
-  json_u(o, "unlisted", t.missed);
+  json_u(o, "unlisted", t->missed);
   json_open(o, "regions", '[');
-  struct json_arena d = {.o = o, .a = a, .t = &t};
+  struct json_arena d = {.o = o, .a = a, .t = t};
   for_each_region(a, region_json, &d);
   json_close(o, ']');
+  os_unmap(t, table_bytes);
 }

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <signal.h>
+#include <stdio.h> /* rename */
 #include <time.h>
 #include <unistd.h>
 
@@ -81,21 +83,24 @@ int os_nocancel_begin(void) {
 
 void os_nocancel_end(int old_state) { pthread_setcancelstate(old_state, NULL); }
 
-void os_write_err(const char *s) {
+void os_write_all(int fd, const char *buf, size_t n) {
   int cancel = os_nocancel_begin();
-  size_t n = strlen(s);
+  int saved = errno;
   while (n > 0) {
-    ssize_t w = write(2, s, n);
+    ssize_t w = write(fd, buf, n);
     if (w <= 0) {
       if (w < 0 && errno == EINTR)
         continue;
-      return;
+      break; /* a closed or full descriptor: the report is lost, not retried */
     }
-    s += w;
+    buf += w;
     n -= (size_t)w;
   }
+  errno = saved;
   os_nocancel_end(cancel);
 }
+
+void os_write_err(const char *s) { os_write_all(2, s, strlen(s)); }
 
 uint64_t os_random64(void) {
   uint64_t v = 0;
@@ -191,6 +196,23 @@ size_t os_resident_bytes(void) {
   for (i++; i < n && buf[i] >= '0' && buf[i] <= '9'; i++)
     pages = pages * 10 + (size_t)(buf[i] - '0');
   return pages * os_page;
+}
+
+int os_file_create(const char *path) { return open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644); }
+
+void os_file_close(int fd) { close(fd); }
+
+bool os_file_rename(const char *from, const char *to) { return rename(from, to) == 0; }
+
+int os_pid(void) { return (int)getpid(); }
+
+bool os_signal_catch(int sig, void (*handler)(int)) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = handler;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  return sigaction(sig, &sa, NULL) == 0;
 }
 
 /* One line of /proc/self/maps: "lo-hi perms offset dev inode   path". */

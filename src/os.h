@@ -41,7 +41,8 @@ bool os_purge(void *p, size_t size); /* true: the range now reads as zero */
 void os_advise_huge(void *p, size_t size);
 #define OS_HUGE_PAGE ((size_t)2 * 1024 * 1024)
 
-void os_write_err(const char *s);      /* write(2) to stderr, whole string */
+void os_write_all(int fd, const char *buf, size_t n); /* write(2) until done or failed; keeps errno */
+void os_write_err(const char *s);      /* the same, a string to stderr */
 /* Sleep while *word == expected (until a wake); wake one sleeper.  Both
  * keep errno. */
 void os_futex_wait(unsigned *word, unsigned expected);
@@ -57,6 +58,14 @@ uint64_t os_now_coarse_ms(void);       /* CLOCK_MONOTONIC_COARSE, in ms */
 int os_cpu_count(void);                /* CPUs this process may use (affinity, cgroup quota) */
 int os_thread_count(void);             /* threads of this process, or 0 if unknown */
 size_t os_resident_bytes(void);        /* its resident bytes (/proc/self/statm), or 0 */
+int os_pid(void);
+/* Reports to files: create (truncate) for writing, -1 on failure; close;
+ * rename into place. */
+int os_file_create(const char *path);
+void os_file_close(int fd);
+bool os_file_rename(const char *from, const char *to);
+/* handler runs on sig (SA_RESTART); false if sig cannot be caught. */
+bool os_signal_catch(int sig, void (*handler)(int));
 /* The mapping of /proc/self/maps that holds addr: its bounds, the file it
  * maps (path[0] == 0 if none) and where that file's first mapping starts
  * (for file-relative addresses, as addr2line takes them).  Never

@@ -7,24 +7,9 @@
 #include "out.h"
 #include "os.h"
 
-#include <unistd.h>
-
 void out_flush(struct out *o) {
-  int cancel = os_nocancel_begin();
-  int saved = errno;
-  size_t done = 0;
-  while (done < o->n) {
-    ssize_t w = write(o->fd, o->buf + done, o->n - done);
-    if (w <= 0) {
-      if (w < 0 && errno == EINTR)
-        continue;
-      break;
-    }
-    done += (size_t)w;
-  }
+  os_write_all(o->fd, o->buf, o->n);
   o->n = 0;
-  errno = saved;
-  os_nocancel_end(cancel);
 }
 
 void out_str(struct out *o, const char *s) {

@@ -19,10 +19,7 @@
 #include "run.h"
 #include "tcache.h"
 
-#include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
-#include <unistd.h>
 
 /* One arena's figures, gathered under its lock. */
 struct size_line {
@@ -404,7 +401,7 @@ void stats_write_json(int fd, bool heap) {
   json_str(&o, "version", TIDEMALLOC_VERSION);
   json_u(&o, "schema", 1);
   json_str(&o, "kind", heap ? "heap" : "stats");
-  json_u(&o, "pid", (size_t)getpid());
+  json_u(&o, "pid", (size_t)os_pid());
   json_close(&o, '}');
   out_str(&o, "\n");
   json_totals(&o);
@@ -453,7 +450,7 @@ static bool stats_path(char *buf, size_t cap) {
   const char *tmpl = opt.stats_file[0] ? opt.stats_file : "/tmp/tidemalloc.%p.json";
   char pid[24];
   size_t np = 0;
-  for (unsigned long v = (unsigned long)getpid(); v || np == 0; v /= 10)
+  for (unsigned long v = (unsigned long)os_pid(); v || np == 0; v /= 10)
     pid[np++] = (char)('0' + v % 10);
   size_t n = 0;
   for (const char *t = tmpl; *t; t++) {
@@ -482,7 +479,7 @@ void stats_write_file(void) {
   size_t n = strlen(path);
   memcpy(tmp, path, n);
   memcpy(tmp + n, ".tmp", 5);
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int fd = os_file_create(tmp);
   if (fd < 0) {
     struct out o = {.fd = 2};
     out_str(&o, "tidemalloc: warning: stats_file: cannot create ");
@@ -492,8 +489,8 @@ void stats_write_file(void) {
     return;
   }
   stats_write_json(fd, true);
-  close(fd);
-  rename(tmp, path);
+  os_file_close(fd);
+  os_file_rename(tmp, path);
 }
 
 /*
@@ -521,12 +518,7 @@ static void on_stats_signal(int sig) {
 void stats_signal_install(void) {
   if (!opt.stats_signal)
     return;
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_stats_signal;
-  sa.sa_flags = SA_RESTART;
-  sigemptyset(&sa.sa_mask);
-  if (sigaction(opt.stats_signal, &sa, NULL) != 0) {
+  if (!os_signal_catch(opt.stats_signal, on_stats_signal)) {
     os_write_err("tidemalloc: warning: signal: cannot be caught; using 0\n");
     opt.stats_signal = 0;
   }

@@ -191,6 +191,9 @@ run "view/view" 400 bash tests/view/view.sh "$BUILD" "$LIBDIR"
 
 # real programs under LD_PRELOAD
 run "preload/programs" 240 bash tests/preload/programs.sh "$LIBDIR"
+# make demo's rotation part (issue 15): the charts, the verdict, and
+# tidemalloc's RSS below glibc's once the service idles
+run "preload/demo" 120 bash tests/preload/demo.sh "$LIBDIR"
 
 echo "# suite: $(($(date +%s) - suite_start))s"
 echo "$passed passed, $failed failed"

@@ -1,26 +1,56 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# tools/demo.sh — `make demo`: real programs doing real work, on glibc's
-# malloc and on tidemalloc (LD_PRELOAD=build/libtidemalloc.so), side by side.
+# tools/demo.sh — `make demo`: what tidemalloc is for, then real programs
+# doing real work, each on glibc's malloc and on tidemalloc
+# (LD_PRELOAD=build/libtidemalloc.so), side by side.
 #
-#   1. python3: builds a 200,000-entry dict of small records, sorts it, and
+#   1. the daily-rotation service tidemalloc was written for
+#      (tools/rotation_demo.c): two threads load a day of records, a third
+#      frees the day before, the service idles; its RSS, read every 20 ms
+#      from outside, against the bytes it holds, as a chart in the terminal
+#      and in $WORK/rotation.svg, a table of each day's end and a verdict
+#      line (tools/rotation_chart.py; every figure from this run).
+#   2. python3: builds a 200,000-entry dict of small records, sorts it, and
 #      round-trips 120,000 of them through JSON (PYTHONMALLOC=malloc, so every
 #      Python object goes through malloc/free rather than pymalloc).
-#   2. sqlite3: fills an in-memory database with 400,000 rows, builds two
+#   3. sqlite3: fills an in-memory database with 400,000 rows, builds two
 #      indexes and runs grouping, join and sort queries.
 #
-# Each program runs without and with the preload; the outputs must be equal.
-# Prints wall time and peak RSS for both, and what tidemalloc did (from its
-# TIDEMALLOC_STATS=1 line).  Exits non-zero if an output differs or a run fails.
+# For 2 and 3, each program runs without and with the preload; the outputs
+# must be equal.  Prints wall time and peak RSS for both, and what tidemalloc
+# did (from its TIDEMALLOC_STATS=1 line).  Exits non-zero if an output
+# differs or a run fails.
+#
+#   tools/demo.sh [--short] [--rotation-only]
+#     --short          a shorter rotation (3 days of 64 MiB), for the tests
+#     --rotation-only  part 1 only
+#   DEMO_LIB   the library (default build/libtidemalloc.so)
+#   DEMO_WORK  where the files go (default build/demo)
 set -u
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 LIB=${DEMO_LIB:-$ROOT/build/libtidemalloc.so}
-WORK=$ROOT/build/demo
+WORK=${DEMO_WORK:-$ROOT/build/demo}
 RUNNER=$WORK/runner
+ROTATION=$WORK/rotation_demo
+SHORT=
+ONLY_ROTATION=
+for arg in "$@"; do
+  case $arg in
+    --short) SHORT=1 ;;
+    --rotation-only) ONLY_ROTATION=1 ;;
+    *) echo "usage: tools/demo.sh [--short] [--rotation-only]" >&2; exit 2 ;;
+  esac
+done
 mkdir -p "$WORK"
 
 [ -f "$LIB" ] || { echo "demo: $LIB missing: run 'make lib' first" >&2; exit 1; }
+# rotation_demo calls the libc malloc (-fno-builtin-*: every call stays).
+if [ ! -x "$ROTATION" ] || [ "$ROOT/tools/rotation_demo.c" -nt "$ROTATION" ] ||
+  [ "$ROOT/bench/workloads/common.h" -nt "$ROTATION" ]; then
+  "${CC:-cc}" -std=gnu11 -O2 -g -pthread -Wall -Wextra -Werror -fno-builtin-malloc -fno-builtin-free \
+    -fno-builtin-calloc -fno-builtin-realloc -o "$ROTATION" "$ROOT/tools/rotation_demo.c" || exit 1
+fi
 if [ ! -x "$RUNNER" ] || [ "$ROOT/bench/runner.c" -nt "$RUNNER" ]; then
   "${CC:-cc}" -O2 -std=gnu11 -o "$RUNNER" "$ROOT/bench/runner.c" || exit 1
 fi
@@ -32,7 +62,7 @@ PY=/usr/bin/python3
 PY=$("$PY" -c 'import sys; print(sys.executable)')
 
 SQLITE=$(command -v sqlite3)
-if [ -z "$SQLITE" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+if [ -z "$SQLITE" ] && [ -z "$ONLY_ROTATION" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "demo: installing sqlite3 with apt-get"
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq sqlite3) >/dev/null 2>&1
   SQLITE=$(command -v sqlite3)
@@ -137,15 +167,25 @@ echo "tidemalloc demo: the same programs on glibc's malloc and on tidemalloc"
 echo "(LD_PRELOAD=$LIB; one run each, so expect a few % of noise;"
 echo " load average now: $(cut -d' ' -f1-3 /proc/loadavg))"
 echo
-echo "== 1. python3: 200,000-entry dict, sort, JSON round trip (PYTHONMALLOC=malloc) =="
+echo "== 1. the daily-rotation service: RSS against the bytes it holds =="
+if [ -n "$SHORT" ]; then
+  ROTATION_ARGS=(days=3 day_mib=64 load_ms=200 idle_ms=1000)
+else
+  ROTATION_ARGS=(days=5 day_mib=128 load_ms=600 idle_ms=1000)
+fi
+"$PY" "$ROOT/tools/rotation_chart.py" --prog "$ROTATION" --lib "$LIB" --out "$WORK" -- "${ROTATION_ARGS[@]}" ||
+  FAILED=1
+[ -n "$ONLY_ROTATION" ] && exit "$FAILED"
+echo
+echo "== 2. python3: 200,000-entry dict, sort, JSON round trip (PYTHONMALLOC=malloc) =="
 run_job python /dev/null "$PY" "$WORK/job.py"
 if [ -n "$SQLITE" ]; then
   echo
-  echo "== 2. sqlite3: 400,000 rows in memory, two indexes, group/join/sort queries =="
+  echo "== 3. sqlite3: 400,000 rows in memory, two indexes, group/join/sort queries =="
   run_job sqlite "$WORK/job.sql" "$SQLITE" :memory:
 else
   echo
-  echo "== 2. sqlite3: skipped (sqlite3 not installed and could not be installed) =="
+  echo "== 3. sqlite3: skipped (sqlite3 not installed and could not be installed) =="
 fi
 echo
 if [ "$FAILED" = 0 ]; then
