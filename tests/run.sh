@@ -185,6 +185,10 @@ run "cxx/bindings" 60 bash tests/cxx/bindings.sh "$LIBDIR" "$T/cxx"
 run "pkg/install" 240 bash tests/pkg/install.sh "$BUILD"
 run "pkg/deb" 120 bash tests/pkg/deb.sh "$BUILD"
 
+# the heap picture (issue 15): tidemalloc view and run --view, drawn in a
+# real browser (headless Chromium, installed by tests/view/chromium.sh)
+run "view/view" 400 bash tests/view/view.sh "$BUILD" "$LIBDIR"
+
 # real programs under LD_PRELOAD
 run "preload/programs" 240 bash tests/preload/programs.sh "$LIBDIR"
 # make demo's rotation part (issue 15): the charts, the verdict, and

@@ -57,6 +57,10 @@ TEST_BINS += $(TEST_OUT)/pkg/dlopen-plain $(TEST_OUT)/pkg/plugin.so $(TEST_OUT)/
 # tests/stats: a heap in a known state for stats.sh, on the drop-in.
 TEST_BINS += $(TEST_OUT)/stats/scripted-std
 
+# tests/view: the scripted heap of the viewer's test (issue 15): -std
+# dumps itself with tide_heap_dump_json, -plain runs under run --view.
+TEST_BINS += $(TEST_OUT)/view/pattern-std $(TEST_OUT)/view/pattern-plain
+
 # tests/debug: a plain program for debug mode, with frame pointers and
 # debug info, unoptimised (each mistake stays at its line).
 TEST_BINS += $(TEST_OUT)/debug/victim
