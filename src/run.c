@@ -217,9 +217,10 @@ static void bin_splice(struct tcache *tc, size_t idx, struct tcache_entry *head,
 }
 
 /* Owner, r locked: up to room blocks into tc's bin idx, in whole batches
- * where they fit (a batch too long for the bin, alone, is cut), then
- * uncarved blocks; returns how many. */
-static uint32_t take_blocks(struct tcache *tc, struct run *r, size_t idx, uint32_t room) {
+ * where they fit (a batch too long for the bin, alone, is cut), then --
+ * with fresh -- blocks whose pages went back and uncarved blocks, which
+ * both cost page faults; returns how many. */
+static uint32_t take_blocks(struct tcache *tc, struct run *r, size_t idx, uint32_t room, bool fresh) {
   uint32_t got = 0;
   while (r->nbatch > 0 && got < room) {
     struct run_batch *b = &r->batch[r->nbatch - 1];
@@ -246,6 +247,8 @@ static uint32_t take_blocks(struct tcache *tc, struct run *r, size_t idx, uint32
     r->nfree -= room;
     got = room;
   }
+  if (!fresh)
+    room = got;
   /* Blocks whose pages went back: their headers (and the next one, which
    * a free of this block reads) are written again. */
   for (uint32_t w = 0; got < room && r->npurged > 0 && w < RUN_PURGED_WORDS; w++) {
@@ -292,8 +295,9 @@ static uint32_t take_blocks(struct tcache *tc, struct run *r, size_t idx, uint32
   return got;
 }
 
-/* Take blocks for bin idx from r, and pop one for the caller. */
-static void *take(struct tcache *tc, struct run *r, size_t idx) {
+/* Take blocks for bin idx from r (fresh: see take_blocks), and pop one
+ * for the caller. */
+static void *take(struct tcache *tc, struct run *r, size_t idx, bool fresh) {
   unsigned limit = tcache_limit[idx];
   unsigned want = limit / 2u + 1u;
   if (want > TCACHE_MAX_BATCH + 1u)
@@ -302,16 +306,17 @@ static void *take(struct tcache *tc, struct run *r, size_t idx) {
   if (want > room)
     want = room;
   run_lock(r);
-  uint32_t got = take_blocks(tc, r, idx, want);
+  uint32_t got = take_blocks(tc, r, idx, want, fresh);
   run_unlock(r);
   return got ? tcache_pop(tc, idx) : NULL;
 }
 
-/* Another of tc's runs of idx with blocks left, moved to the head. */
-static struct run *find_room(struct tcache *tc, size_t idx) {
+/* Another of tc's runs of idx with blocks given back (free_only), or with
+ * any room left, moved to the head. */
+static struct run *find_room(struct tcache *tc, size_t idx, bool free_only) {
   lists_lock(tc);
   for (struct run *r = tc->runs[idx] ? tc->runs[idx]->next : NULL; r; r = r->next) {
-    if (run_has_room(r)) {
+    if (free_only ? __atomic_load_n(&r->nbatch, __ATOMIC_RELAXED) > 0 : run_has_room(r)) {
       owner_unlink(tc, r);
       owner_push(tc, r);
       lists_unlock(tc);
@@ -322,15 +327,27 @@ static struct run *find_room(struct tcache *tc, size_t idx) {
   return NULL;
 }
 
+/* Blocks given back to a run come first, from any of the thread's runs
+ * of the size, before the current run is cut further: cutting touches new
+ * pages while blocks that came back (freed by other threads, in whatever
+ * run) sit resident.  Then the current run's purged and uncarved blocks,
+ * another run with room, a new run. */
 void *run_refill(struct tcache *tc, size_t idx) {
   struct run *r = tc->runs[idx];
-  void *m = r ? take(tc, r, idx) : NULL;
+  void *m = r ? take(tc, r, idx, false) : NULL;
   if (m)
     return m;
-  r = find_room(tc, idx);
+  struct run *other = find_room(tc, idx, true);
+  if (other && (m = take(tc, other, idx, false)))
+    return m;
+  r = tc->runs[idx];
+  m = r ? take(tc, r, idx, true) : NULL;
+  if (m)
+    return m;
+  r = find_room(tc, idx, false);
   if (!r)
     r = get_run(tc, idx);
-  return r ? take(tc, r, idx) : NULL;
+  return r ? take(tc, r, idx, true) : NULL;
 }
 
 /* --------------------------------------------------------- giving back */

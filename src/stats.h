@@ -29,7 +29,9 @@ bool stats_write_json(int fd, bool heap);
 /* The heap dump's part of one arena (a locked), src/inspect.c: its fast
  * bins, remote stacks and regions with their chunks, as members of the
  * JSON object being written.  A list stops at INSPECT_JSON_MAX entries. */
+#ifndef INSPECT_JSON_MAX
 #define INSPECT_JSON_MAX 4096
+#endif
 struct out;
 void inspect_arena_json(struct out *o, struct arena *a);
 /* The heap just grew: sample the process-wide bytes in use for the peak
