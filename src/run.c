@@ -93,6 +93,8 @@ static void owner_push(struct tcache *tc, struct run *r) {
 }
 
 static void owner_unlink(struct tcache *tc, struct run *r) {
+  if (tc->look_from[r->idx] == r)
+    tc->look_from[r->idx] = r->next;
   if (r->prev)
     r->prev->next = r->next;
   else
@@ -311,12 +313,11 @@ static void *take(struct tcache *tc, struct run *r, size_t idx, bool fresh) {
   return got ? tcache_pop(tc, idx) : NULL;
 }
 
-/* Another of tc's runs of idx with blocks given back (free_only), or with
- * any room left, moved to the head. */
-static struct run *find_room(struct tcache *tc, size_t idx, bool free_only) {
+/* Another of tc's runs of idx with room left, moved to the head. */
+static struct run *find_room(struct tcache *tc, size_t idx) {
   lists_lock(tc);
   for (struct run *r = tc->runs[idx] ? tc->runs[idx]->next : NULL; r; r = r->next) {
-    if (free_only ? __atomic_load_n(&r->nbatch, __ATOMIC_RELAXED) > 0 : run_has_room(r)) {
+    if (run_has_room(r)) {
       owner_unlink(tc, r);
       owner_push(tc, r);
       lists_unlock(tc);
@@ -327,24 +328,64 @@ static struct run *find_room(struct tcache *tc, size_t idx, bool free_only) {
   return NULL;
 }
 
+/* Another of tc's runs of idx with blocks given back, moved to the
+ * head: at most GIVEN_BACK_LOOK runs are looked at a time, from where the
+ * last look stopped (tc->look_from, which unlinking a run moves on), so
+ * each refill costs a few steps however many runs the thread has, and
+ * every run is looked at in turn. */
+#define GIVEN_BACK_LOOK 8
+static struct run *find_given_back(struct tcache *tc, size_t idx, bool *round_done) {
+  lists_lock(tc);
+  struct run *head = tc->runs[idx], *r = tc->look_from[idx];
+  if (!r || r == head)
+    r = head ? head->next : NULL;
+  struct run *start = r;
+  *round_done = r == NULL;
+  for (unsigned looked = 0; r && looked < GIVEN_BACK_LOOK; looked++) {
+    if (__atomic_load_n(&r->nbatch, __ATOMIC_RELAXED) > 0) {
+      tc->look_from[idx] = r->next;
+      owner_unlink(tc, r);
+      owner_push(tc, r);
+      lists_unlock(tc);
+      return r;
+    }
+    r = r->next ? r->next : head->next; /* round the list */
+    if (r == start) {
+      *round_done = true;
+      break;
+    }
+  }
+  tc->look_from[idx] = r;
+  lists_unlock(tc);
+  return NULL;
+}
+
 /* Blocks given back to a run come first, from any of the thread's runs
  * of the size, before the current run is cut further: cutting touches new
- * pages while blocks that came back (freed by other threads, in whatever
- * run) sit resident.  Then the current run's purged and uncarved blocks,
- * another run with room, a new run. */
+ * pages while blocks that came back (freed by other threads, or flushed
+ * from the cache, in whatever run) sit resident.  The runs are looked
+ * through only while batches came back to some of them
+ * (tc->given_back, set by run_give_back, cleared when a round of looks
+ * finds none), a few at a time (find_given_back).  Then the current run's purged and uncarved blocks, another run
+ * with room, a new run. */
 void *run_refill(struct tcache *tc, size_t idx) {
   struct run *r = tc->runs[idx];
   void *m = r ? take(tc, r, idx, false) : NULL;
   if (m)
     return m;
-  struct run *other = find_room(tc, idx, true);
-  if (other && (m = take(tc, other, idx, false)))
-    return m;
+  if (__atomic_load_n(&tc->given_back[idx], __ATOMIC_RELAXED)) {
+    bool round_done;
+    struct run *other = find_given_back(tc, idx, &round_done);
+    if (other && (m = take(tc, other, idx, false)))
+      return m;
+    if (round_done) /* every run looked at, none had any: until the next give-back */
+      __atomic_store_n(&tc->given_back[idx], 0, __ATOMIC_RELAXED);
+  }
   r = tc->runs[idx];
   m = r ? take(tc, r, idx, true) : NULL;
   if (m)
     return m;
-  r = find_room(tc, idx, false);
+  r = find_room(tc, idx);
   if (!r)
     r = get_run(tc, idx);
   return r ? take(tc, r, idx, true) : NULL;
@@ -396,6 +437,11 @@ void run_give_back(struct run *r, struct tcache_entry *first, struct tcache_entr
   r->nfree += n;
   if (unlikely(r->nfree > r->carved))
     tide_fatal(tide_current_fn, "double free or corruption (more blocks back in a run than it handed out)");
+  /* Tell the owner its runs have blocks again (run_refill).  Under the
+   * run's lock an owned run's owner is alive: it turns its runs into
+   * orphans under this lock before its cache goes. */
+  if (r->state == RUN_OWNED && r->owner && !__atomic_load_n(&r->owner->given_back[r->idx], __ATOMIC_RELAXED))
+    __atomic_store_n(&r->owner->given_back[r->idx], 1, __ATOMIC_RELAXED);
   /* Who releases an empty run is decided here, under its lock: once it
    * is unlocked, another thread may adopt, empty and release it. */
   bool mine = false, orphan = false, empty = r->nfree == r->carved;
@@ -427,6 +473,7 @@ void run_thread_exit(struct tcache *tc) {
   for (size_t idx = 0; idx < TCACHE_BINS; idx++) {
     struct run *r = tc->runs[idx];
     tc->runs[idx] = NULL;
+    tc->look_from[idx] = NULL;
     while (r) {
       struct run *next = r->next;
       struct arena *a = r->arena;

@@ -87,6 +87,10 @@ struct tcache {
   struct run *runs[TCACHE_BINS];
   int runs_lock;
   struct tcache *all_next, *all_prev; /* every live cache (tcache.c) */
+  /* Per bin: a batch came back to one of this thread's runs since it last
+   * looked (set by any thread under that run's lock, src/run.c). */
+  uint8_t given_back[TCACHE_BINS];
+  struct run *look_from[TCACHE_BINS]; /* where find_given_back looks next (runs_lock) */
 };
 
 /* Never NULL: threads without a cache see an empty one that is always
