@@ -47,7 +47,7 @@ mkdir -p "$WORK"
 [ -f "$LIB" ] || { echo "demo: $LIB missing: run 'make lib' first" >&2; exit 1; }
 # rotation_demo calls the libc malloc (-fno-builtin-*: every call stays).
 if [ ! -x "$ROTATION" ] || [ "$ROOT/tools/rotation_demo.c" -nt "$ROTATION" ] ||
-  [ "$ROOT/bench/workloads/common.h" -nt "$ROTATION" ]; then
+  [ "$ROOT/bench/workloads/common.h" -nt "$ROTATION" ] || [ "$ROOT/bench/workloads/records.h" -nt "$ROTATION" ]; then
   "${CC:-cc}" -std=gnu11 -O2 -g -pthread -Wall -Wextra -Werror -fno-builtin-malloc -fno-builtin-free \
     -fno-builtin-calloc -fno-builtin-realloc -o "$ROTATION" "$ROOT/tools/rotation_demo.c" || exit 1
 fi

@@ -36,21 +36,11 @@
  *   rotation_demo days=5 day_mib=128 load_ms=600 idle_ms=1000 tick_ms=20 cache_permille=30
  */
 #include "../bench/workloads/common.h"
+#include "../bench/workloads/records.h"
 
 #include <fcntl.h>
 #include <stdatomic.h>
 
-typedef struct {
-  void **p;
-  size_t n, cap;
-  size_t bytes;
-} recs_t;
-
-typedef struct {
-  size_t size;
-  uint32_t day;
-  uint32_t tag;
-} rec_hdr_t;
 
 #define NLOADERS 2
 #define TAG 0x7e1d0000u
@@ -71,19 +61,6 @@ static size_t cache_size[CACHE_SLOTS];
 
 static void live_add(size_t n) { atomic_fetch_add_explicit(&live, n, memory_order_relaxed); }
 static void live_sub(size_t n) { atomic_fetch_sub_explicit(&live, n, memory_order_relaxed); }
-
-static size_t record_size(rng_t *r) {
-  unsigned k = (unsigned)(rng_next(r) % 1000);
-  if (k < 600)
-    return rng_range(r, 16, 128);
-  if (k < 850)
-    return rng_range(r, 129, 1024);
-  if (k < 970)
-    return rng_range(r, 1025, 8192);
-  if (k < 997)
-    return rng_range(r, 8193, 65536);
-  return rng_range(r, 65537, 512 * 1024);
-}
 
 static void pause_s(double s) {
   if (s <= 0)

@@ -24,18 +24,8 @@
  *   rotation days=N day_mib=N loaders=L settle_ms=N cache_permille=N
  */
 #include "common.h"
+#include "records.h"
 
-typedef struct {
-  void **p;
-  size_t n, cap;
-  size_t bytes;
-} recs_t;
-
-typedef struct {
-  size_t size;
-  uint32_t day;
-  uint32_t tag;
-} rec_hdr_t;
 
 static int nloaders;
 static long day_bytes, cache_permille;
@@ -50,19 +40,6 @@ static void *cache[CACHE_SLOTS];
 static size_t cache_size[CACHE_SLOTS];
 static size_t cache_bytes;
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static size_t record_size(rng_t *r) {
-  unsigned k = (unsigned)(rng_next(r) % 1000);
-  if (k < 600)
-    return rng_range(r, 16, 128);
-  if (k < 850)
-    return rng_range(r, 129, 1024);
-  if (k < 970)
-    return rng_range(r, 1025, 8192);
-  if (k < 997)
-    return rng_range(r, 8193, 65536);
-  return rng_range(r, 65537, 512 * 1024);
-}
 
 static void recs_push(recs_t *v, void *p, size_t size) {
   if (v->n == v->cap) {
