@@ -487,12 +487,23 @@ static void map_print(struct out *o, struct arena *a, const struct dump_region *
 
 /* ---- pass 3: the chunk lines, equal neighbours folded */
 
+/* The walk's chunks, equal neighbours folded into one entry with a count,
+ * at most max entries; past that, entries are only counted ("hidden"),
+ * except the region's end (top, fence, a broken header), which is always
+ * given, so the picture keeps its last line.  The text dump and the JSON
+ * dump each give an entry and the hidden ones their own way. */
 struct dump_lines {
   struct out *o;
+  size_t max;
+  bool keep_runs;      /* a run's header is never folded (it carries the run's figures) */
+  void (*entry)(struct out *o, struct chunk *c, size_t size, const struct dump_state *s, size_t count);
+  void (*hidden)(struct out *o, struct chunk *first, size_t chunks, size_t bytes);
   struct chunk *first; /* the run being gathered: its first chunk, */
   size_t size, count;  /* the size of each, how many */
   struct dump_state state;
-  size_t lines, hidden_chunks, hidden_bytes;
+  size_t lines;
+  struct chunk *hidden_first;
+  size_t hidden_chunks, hidden_bytes;
 };
 
 static void out_bin_name(struct out *o, int bin) {
@@ -529,26 +540,21 @@ static void dump_chunk_line(struct out *o, struct chunk *c, size_t size, const s
 static void lines_say_hidden(struct dump_lines *l) {
   if (!l->hidden_chunks)
     return;
-  out_str(l->o, "    ... ");
-  out_u(l->o, l->hidden_chunks, 0);
-  out_str(l->o, " more chunks (");
-  out_u(l->o, l->hidden_bytes, 0);
-  out_str(l->o, " B)\n");
+  l->hidden(l->o, l->hidden_first, l->hidden_chunks, l->hidden_bytes);
   l->hidden_chunks = l->hidden_bytes = 0;
 }
 
-/* Past the cap, runs are only counted, except the region's end (top,
- * fence, a broken header): it is always shown, so the picture keeps its
- * last line. */
 static void lines_flush_run(struct dump_lines *l) {
   if (!l->count)
     return;
   bool tail = l->state.kind == K_TOP || l->state.kind == K_FENCE || l->state.kind == K_BROKEN;
-  if (l->lines < DUMP_LINES_MAX || tail) {
+  if (l->lines < l->max || tail) {
     lines_say_hidden(l);
-    dump_chunk_line(l->o, l->first, l->size, &l->state, l->count);
+    l->entry(l->o, l->first, l->size, &l->state, l->count);
     l->lines++;
   } else {
+    if (!l->hidden_chunks)
+      l->hidden_first = l->first;
     l->hidden_chunks += l->count;
     l->hidden_bytes += l->count * l->size;
   }
@@ -557,7 +563,8 @@ static void lines_flush_run(struct dump_lines *l) {
 
 static void lines_add(void *ctx, struct chunk *c, size_t size, const struct dump_state *s) {
   struct dump_lines *l = ctx;
-  if (l->count && size == l->size && same_state(s, &l->state) && s->kind != K_BROKEN) {
+  if (l->count && size == l->size && same_state(s, &l->state) && s->kind != K_BROKEN &&
+      !(l->keep_runs && s->kind == K_RUN)) {
     l->count++;
     return;
   }
@@ -566,6 +573,22 @@ static void lines_add(void *ctx, struct chunk *c, size_t size, const struct dump
   l->size = size;
   l->state = *s;
   l->count = 1;
+}
+
+static void lines_walk(struct dump_lines *l, struct arena *a, const struct dump_region *r, const struct dump_table *t) {
+  walk_region(a, r, t, lines_add, l);
+  lines_flush_run(l);
+  lines_say_hidden(l);
+}
+
+/* "    ... 12 more chunks (4096 B)" */
+static void dump_hidden_line(struct out *o, struct chunk *first, size_t chunks, size_t bytes) {
+  (void)first;
+  out_str(o, "    ... ");
+  out_u(o, chunks, 0);
+  out_str(o, " more chunks (");
+  out_u(o, bytes, 0);
+  out_str(o, " B)\n");
 }
 
 static void dump_region(struct out *o, struct arena *a, const struct dump_region *r, const struct dump_table *t,
@@ -580,10 +603,8 @@ static void dump_region(struct out *o, struct arena *a, const struct dump_region
   out_u(o, region_bytes(r), 0);
   out_str(o, " B)\n");
   map_print(o, a, r, t);
-  struct dump_lines l = {.o = o};
-  walk_region(a, r, t, lines_add, &l);
-  lines_flush_run(&l);
-  lines_say_hidden(&l);
+  struct dump_lines l = {.o = o, .max = DUMP_LINES_MAX, .entry = dump_chunk_line, .hidden = dump_hidden_line};
+  lines_walk(&l, a, r, t);
 }
 
 /* Every region of a, oldest brk segment first, then heaps newest first. */
@@ -846,29 +867,15 @@ static const char *const json_state[K_COUNT] = {"used", "tcache", "fast", "remot
                                                  "free", "top", "fence", "run", "run-uncarved", "broken"};
 static const char *const json_purge[] = {"kept", "dirty", "purged", "untracked"};
 
-/* The chunk entries of one region: equal neighbours folded into one with
- * a count, at most INSPECT_JSON_MAX, then the rest as "elided" entries
- * (the region's end -- top, fence, a broken header -- always listed). */
-struct json_lines {
-  struct out *o;
-  struct chunk *first;
-  size_t size, count;
-  struct dump_state state;
-  size_t lines;
-  struct chunk *hidden_first;
-  size_t hidden_chunks, hidden_bytes;
-};
-
-static void json_say_hidden(struct json_lines *l) {
-  if (!l->hidden_chunks)
-    return;
-  json_open(l->o, NULL, '{');
-  json_addr(l->o, "addr", (uintptr_t)l->hidden_first);
-  json_u(l->o, "size", l->hidden_bytes);
-  json_u(l->o, "count", l->hidden_chunks);
-  json_str(l->o, "state", "elided");
-  json_close(l->o, '}');
-  l->hidden_chunks = l->hidden_bytes = 0;
+/* An "elided" entry: chunks past the region's INSPECT_JSON_MAX entries. */
+static void json_hidden(struct out *o, struct chunk *first, size_t chunks, size_t bytes) {
+  out_str(o, "\n");
+  json_open(o, NULL, '{');
+  json_addr(o, "addr", (uintptr_t)first);
+  json_u(o, "size", bytes);
+  json_u(o, "count", chunks);
+  json_str(o, "state", "elided");
+  json_close(o, '}');
 }
 
 static void json_entry(struct out *o, struct chunk *c, size_t size, const struct dump_state *s, size_t count) {
@@ -892,38 +899,6 @@ static void json_entry(struct out *o, struct chunk *c, size_t size, const struct
     json_u(o, "blocks", r->nblocks);
   }
   json_close(o, '}');
-}
-
-static void json_flush_run(struct json_lines *l) {
-  if (!l->count)
-    return;
-  bool tail = l->state.kind == K_TOP || l->state.kind == K_FENCE || l->state.kind == K_BROKEN;
-  if (l->lines < INSPECT_JSON_MAX || tail) {
-    json_say_hidden(l);
-    json_entry(l->o, l->first, l->size, &l->state, l->count);
-    l->lines++;
-  } else {
-    if (!l->hidden_chunks)
-      l->hidden_first = l->first;
-    l->hidden_chunks += l->count;
-    l->hidden_bytes += l->count * l->size;
-  }
-  l->count = 0;
-}
-
-/* A run's header is never folded with its neighbours: it carries the
- * run's figures. */
-static void json_add(void *ctx, struct chunk *c, size_t size, const struct dump_state *s) {
-  struct json_lines *l = ctx;
-  if (l->count && size == l->size && same_state(s, &l->state) && s->kind != K_BROKEN && s->kind != K_RUN) {
-    l->count++;
-    return;
-  }
-  json_flush_run(l);
-  l->first = c;
-  l->size = size;
-  l->state = *s;
-  l->count = 1;
 }
 
 static void json_size_counts(struct out *o, const char *key, const struct size_counts *k) {
@@ -953,10 +928,8 @@ static void region_json(void *ctx, const struct dump_region *r, const char *titl
   json_addr(d->o, "end", (uintptr_t)r->first + region_bytes(r));
   json_u(d->o, "bytes", region_bytes(r));
   json_open(d->o, "chunks", '[');
-  struct json_lines l = {.o = d->o};
-  walk_region(d->a, r, d->t, json_add, &l);
-  json_flush_run(&l);
-  json_say_hidden(&l);
+  struct dump_lines l = {.o = d->o, .max = INSPECT_JSON_MAX, .keep_runs = true, .entry = json_entry, .hidden = json_hidden};
+  lines_walk(&l, d->a, r, d->t);
   json_close(d->o, ']');
   json_close(d->o, '}');
 }
