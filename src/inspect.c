@@ -199,6 +199,19 @@ static void collect_unsorted(struct dump_table *t, struct arena *a) {
     table_add(t, c, TAG_UNSORTED);
 }
 
+/* Every list of chunks free for the program but in use for the arena,
+ * into t, sorted; their counts per size, and the runs' free blocks. */
+static void collect_all(struct dump_table *t, struct arena *a, struct size_counts *fast, struct size_counts *remote,
+                        size_t *run_free) {
+  t->n = t->missed = 0;
+  collect_tcache(t, a);
+  collect_fast(t, a, fast);
+  collect_remote(t, a, remote);
+  collect_run_free(t, a, run_free);
+  collect_unsorted(t, a);
+  table_sort(t);
+}
+
 /* ---- what a chunk is */
 
 enum dump_kind {
@@ -808,13 +821,7 @@ static void dump_this_tcache(struct out *o) {
 static void dump_arena(struct out *o, struct arena *a, int n, struct dump_table *t) {
   struct size_counts fast = {{0}}, remote = {{0}};
   size_t run_free = 0, runs = 0;
-  t->n = t->missed = 0;
-  collect_tcache(t, a);
-  collect_fast(t, a, &fast);
-  collect_remote(t, a, &remote);
-  collect_run_free(t, a, &run_free);
-  collect_unsorted(t, a);
-  table_sort(t);
+  collect_all(t, a, &fast, &remote, &run_free);
   for (struct run *r = a->runs; r; r = r->anext)
     runs++;
 
@@ -944,13 +951,7 @@ void inspect_arena_json(struct out *o, struct arena *a) {
     return;
   struct size_counts fast = {{0}}, remote = {{0}};
   size_t run_free = 0;
-  t->n = t->missed = 0;
-  collect_tcache(t, a);
-  collect_fast(t, a, &fast);
-  collect_remote(t, a, &remote);
-  collect_run_free(t, a, &run_free);
-  collect_unsorted(t, a);
-  table_sort(t);
+  collect_all(t, a, &fast, &remote, &run_free);
   json_size_counts(o, "fast_bins", &fast);
   json_size_counts(o, "remote", &remote);
   json_u(o, "unlisted", t->missed);

@@ -545,21 +545,29 @@ static void *emptied_owner(void *x) {
 }
 
 /* The runs the heap dump counts, over all arenas. */
-static long dump_runs(void) {
-  static char text[1 << 20];
+/* What dump(fd) writes, read back into text (NUL-terminated); false if
+ * no temporary file could be made. */
+static bool read_dump(void (*dump)(int), char *text, size_t cap) {
   char path[] = "/tmp/tide-runs-XXXXXX";
   int fd = mkstemp(path);
   if (fd < 0)
-    return -1;
+    return false;
   unlink(path);
-  tide_heap_dump(fd);
+  dump(fd);
   lseek(fd, 0, SEEK_SET);
   size_t len = 0;
   ssize_t n;
-  while (len < sizeof text - 1 && (n = read(fd, text + len, sizeof text - 1 - len)) > 0)
+  while (len < cap - 1 && (n = read(fd, text + len, cap - 1 - len)) > 0)
     len += (size_t)n;
   text[len] = 0;
   close(fd);
+  return true;
+}
+
+static long dump_runs(void) {
+  static char text[1 << 20];
+  if (!read_dump(tide_heap_dump, text, sizeof text))
+    return -1;
   long runs = 0;
   for (const char *at = text; (at = strstr(at, "\n  runs: ")) != NULL; at++)
     runs += atol(at + strlen("\n  runs: "));
@@ -634,20 +642,9 @@ static void test_dump_while_carving(void) {
  * not cut from them yet. */
 static void run_figures(size_t bs, long *runs, long *uncarved) {
   static char text[8 << 20];
-  char path[] = "/tmp/tide-reuse-XXXXXX";
   *runs = *uncarved = -1;
-  int fd = mkstemp(path);
-  if (fd < 0)
+  if (!read_dump(tide_heap_dump_json, text, sizeof text))
     return;
-  unlink(path);
-  tide_heap_dump_json(fd);
-  lseek(fd, 0, SEEK_SET);
-  size_t len = 0;
-  ssize_t n;
-  while (len < sizeof text - 1 && (n = read(fd, text + len, sizeof text - 1 - len)) > 0)
-    len += (size_t)n;
-  text[len] = 0;
-  close(fd);
   *runs = *uncarved = 0;
   bool in_ours = false;
   for (const char *e = text; (e = strstr(e, "{\"addr\":")) != NULL; e++) {
