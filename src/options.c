@@ -25,6 +25,7 @@
 #include "debug.h"
 #include "os.h"
 #include "out.h"
+#include "prof.h"
 #include "purge.h"
 #include "tcache.h"
 
@@ -197,6 +198,7 @@ enum setting_kind {
   KIND_INT,      /* a plain number */
   KIND_BOOL,     /* 0 or 1; in TIDEMALLOC_CONF also true/false, yes/no, on/off */
   KIND_MS,       /* milliseconds, or -1 for never */
+  KIND_PATH,     /* a file name (up to the next comma): its functions in path_settings[] */
   KIND_RESERVED, /* a name kept for a later version: warns, changes nothing */
 };
 
@@ -214,6 +216,23 @@ struct setting {
   long long (*get)(void);
   const char *doc;
 };
+
+/* KIND_PATH settings: what set, get and def are for the others. */
+struct path_setting {
+  const char *name;
+  bool (*set)(const char *v, size_t len);
+  const char *(*get)(void);
+  const char *def;
+};
+static const struct path_setting path_settings[] = {
+    {"prof_file", prof_set_file, prof_get_file, PROF_DEFAULT_FILE},
+};
+static const struct path_setting *path_of(const char *name) {
+  for (size_t i = 0; i < sizeof path_settings / sizeof path_settings[0]; i++)
+    if (strcmp(path_settings[i].name, name) == 0)
+      return &path_settings[i];
+  return NULL;
+}
 
 #define INT_MAX_LL ((long long)INT32_MAX)
 #define SIZE_MAX_LL ((long long)(SIZE_MAX >> 1)) /* shown as "any" */
@@ -265,8 +284,14 @@ static const struct setting settings[] = {
      "debug mode: redzones, junk, a quarantine, the leak report at exit (2: also as JSON); slow"},
     {"debug_check", false, NULL, NULL, 0, KIND_INT, DEFAULT_DEBUG_CHECK, 0, SIZE_MAX_LL, false, set_debug_check,
      get_debug_check, "debug mode: run the heap checker every this many operations (0: never)"},
+    /* heap profiling (src/prof.c) */
+    {"prof", false, NULL, NULL, 0, KIND_BOOL, 0, 0, 1, false, prof_set_on, prof_get_on,
+     "heap profiling: sample allocations, write the live heap and allocation profiles at exit"},
+    {"prof_rate", false, NULL, NULL, 0, KIND_SIZE, (long long)PROF_DEFAULT_RATE, 1, (long long)1 << 40, false,
+     prof_set_rate, prof_get_rate, "heap profiling: mean bytes allocated between two samples"},
+    {"prof_file", false, NULL, NULL, 0, KIND_PATH, 0, 0, 0, false, NULL, NULL,
+     "heap profiling: profiles at exit go to this + .heap and .alloc (%p: the pid)"},
     /* names kept for settings to come (issue 15) */
-    {"prof", false, NULL, NULL, 0, KIND_RESERVED, 0, 0, 0, false, NULL, NULL, "reserved"},
     {"stats_file", false, NULL, NULL, 0, KIND_RESERVED, 0, 0, 0, false, NULL, NULL, "reserved"},
     {"signal", false, NULL, NULL, 0, KIND_RESERVED, 0, 0, 0, false, NULL, NULL, "reserved"},
 };
@@ -294,6 +319,8 @@ static void out_ll(struct out *o, long long v) {
 static void out_value(struct out *o, const struct setting *s, long long v) {
   if (s->kind == KIND_RESERVED)
     out_str(o, "-");
+  else if (s->kind == KIND_PATH)
+    out_str(o, path_of(s->name)->get()); /* (the default column prints its def) */
   else if (s->auto0 && v == 0)
     out_str(o, "auto");
   else
@@ -312,7 +339,7 @@ static void warn(const char *key, size_t keylen, const char *why, const struct s
   out_str(&o, why);
   out_str(&o, "; using ");
   if (s && s->kind != KIND_RESERVED)
-    out_value(&o, s, s->get());
+    out_value(&o, s, s->get ? s->get() : 0);
   else
     out_str(&o, "nothing");
   out_str(&o, "\n");
@@ -425,6 +452,13 @@ static void apply(size_t i, const char *key, size_t keylen, const char *v, size_
   const struct setting *s = &settings[i];
   if (s->kind == KIND_RESERVED) {
     warn(key, keylen, "not in tidemalloc " TIDEMALLOC_VERSION " (a name kept for a later version)", NULL);
+    return;
+  }
+  if (s->kind == KIND_PATH) {
+    if (path_of(s->name)->set(v, vlen))
+      source[i] = (unsigned char)src;
+    else
+      warn(key, keylen, vlen ? "too long" : "empty", s);
     return;
   }
   long long x;
@@ -611,12 +645,17 @@ static void config_print(int fd) {
     if (s->kind == KIND_RESERVED)
       continue;
     out_col(&o, s->name, 22);
-    out_value_col(&o, s, s->get(), 11);
+    out_value_col(&o, s, s->get ? s->get() : 0, 11);
     out_col(&o, source_name(i), 24);
-    out_value_col(&o, s, s->def, 11);
+    if (s->kind == KIND_PATH)
+      out_col(&o, path_of(s->name)->def, 11);
+    else
+      out_value_col(&o, s, s->def, 11);
     char range[64];
     struct out r = {.fd = -1};
-    if (s->kind == KIND_BOOL) {
+    if (s->kind == KIND_PATH) {
+      out_str(&r, "a path");
+    } else if (s->kind == KIND_BOOL) {
       out_str(&r, "0|1");
     } else {
       out_ll(&r, s->lo);
