@@ -71,8 +71,8 @@ $(PKG)/paths.h: $(PATHS_STAMP)
 	  '#define TIDE_LIBDIR "$(LIBDIR)"' \
 	  '#define TIDE_REL_LIBDIR "$(call relpath,$(LIBDIR),$(BINDIR))"' >$@
 
-$(TOOL): tools/tidemalloc.c include/tidemalloc.h $(PKG)/paths.h
-	$(CC) -std=gnu11 -O2 -g $(WARN) -Iinclude -I$(PKG) -o $@ $< -ldl
+$(TOOL): tools/tidemalloc.c tools/flame.c tools/flame.h include/tidemalloc.h $(PKG)/paths.h
+	$(CC) -std=gnu11 -O2 -g $(WARN) -Iinclude -I$(PKG) -o $@ $(filter %.c,$^) -ldl
 
 # @VAR@ substitution for the templates in packaging/ and man/.
 MAN_DATE := $(shell date -u -d @$$(git log -1 --format=%ct 2>/dev/null || date +%s) +%Y-%m-%d 2>/dev/null)

@@ -133,12 +133,21 @@ static bool prof_wanted;
 static size_t prof_rate = PROF_DEFAULT_RATE;
 static char prof_file[PROF_PATH_MAX] = PROF_DEFAULT_FILE;
 static uint64_t prof_secret = 0x8bb84b93962eacc9u; /* drawn at prof_init */
+/* Some thread counted an allocation: without one (the library loaded by
+ * dlopen and never called, as `tidemalloc config` does) there is no
+ * profile to write at exit. */
+static bool prof_used;
 
-/* Per thread: the generator (0 until seeded) and the slow paths'
- * countdown. */
+/* Per thread: the generator (0 until seeded), the slow paths'
+ * countdown, and whether the thread is inside the profiler (sampling,
+ * or holding prof.lock): a malloc or free made meanwhile by a signal
+ * handler of the thread -- or by a fork handler of the program's, the
+ * handler having forked -- is neither sampled nor looked up, instead of
+ * waiting for a lock its own thread holds. */
 static __thread struct prof_thread {
   uint64_t rng;
   intptr_t left;
+  volatile bool busy;
 } pt;
 
 /* ------------------------------------------------------------- settings */
@@ -260,6 +269,7 @@ static struct prof_thread *thread_state(void) {
   if (unlikely(t->rng == 0)) {
     t->rng = mix64(prof_secret ^ (uintptr_t)t) | 1; /* threads differ by their TLS address */
     t->left = draw(t);
+    __atomic_store_n(&prof_used, true, __ATOMIC_RELAXED);
   }
   return t;
 }
@@ -430,8 +440,9 @@ static void record(void *mem, size_t n, const uintptr_t *f, uint32_t nf) {
 }
 
 bool prof_forget(void *mem) {
-  if (__atomic_load_n(&prof.live_count, __ATOMIC_RELAXED) == 0)
+  if (__atomic_load_n(&prof.live_count, __ATOMIC_RELAXED) == 0 || pt.busy)
     return false;
+  pt.busy = true;
   lock_acquire(&prof.lock);
   struct prof_live *e = live_find((uintptr_t)mem);
   if (e) {
@@ -441,15 +452,18 @@ bool prof_forget(void *mem) {
     live_remove(e);
   }
   lock_release(&prof.lock);
+  pt.busy = false;
   return e != NULL;
 }
 
 static bool is_sampled(void *mem) {
-  if (!prof_placed(mem) || __atomic_load_n(&prof.live_count, __ATOMIC_RELAXED) == 0)
+  if (!prof_placed(mem) || __atomic_load_n(&prof.live_count, __ATOMIC_RELAXED) == 0 || pt.busy)
     return false;
+  pt.busy = true;
   lock_acquire(&prof.lock);
   bool found = live_find((uintptr_t)mem) != NULL;
   lock_release(&prof.lock);
+  pt.busy = false;
   return found;
 }
 
@@ -464,15 +478,18 @@ static bool is_sampled(void *mem) {
 /* A sampled block for a request of n, or NULL (errno kept) if none could
  * be placed: the caller then serves the request as usual. */
 static void *sample(size_t n, size_t align, bool zero, uintptr_t ra, const void *fp) {
+  if (pt.busy)
+    return NULL;
+  pt.busy = true;
   uintptr_t f[PROF_FRAMES];
   uint32_t nf = stack_capture(ra, fp, f, PROF_FRAMES);
   int saved = errno;
   void *mem = tide_raw_sampled(n, align, zero);
-  if (!mem) {
+  if (mem)
+    record(mem, n, f, nf);
+  else
     errno = saved;
-    return NULL;
-  }
-  record(mem, n, f, nf);
+  pt.busy = false;
   return mem;
 }
 
@@ -743,6 +760,8 @@ static int dump(const char *base, const char **failed) {
     return -1;
   }
   int cancel = os_nocancel_begin();
+  bool was_busy = pt.busy;
+  pt.busy = true;
   lock_acquire(&prof.lock);
   stack_modules_load();
   uint32_t *order = NULL;
@@ -759,6 +778,7 @@ static int dump(const char *base, const char **failed) {
   if (order)
     os_unmap(order, order_bytes);
   lock_release(&prof.lock);
+  pt.busy = was_busy;
   lock_release(&dump_lock);
   os_nocancel_end(cancel);
   errno = err;
@@ -780,7 +800,7 @@ TIDE_EXPORT int tide_prof_dump(const char *path) {
 }
 
 __attribute__((destructor)) static void prof_at_exit(void) {
-  if (!prof_on)
+  if (!prof_on || !__atomic_load_n(&prof_used, __ATOMIC_RELAXED))
     return;
   int saved = errno;
   const char *failed;
