@@ -434,7 +434,14 @@ static void free_nodebug(void *mem, int class, size_t bin) {
   /* A sample of the heap profiler leaves its profile, and goes to its
    * arena (placed as it is, it would send every later free of the
    * memory this way; src/prof.c). */
-  bool sampled = unlikely(prof_on) && prof_placed(mem) && prof_forget(mem);
+  int prof = unlikely(prof_on) && prof_placed(mem) ? prof_forget(mem) : PROF_NOT_SAMPLED;
+  if (prof == PROF_KEPT) {
+    if (tc)
+      tc->frees++;
+    errno = saved;
+    return;
+  }
+  bool sampled = prof == PROF_TO_ARENA;
   /* Looked at in full unless the fast path found it cacheable (a block
    * it could not place, or a thread without a cache yet, whose own
    * ranges were not known). */
@@ -630,6 +637,21 @@ TIDE_EXPORT void *tide_realloc(void *mem, size_t n) {
   return tide_raw_realloc(mem, n);
 }
 
+/* tide_malloc without the profiler's count: for realloc, which counted
+ * n already (prof_realloc). */
+static void *malloc_uncounted(size_t n) {
+  struct tcache *tc = tcache_tls;
+  if (n <= tcache_max_request) {
+    void *mem = tcache_pop(tc, tcache_request_index(n));
+    if (mem) {
+      tc->mallocs++;
+      tc->bytes_requested += n;
+      return mem;
+    }
+  }
+  return tide_raw_malloc(n);
+}
+
 /* realloc of a block (mem != NULL, n > 0) without debug mode or the
  * profiler. */
 void *tide_raw_realloc(void *mem, size_t n) {
@@ -668,8 +690,7 @@ void *tide_raw_realloc(void *mem, size_t n) {
         return mem;
     }
   }
-  /* (The profiler counted n already: prof_realloc.) */
-  void *nmem = unlikely(prof_on) ? tide_raw_malloc(n) : tide_malloc(n);
+  void *nmem = unlikely(prof_on) ? malloc_uncounted(n) : tide_malloc(n);
   if (!nmem)
     return NULL;
   memcpy(nmem, mem, old_usable < n ? old_usable : n);

@@ -111,8 +111,22 @@ struct prof_stack {
 struct prof_live {
   uintptr_t mem; /* 0: an empty slot */
   uint64_t weight;
-  uint32_t stack, unused;
+  uint32_t stack; /* PROF_POOLED: a freed sample the pool keeps */
+  uint32_t unused;
 };
+#define PROF_POOLED UINT32_MAX
+
+/* Freed samples of a thread-cache size class (arena chunks of exactly
+ * the class's size), kept for the next samples of that class: a sample
+ * then costs no memalign, and the page-aligned chunk does not go back
+ * to the arena, whose next blocks cut from it would have their memory
+ * at page offset 0 or 16 too and so take free's slow path for nothing.
+ * At most PROF_POOL_PER_CLASS a class and PROF_POOL_BYTES in all; each
+ * stays in the live table marked PROF_POOLED (a second free of it is
+ * caught) and carries the free key in its second word, as a cached
+ * block does. */
+#define PROF_POOL_PER_CLASS 8
+#define PROF_POOL_BYTES ((size_t)256 * 1024)
 
 static struct {
   struct tide_lock lock;
@@ -126,6 +140,9 @@ static struct {
   size_t live_cap, live_count;
   unsigned live_shift;
   uint64_t samples, dropped;
+  void *pooled_blocks[TCACHE_BINS][PROF_POOL_PER_CLASS];
+  uint8_t pooled[TCACHE_BINS];
+  size_t pool_bytes;
 } prof = {.lock = TIDE_LOCK_INIT};
 
 bool prof_on;
@@ -407,53 +424,102 @@ static void live_remove(struct prof_live *e) {
     }
   }
   prof.live[hole].mem = 0;
-  prof.live_count--;
+  __atomic_store_n(&prof.live_count, prof.live_count - 1, __ATOMIC_RELAXED);
 }
 
-/* A sampled block (its stack f[0..nf)) joins both profiles. */
-static void record(void *mem, size_t n, const uintptr_t *f, uint32_t nf) {
-  uint64_t w = weight(n);
-  lock_acquire(&prof.lock);
-  if (tables_ready()) {
-    uint32_t id = stack_id(f, nf);
-    struct prof_stack *s = &prof.stacks[id];
-    s->alloc_bytes += w;
-    s->alloc_samples++;
-    prof.samples++;
-    struct prof_live *old = live_find((uintptr_t)mem);
-    if (old) { /* cannot happen: every free of a sample comes by prof_forget */
-      prof.stacks[old->stack].live_bytes -= old->weight;
-      prof.stacks[old->stack].live_samples--;
-      live_remove(old);
-    }
-    if (live_room()) {
-      struct prof_live e = {.mem = (uintptr_t)mem, .weight = w, .stack = id};
-      live_put(&e);
-      prof.live_count++;
-      s->live_bytes += w;
-      s->live_samples++;
-    } else {
-      prof.dropped++;
-    }
+/* A sampled block (its stack f[0..nf), its weight w) joins both
+ * profiles (prof.lock held, the tables ready). */
+static void record_locked(void *mem, uint64_t w, const uintptr_t *f, uint32_t nf) {
+  uint32_t id = stack_id(f, nf);
+  struct prof_stack *s = &prof.stacks[id];
+  s->alloc_bytes += w;
+  s->alloc_samples++;
+  prof.samples++;
+  struct prof_live *old = live_find((uintptr_t)mem);
+  if (old && old->stack == PROF_POOLED) { /* taken from the pool */
+    old->stack = id;
+    old->weight = w;
+    s->live_bytes += w;
+    s->live_samples++;
+    return;
   }
-  lock_release(&prof.lock);
+  if (old) { /* cannot happen: every free of a sample comes by prof_forget */
+    prof.stacks[old->stack].live_bytes -= old->weight;
+    prof.stacks[old->stack].live_samples--;
+    live_remove(old);
+  }
+  if (live_room()) {
+    struct prof_live e = {.mem = (uintptr_t)mem, .weight = w, .stack = id};
+    live_put(&e);
+    __atomic_store_n(&prof.live_count, prof.live_count + 1, __ATOMIC_RELAXED);
+    s->live_bytes += w;
+    s->live_samples++;
+  } else {
+    prof.dropped++;
+  }
 }
 
-bool prof_forget(void *mem) {
-  if (__atomic_load_n(&prof.live_count, __ATOMIC_RELAXED) == 0 || pt.busy)
+/* The size class a request of n is sampled in, when its samples are
+ * pooled: TCACHE_BINS if not. */
+static size_t pool_class(size_t n, size_t align) {
+  size_t nb;
+  if (align > CHUNK_ALIGN || !request2size(n, &nb) || nb > TCACHE_MEDIUM_MAX_CHUNK)
+    return TCACHE_BINS;
+  return nb <= (TCACHE_SMALL_BINS + 1) * CHUNK_ALIGN ? tcache_index(nb) : tcache_medium_index(nb);
+}
+
+/* A block from the pool for class cls, or NULL (prof.lock held). */
+static void *pool_take(size_t cls) {
+  if (cls >= TCACHE_BINS || prof.pooled[cls] == 0)
+    return NULL;
+  void *mem = prof.pooled_blocks[cls][--prof.pooled[cls]];
+  prof.pool_bytes -= tcache_bin_size(cls);
+  ((uintptr_t *)mem)[1] = 0; /* the free key */
+  return mem;
+}
+
+/* e, a live sample just freed: into the pool if it is a chunk of a class
+ * size and there is room (prof.lock held). */
+static bool pool_put(struct prof_live *e) {
+  void *mem = (void *)e->mem;
+  struct chunk *p = mem2chunk(mem);
+  size_t size = chunk_size(p), cls = tcache_bin_of(size);
+  if (chunk_is_mmapped(p) || cls >= TCACHE_BINS || prof.pooled[cls] >= PROF_POOL_PER_CLASS ||
+      prof.pool_bytes + size > PROF_POOL_BYTES || !chunk_inuse(p))
     return false;
+  prof.pooled_blocks[cls][prof.pooled[cls]++] = mem;
+  prof.pool_bytes += size;
+  e->stack = PROF_POOLED;
+  e->weight = 0;
+  ((uintptr_t *)mem)[1] = free_key(mem);
+  return true;
+}
+
+int prof_forget(void *mem) {
+  if (__atomic_load_n(&prof.live_count, __ATOMIC_RELAXED) == 0 || pt.busy)
+    return PROF_NOT_SAMPLED;
   pt.busy = true;
   lock_acquire(&prof.lock);
+  int r = PROF_NOT_SAMPLED;
   struct prof_live *e = live_find((uintptr_t)mem);
+  if (e && e->stack == PROF_POOLED) {
+    lock_release(&prof.lock);
+    tide_fatal("free", "double free detected (a block the heap profiler keeps)");
+  }
   if (e) {
     struct prof_stack *s = &prof.stacks[e->stack];
     s->live_bytes -= e->weight;
     s->live_samples--;
-    live_remove(e);
+    if (pool_put(e)) {
+      r = PROF_KEPT;
+    } else {
+      live_remove(e);
+      r = PROF_TO_ARENA;
+    }
   }
   lock_release(&prof.lock);
   pt.busy = false;
-  return e != NULL;
+  return r;
 }
 
 static bool is_sampled(void *mem) {
@@ -461,10 +527,14 @@ static bool is_sampled(void *mem) {
     return false;
   pt.busy = true;
   lock_acquire(&prof.lock);
-  bool found = live_find((uintptr_t)mem) != NULL;
+  struct prof_live *e = live_find((uintptr_t)mem);
+  if (e && e->stack == PROF_POOLED) {
+    lock_release(&prof.lock);
+    tide_fatal("realloc", "pointer already freed (a block the heap profiler keeps)");
+  }
   lock_release(&prof.lock);
   pt.busy = false;
-  return found;
+  return e != NULL;
 }
 
 /* ------------------------------------------------------------- sampling */
@@ -483,12 +553,29 @@ static void *sample(size_t n, size_t align, bool zero, uintptr_t ra, const void 
   pt.busy = true;
   uintptr_t f[PROF_FRAMES];
   uint32_t nf = stack_capture(ra, fp, f, PROF_FRAMES);
-  int saved = errno;
-  void *mem = tide_raw_sampled(n, align, zero);
+  uint64_t w = weight(n);
+  size_t cls = pool_class(n, align);
+  lock_acquire(&prof.lock);
+  void *mem = pool_take(cls);
   if (mem)
-    record(mem, n, f, nf);
-  else
-    errno = saved;
+    record_locked(mem, w, f, nf);
+  lock_release(&prof.lock);
+  if (mem) {
+    if (zero)
+      memset(mem, 0, tide_raw_usable(mem));
+  } else {
+    /* A class's whole chunk, so that the pool can take it back. */
+    int saved = errno;
+    mem = tide_raw_sampled(cls < TCACHE_BINS ? tcache_bin_size(cls) - SIZE_SZ : n, align, zero);
+    if (mem) {
+      lock_acquire(&prof.lock);
+      if (tables_ready())
+        record_locked(mem, w, f, nf);
+      lock_release(&prof.lock);
+    } else {
+      errno = saved;
+    }
+  }
   pt.busy = false;
   return mem;
 }

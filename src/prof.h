@@ -43,9 +43,12 @@ void *prof_calloc(size_t n);
 void *prof_memalign(size_t align, size_t n);
 void *prof_realloc(void *mem, size_t n);
 /* free(mem), mem prof_placed, prof_on: if mem is a sampled block, it
- * leaves the live profile and true is returned (the block must then go
- * back to its arena, not to a thread cache). */
-bool prof_forget(void *mem);
+ * leaves the live profile, and the profiler keeps it for a later sample
+ * (PROF_KEPT: free has nothing more to do), or it must go back to its
+ * arena, not to a thread cache (PROF_TO_ARENA).  A second free of a
+ * block the profiler keeps is reported, and aborts. */
+enum { PROF_NOT_SAMPLED, PROF_TO_ARENA, PROF_KEPT };
+int prof_forget(void *mem);
 
 void prof_prefork(void);
 void prof_postfork_parent(void);

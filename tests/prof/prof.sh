@@ -167,6 +167,26 @@ check "off: tide_prof_dump(NULL) returns -1 with errno ENOTSUP ($(head -n 1 "$W/
   bash -c "test $rc = 0 && grep -Eqx 'dump -1 (ENOTSUP|EOPNOTSUPP)' '$W/off.out'"
 check "off: no profile written" test -z "$(ls -A "$W/off")"
 
+# every block a sample: freed ones are kept for the next samples, and a
+# second free of one is caught
+mkdir -p "$W/reuse"
+(cd "$W/reuse" && timeout -k 5 60 env TIDEMALLOC_CONF=prof=1,prof_rate=1 LD_PRELOAD="$LIB" "$SITES" reuse "$W/reuse/r") \
+  >"$W/reuse.out" 2>&1
+rc=$?
+check "prof_rate=1: 200 rounds of 64 blocks, every one a sample, freed and reused, keep their contents apart ($rc)" \
+  test "$rc" = 0
+check "prof_rate=1: 12,800 samples allocated (and libc's few), at most 2 still live" \
+  python3 -c "
+import re
+n = lambda f: int(re.search(r', ([0-9]+) samples', open(f).readline()).group(1))
+assert 12800 <= n('$W/reuse/r.alloc') <= 12810 and n('$W/reuse/r.heap') <= 2
+"
+{ (cd "$W/reuse" && timeout -k 5 60 env TIDEMALLOC_CONF=prof=1,prof_rate=1 LD_PRELOAD="$LIB" "$SITES" double) \
+  >"$W/double.out" 2>&1; } 2>/dev/null
+rc=$?
+check "prof_rate=1: a sample freed twice aborts ($rc): \"tidemalloc: free(): double free detected\"" \
+  bash -c "test $rc = 134 && grep -q '^tidemalloc: free(): double free detected' '$W/double.out'"
+
 # debug mode: the profiler stays off, and says so
 (cd "$W/debug" && timeout -k 5 60 env TIDEMALLOC_CONF=debug=1,prof=1 LD_PRELOAD="$LIB" "$SITES" off) >"$W/debug.out" 2>&1
 rc=$?

@@ -18,6 +18,11 @@
  *                      then D and F; tide_prof_dump(BASE.2); exits with
  *                      the blocks kept still live (the profile at exit)
  *   sites off          tide_prof_dump(NULL) must fail with ENOTSUP
+ *   sites double       frees a block twice (run with prof_rate=1, so it
+ *                      is a sample: the second free must abort)
+ *   sites reuse        (prof_rate=1) many blocks of one size freed and
+ *                      allocated again, their contents checked: freed
+ *                      samples are reused for new ones
  *
  * Prints "dump1 0", "dump2 0" (or -1 and the errno) and "calloc zero 1".
  * Built with frame pointers (tests/tests.mk), so the stacks are whole.
@@ -154,6 +159,29 @@ int main(int argc, char **argv) {
   if (strcmp(mode, "off") == 0) {
     site_c();
     return dump(prof_dump, "dump", NULL) == -1 && dump_errno == ENOTSUP ? 0 : 1;
+  }
+  if (strcmp(mode, "double") == 0) {
+    char *p = malloc(100);
+    free(p);
+    free(p);
+    return 0;
+  }
+  if (strcmp(mode, "reuse") == 0) {
+    enum { N = 64 };
+    static unsigned char *b[N];
+    for (int round = 0; round < 200; round++) {
+      for (int i = 0; i < N; i++) {
+        b[i] = malloc(48 + (size_t)(i % 4) * 16);
+        memset(b[i], round ^ i, 48);
+      }
+      for (int i = 0; i < N; i++)
+        for (int j = 0; j < 48; j++)
+          if (b[i][j] != (unsigned char)(round ^ i))
+            return 3; /* two live blocks share memory */
+      for (int i = 0; i < N; i++)
+        free(b[i]);
+    }
+    return dump(prof_dump, "dump", argv[2]) == 0 ? 0 : 4;
   }
   if (strcmp(mode, "sites") != 0 || argc < 3)
     return 9;
