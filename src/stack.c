@@ -9,8 +9,32 @@
 #include "os.h"
 
 /* This thread's stack, for walking frame pointers without stepping out
- * of it (found in /proc/self/maps). */
+ * of it. */
 static __thread uintptr_t stack_lo, stack_hi;
+
+/* Bounds for a walk from sp: a thread glibc made has its stack in one
+ * mapping with its thread control block at the top (x86-64: %fs:0 points
+ * to it), so if all of [sp, tcb) is mapped that is the part a walk
+ * upwards may read -- one mincore instead of reading /proc/self/maps, for
+ * each new thread.  The main thread (its TCB lies elsewhere) and signal
+ * stacks read the maps. */
+static bool stack_bounds(uintptr_t sp, uintptr_t *lo, uintptr_t *hi) {
+#if defined(__x86_64__)
+  uintptr_t tcb;
+  __asm__("mov %%fs:0, %0" : "=r"(tcb));
+  if (sp < tcb && tcb - sp <= ((uintptr_t)1 << 30) && os_mapped(sp, tcb)) {
+    *lo = os_page_down(sp);
+    *hi = tcb;
+    return true;
+  }
+#endif
+  struct os_mapping m;
+  if (!os_mapping_of(sp, &m))
+    return false;
+  *lo = m.lo;
+  *hi = m.hi;
+  return true;
+}
 
 uint32_t stack_capture(uintptr_t ra, const void *fp_in, uintptr_t *f, uint32_t max) {
   const uintptr_t *fp = fp_in;
@@ -22,13 +46,8 @@ uint32_t stack_capture(uintptr_t ra, const void *fp_in, uintptr_t *f, uint32_t m
    * main thread's stack grows, and a signal stack is another mapping. */
   uintptr_t lo = (uintptr_t)&n;
   if (lo < stack_lo || lo >= stack_hi) {
-    struct os_mapping m;
-    if (os_mapping_of(lo, &m)) {
-      stack_lo = m.lo;
-      stack_hi = m.hi;
-    } else {
+    if (!stack_bounds(lo, &stack_lo, &stack_hi))
       stack_lo = stack_hi = 0; /* no walk */
-    }
   }
   while (n < max && fp) {
     uintptr_t at = (uintptr_t)fp;

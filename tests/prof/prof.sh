@@ -106,6 +106,8 @@ for s in site_d site_f; do
 done
 got=$(val "$alloc2" site_d)
 check "threads: the allocation profile has site_d's 16 MiB +-15% ($(mib "$got"))" near "$got" $((16 * MiB))
+check "threads: site_d's stack, walked in its own thread, goes on to allocating_thread" \
+  bash -c "grep '(site_d at ' '$alloc2.sym' | grep -q '(allocating_thread at '"
 got=$(val "$alloc2" site_f)
 check "threads: the allocation profile has site_f's 8 MiB +-15% ($(mib "$got"))" near "$got" 8388000
 got=$(val "$live2" site_a)
