@@ -794,8 +794,13 @@ TIDE_EXPORT void *tide_aligned_alloc(size_t align, size_t n) {
 TIDE_EXPORT int tide_posix_memalign(void **out, size_t align, size_t n) {
   if (align % sizeof(void *) != 0 || !power_of_two(align / sizeof(void *)))
     return EINVAL;
-  /* On failure errno is left at ENOMEM, as glibc leaves it. */
-  void *mem = memalign_common(align, n);
+  /* On failure errno is left at ENOMEM, as glibc leaves it.  (The
+   * profiler is given the program's call here: memalign_common's return
+   * address would be this function.) */
+  void *mem = unlikely(prof_on) && align > CHUNK_ALIGN
+                  ? prof_memalign_from(align, n, (uintptr_t)__builtin_return_address(0),
+                                       *(void **)__builtin_frame_address(0))
+                  : memalign_common(align, n);
   if (!mem)
     return ENOMEM;
   *out = mem;

@@ -77,9 +77,8 @@
  * every block's stack already), and allocations made before start-up
  * finished (none reach here).  Frames are only as good as the program's
  * frame pointers: code built without them gives its caller's frame
- * alone; memalign, posix_memalign and C++'s operator new name a frame of
- * tidemalloc itself first (they call malloc), then the frames above the
- * caller's frame pointer.
+ * alone; C++'s operator new names a frame of tidemalloc itself first (it
+ * calls malloc), then the frames above its caller's frame pointer.
  */
 #include "prof.h"
 
@@ -619,14 +618,16 @@ void *prof_calloc(size_t n) {
   return tide_raw_calloc(n);
 }
 
-void *prof_memalign(size_t align, size_t n) {
+void *prof_memalign_from(size_t align, size_t n, uintptr_t ra, const void *fp) {
   if (slow_due(n)) {
-    void *s = sample(n, align, false, CALLER_RA, CALLER_FP);
+    void *s = sample(n, align, false, ra, fp);
     if (s)
       return s;
   }
   return tide_raw_memalign(align, n);
 }
+
+void *prof_memalign(size_t align, size_t n) { return prof_memalign_from(align, n, CALLER_RA, CALLER_FP); }
 
 void *prof_realloc(void *mem, size_t n) {
   bool due = slow_due(n);

@@ -41,6 +41,9 @@ void *prof_calloc_hit(size_t n, void *mem);
 void *prof_malloc(size_t n);
 void *prof_calloc(size_t n);
 void *prof_memalign(size_t align, size_t n);
+/* The same for a caller that knows the program's return address and
+ * frame pointer (posix_memalign). */
+void *prof_memalign_from(size_t align, size_t n, uintptr_t ra, const void *fp);
 void *prof_realloc(void *mem, size_t n);
 /* free(mem), mem prof_placed, prof_on: if mem is a sampled block, it
  * leaves the live profile, and the profiler keeps it for a later sample

@@ -81,7 +81,7 @@ for f in ['$W/on/dump.1.heap', '$W/on/dump.1.alloc']:
 # the live heap at the first dump, and everything allocated until then
 live=$W/on/dump.1.heap
 alloc=$W/on/dump.1.alloc
-for s in "site_a 64" "site_c 4" "site_e 16" "site_g 16" "site_h 8" "site_i 8"; do
+for s in "site_a 64" "site_c 4" "site_e 16" "site_g 16" "site_h 8" "site_i 8" "site_j 8"; do
   set -- $s
   got=$(val "$live" "$1")
   check "live heap: $1 holds $2 MiB +-15% (estimated $(mib "$got"))" near "$got" $(($2 * MiB))
@@ -89,7 +89,7 @@ done
 got=$(val "$live" site_b)
 check "live heap: site_b, whose blocks were all freed, holds nothing (estimated $got bytes)" test "$got" = 0
 for s in "site_a 67108864" "site_b 16777200" "site_c 4194304" "site_e 16777216" "site_g 17039360" \
-  "site_h 8388608" "site_i 8388608"; do
+  "site_h 8388608" "site_i 8388608" "site_j 8388608"; do
   set -- $s
   got=$(val "$alloc" "$1")
   check "allocated: $1 allocated $(mib "$2") +-15% (estimated $(mib "$got"))" near "$got" "$2"
@@ -129,7 +129,7 @@ check "at exit: no profile under the default name (prof_file was set)" \
 "$TOOL" flame "$live" >"$W/flame.svg" 2>"$W/flame.err"
 rc=$?
 check "flame: exits 0 ($rc)" test "$rc" = 0
-check "flame: python3's xml.etree parses the SVG; the widest frame below 'all' is site_a's, 64/116 of the width +-15%" \
+check "flame: python3's xml.etree parses the SVG; the widest frame below 'all' is site_a's, 64/124 of the width +-15%" \
   python3 - "$W/flame.svg" <<'EOF'
 import sys, xml.etree.ElementTree as ET
 ns = '{http://www.w3.org/2000/svg}'
@@ -146,7 +146,7 @@ all_w = max(w for n, w, _ in frames if n == 'all')
 sites = sorted((w, n) for n, w, _ in frames if n.startswith('site_'))
 assert sites[-1][1] == 'site_a', sites
 ratio = sites[-1][0] / all_w
-assert abs(ratio - 64 / 116) <= 0.15 * 64 / 116, ratio
+assert abs(ratio - 64 / 124) <= 0.15 * 64 / 124, ratio
 texts = [t.text for t in root.iter(ns + 'text')]
 assert 'site_a' in texts, 'site_a has no label'
 EOF

@@ -11,10 +11,11 @@
  *   site_g  4,096 blocks of 64 B, each realloc'd to 4 KiB, kept (16 MiB)
  *   site_h  8 MiB in 256 B blocks with calloc, kept; every byte must be 0
  *   site_i  8 MiB in 512 B blocks with aligned_alloc(64), kept
+ *   site_j  8 MiB in 512 B blocks with posix_memalign(64), kept
  *   site_d  a second thread: 16 MiB in 512 B blocks, freed by main
  *   site_f  8 MiB in 100 B blocks, freed by a second thread
  *
- *   sites sites BASE   A, B, C, E, G, H, I; tide_prof_dump(BASE.1);
+ *   sites sites BASE   A, B, C, E, G, H, I, J; tide_prof_dump(BASE.1);
  *                      then D and F; tide_prof_dump(BASE.2); exits with
  *                      the blocks kept still live (the profile at exit)
  *   sites off          tide_prof_dump(NULL) must fail with ENOTSUP
@@ -44,6 +45,7 @@ static void *volatile keep_e[16 * MiB / (8 * KiB)];
 static void *volatile keep_g[4096];
 static void *volatile keep_h[8 * MiB / 256];
 static void *volatile keep_i[8 * MiB / 512];
+static void *volatile keep_j[8 * MiB / 512];
 static void *volatile d_blocks[16 * MiB / 512];
 static void *volatile f_blocks[8 * MiB / 100];
 
@@ -116,6 +118,15 @@ __attribute__((noinline)) static void site_i(void) {
     if (!p || ((unsigned long)p & 63))
       abort();
     keep_i[i] = p;
+  }
+}
+
+__attribute__((noinline)) static void site_j(void) {
+  for (size_t i = 0; i < sizeof keep_j / sizeof keep_j[0]; i++) {
+    void *p = NULL;
+    if (posix_memalign(&p, 64, 512) != 0 || ((unsigned long)p & 63))
+      abort();
+    keep_j[i] = p;
   }
 }
 
@@ -193,6 +204,7 @@ int main(int argc, char **argv) {
   site_g();
   int zero = site_h();
   site_i();
+  site_j();
   printf("calloc zero %d\n", zero);
   snprintf(path, sizeof path, "%s.1", argv[2]);
   dump(prof_dump, "dump1", path);
