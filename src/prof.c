@@ -39,16 +39,18 @@
  *
  * A sampled allocation (sample()): its call stack, by the frame-pointer
  * walk debug mode uses (src/stack.c), then a block placed where free's
- * fast path never takes it, its memory at page offset 0 or 16
- * (tide_raw_sampled in src/api.c: a page-aligned arena chunk, or, from
- * the mmap threshold up, the mmapped chunk it gets anyway, whose memory
- * is at offset 16).  free() sends every pointer at those offsets to its
- * slow path already (mmapped chunks, and the rare arena chunk starting a
- * page), so recognising samples costs its fast path nothing: the slow
- * path looks such a pointer up (prof_forget) only when profiling is on,
- * and a sampled block it finds goes back to its arena, never into a
- * thread cache (where its page offset would send every later free of
- * that memory the slow way).  The block itself is an ordinary chunk.
+ * fast path never takes it, its memory at page offset 0 or 16: a freed
+ * sample of its size class from the pool (below), else tide_raw_sampled
+ * in src/api.c (a page-aligned arena chunk, the whole of its class's
+ * size, or, from the mmap threshold up, the mmapped chunk it gets anyway,
+ * whose memory is at offset 16).  free() sends every pointer at those
+ * offsets to its slow path already (mmapped chunks, and the rare arena
+ * chunk starting a page), so recognising samples costs its fast path
+ * nothing: the slow path looks such a pointer up (prof_forget) only when
+ * profiling is on, and a sampled block it finds goes to the pool, or
+ * back to its arena, never into a thread cache (where its page offset
+ * would send every later free of that memory the slow way).  The block
+ * itself is an ordinary chunk.
  *
  * The tables, under prof.lock, in memory of their own (os_map, mapped at
  * the first sample); nothing here calls malloc:
@@ -63,8 +65,9 @@
  * The lock is never held while an arena lock is taken, nor the other way
  * round.
  *
- * Profiles: tide_prof_dump(path), and at exit to the prof_file setting,
- * write path.heap (the live heap: samples still allocated) and
+ * Profiles: tide_prof_dump(path), and at exit to the prof_file setting
+ * (if the library served any allocation: not when it was only loaded by
+ * dlopen, as `tidemalloc config` does), write path.heap (the live heap: samples still allocated) and
  * path.alloc (every sample since start), "%p" in path standing for the
  * process id.  Each is "collapsed stacks" text: a comment line starting
  * with '#' (rate, samples, total), then one line per stack, its frames
