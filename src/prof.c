@@ -157,17 +157,19 @@ static uint64_t prof_secret = 0x8bb84b93962eacc9u; /* drawn at prof_init */
  * profile to write at exit. */
 static bool prof_used;
 
-/* Per thread: the generator (0 until seeded), the slow paths'
- * countdown, and whether the thread is inside the profiler (sampling,
- * or holding prof.lock): a malloc or free made meanwhile by a signal
+/* Per thread, in its cache (src/tcache.h): the generator and the slow
+ * paths' countdown, set when the cache is made.  A thread without a
+ * cache (caches off, or a thread exiting) uses shared ones, by atomic
+ * operations: races there can only add or lose a sample.  Static TLS
+ * stays small (tests/pkg/dlopen checks it): the one byte here says
+ * whether the thread is inside the profiler (sampling, or holding
+ * prof.lock), so that a malloc or free made meanwhile by a signal
  * handler of the thread -- or by a fork handler of the program's, the
  * handler having forked -- is neither sampled nor looked up, instead of
  * waiting for a lock its own thread holds. */
-static __thread struct prof_thread {
-  uint64_t rng;
-  intptr_t left;
-  volatile bool busy;
-} pt;
+static __thread volatile bool busy;
+static intptr_t shared_left;
+static uint64_t shared_draws;
 
 /* ------------------------------------------------------------- settings */
 
@@ -276,33 +278,45 @@ static uint64_t weight(size_t n) {
   return (uint64_t)(s / p + 0.5);
 }
 
-/* Bytes to the next sampled byte: exponential of mean prof_rate, rounded
- * down.  u in (0, 1], so the draw is at most 37 prof_rate. */
-static intptr_t draw(struct prof_thread *t) {
-  double u = (double)((rng_next(&t->rng) >> 11) + 1) * 0x1p-53;
+/* Bytes to the next sampled byte, from 64 random bits: exponential of
+ * mean prof_rate, rounded down.  u in (0, 1], so the draw is at most 37
+ * prof_rate. */
+static intptr_t draw_from(uint64_t bits) {
+  double u = (double)((bits >> 11) + 1) * 0x1p-53;
   return (intptr_t)(-prof_ln(u) * (double)prof_rate);
 }
-
-static struct prof_thread *thread_state(void) {
-  struct prof_thread *t = &pt;
-  if (unlikely(t->rng == 0)) {
-    t->rng = mix64(prof_secret ^ (uintptr_t)t) | 1; /* threads differ by their TLS address */
-    t->left = draw(t);
-    __atomic_store_n(&prof_used, true, __ATOMIC_RELAXED);
-  }
-  return t;
+static intptr_t draw(struct tcache *tc) { return draw_from(rng_next(&tc->prof_rng)); }
+static intptr_t draw_shared(void) {
+  return draw_from(mix64(__atomic_add_fetch(&shared_draws, 0x9e3779b97f4a7c15u, __ATOMIC_RELAXED) ^ prof_secret));
 }
 
-intptr_t prof_first_left(void) { return prof_on ? draw(thread_state()) : PROF_OFF_LEFT; }
+intptr_t prof_first_left(struct tcache *tc) {
+  if (!prof_on)
+    return PROF_OFF_LEFT;
+  tc->prof_rng = mix64(prof_secret ^ (uintptr_t)tc) | 1; /* caches differ by their address */
+  tc->prof_left = draw(tc);
+  __atomic_store_n(&prof_used, true, __ATOMIC_RELAXED);
+  return draw(tc);
+}
 
 /* The slow paths' countdown: is this request of n sampled? */
 static bool slow_due(size_t n) {
-  struct prof_thread *t = thread_state();
-  if (likely(n <= (size_t)t->left)) {
-    t->left -= (intptr_t)n;
+  struct tcache *tc = tcache_mine();
+  if (likely(tc != NULL)) {
+    if (likely(n <= (size_t)tc->prof_left)) {
+      tc->prof_left -= (intptr_t)n;
+      return false;
+    }
+    tc->prof_left = draw(tc);
+    return true;
+  }
+  __atomic_store_n(&prof_used, true, __ATOMIC_RELAXED);
+  intptr_t left = __atomic_load_n(&shared_left, __ATOMIC_RELAXED);
+  if (left >= 0 && n <= (size_t)left) {
+    __atomic_fetch_sub(&shared_left, (intptr_t)n, __ATOMIC_RELAXED);
     return false;
   }
-  t->left = draw(t);
+  __atomic_store_n(&shared_left, draw_shared(), __ATOMIC_RELAXED);
   return true;
 }
 
@@ -310,7 +324,7 @@ static bool slow_due(size_t n) {
  * counted as requested, and it is armed again.  True: sample. */
 static bool fast_due(struct tcache *tc) {
   tc->bytes_requested += (size_t)(tc->bytes_armed - tc->bytes_left);
-  intptr_t next = prof_on ? draw(thread_state()) : PROF_OFF_LEFT;
+  intptr_t next = prof_on ? draw(tc) : PROF_OFF_LEFT;
   tc->bytes_armed = tc->bytes_left = next;
   return prof_on;
 }
@@ -498,9 +512,9 @@ static bool pool_put(struct prof_live *e) {
 }
 
 int prof_forget(void *mem) {
-  if (__atomic_load_n(&prof.live_count, __ATOMIC_RELAXED) == 0 || pt.busy)
+  if (__atomic_load_n(&prof.live_count, __ATOMIC_RELAXED) == 0 || busy)
     return PROF_NOT_SAMPLED;
-  pt.busy = true;
+  busy = true;
   lock_acquire(&prof.lock);
   int r = PROF_NOT_SAMPLED;
   struct prof_live *e = live_find((uintptr_t)mem);
@@ -520,14 +534,14 @@ int prof_forget(void *mem) {
     }
   }
   lock_release(&prof.lock);
-  pt.busy = false;
+  busy = false;
   return r;
 }
 
 static bool is_sampled(void *mem) {
-  if (!prof_placed(mem) || __atomic_load_n(&prof.live_count, __ATOMIC_RELAXED) == 0 || pt.busy)
+  if (!prof_placed(mem) || __atomic_load_n(&prof.live_count, __ATOMIC_RELAXED) == 0 || busy)
     return false;
-  pt.busy = true;
+  busy = true;
   lock_acquire(&prof.lock);
   struct prof_live *e = live_find((uintptr_t)mem);
   if (e && e->stack == PROF_POOLED) {
@@ -535,7 +549,7 @@ static bool is_sampled(void *mem) {
     tide_fatal("realloc", "pointer already freed (a block the heap profiler keeps)");
   }
   lock_release(&prof.lock);
-  pt.busy = false;
+  busy = false;
   return e != NULL;
 }
 
@@ -550,9 +564,9 @@ static bool is_sampled(void *mem) {
 /* A sampled block for a request of n, or NULL (errno kept) if none could
  * be placed: the caller then serves the request as usual. */
 static void *sample(size_t n, size_t align, bool zero, uintptr_t ra, const void *fp) {
-  if (pt.busy)
+  if (busy)
     return NULL;
-  pt.busy = true;
+  busy = true;
   uintptr_t f[PROF_FRAMES];
   uint32_t nf = stack_capture(ra, fp, f, PROF_FRAMES);
   uint64_t w = weight(n);
@@ -578,7 +592,7 @@ static void *sample(size_t n, size_t align, bool zero, uintptr_t ra, const void 
       errno = saved;
     }
   }
-  pt.busy = false;
+  busy = false;
   return mem;
 }
 
@@ -851,8 +865,8 @@ static int dump(const char *base, const char **failed) {
     return -1;
   }
   int cancel = os_nocancel_begin();
-  bool was_busy = pt.busy;
-  pt.busy = true;
+  bool was_busy = busy;
+  busy = true;
   lock_acquire(&prof.lock);
   stack_modules_load();
   uint32_t *order = NULL;
@@ -869,7 +883,7 @@ static int dump(const char *base, const char **failed) {
   if (order)
     os_unmap(order, order_bytes);
   lock_release(&prof.lock);
-  pt.busy = was_busy;
+  busy = was_busy;
   lock_release(&dump_lock);
   os_nocancel_end(cancel);
   errno = err;
@@ -913,5 +927,7 @@ void prof_prefork(void) { lock_acquire(&prof.lock); }
 void prof_postfork_parent(void) { lock_release(&prof.lock); }
 void prof_postfork_child(void) {
   lock_init(&prof.lock);
-  pt.rng = 0; /* draws of its own, not the parent's again */
+  struct tcache *tc = tcache_mine(); /* draws of its own, not the parent's again */
+  if (tc)
+    tc->prof_rng = mix64(tc->prof_rng ^ (uint64_t)getpid()) | 1;
 }

@@ -27,8 +27,9 @@ static inline bool prof_placed(const void *mem) { return ((uintptr_t)mem & (PROF
 
 /* After opt_init: turns sampling on if the settings ask for it. */
 void prof_init(void);
-/* The first value of a new thread cache's countdown (tc->bytes_left). */
-intptr_t prof_first_left(void);
+/* A new thread cache: its profiler's state set (with profiling on), the
+ * first value of its countdown (tc->bytes_left) returned. */
+intptr_t prof_first_left(struct tcache *tc);
 
 /* The fast paths' countdown went below zero after popping mem for a
  * request of n: count it, arm it again, maybe sample.  Tail-called from

@@ -170,7 +170,7 @@ struct tcache *tcache_get_or_create(struct arena *a) {
   struct tcache *tc = (struct tcache *)at;
   memset(tc, 0, sizeof *tc);
   tc->block = chunk2mem(c);
-  tc->bytes_left = tc->bytes_armed = prof_first_left();
+  tc->bytes_left = tc->bytes_armed = prof_first_left(tc);
   tcache_set_arena(tc, a);
   tcache_tls = tc;
   tcache_state = 1;

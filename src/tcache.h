@@ -63,6 +63,10 @@ struct tcache {
   intptr_t bytes_left;
   size_t bytes_requested;
   intptr_t bytes_armed;
+  /* The heap profiler's (src/prof.c): its generator, and the countdown
+   * of the slow paths' bytes. */
+  uint64_t prof_rng;
+  intptr_t prof_left;
   void *block; /* the block this cache lives in (it is aligned inside) */
   /* The thread's arena (kept in step by arenas.c), and whether that is
    * the main arena (derivable, but one instruction less on the free fast
