@@ -300,9 +300,9 @@ intptr_t prof_first_left(struct tcache *tc) {
 }
 
 /* The slow paths' countdown: is this request of n sampled? */
-static bool slow_due(size_t n) {
-  struct tcache *tc = tcache_mine();
-  if (likely(tc != NULL)) {
+static inline bool slow_due(size_t n) {
+  struct tcache *tc = tcache_tls; /* (tcache_none: a thread without a cache) */
+  if (likely(tc != tcache_none_ptr())) {
     if (likely(n <= (size_t)tc->prof_left)) {
       tc->prof_left -= (intptr_t)n;
       return false;
@@ -617,22 +617,28 @@ void *prof_calloc_hit(size_t n, void *mem) {
   return memset(mem, 0, tide_raw_usable(mem));
 }
 
+/* The slow paths' entries: the count, then a jump either way -- to the
+ * raw allocator, or to the sampling half, a function of its own so that
+ * the other case sets up no frame (CALLER_FP makes one); both jumps keep
+ * the program's return address. */
+static TIDE_NOINLINE void *malloc_sampled(size_t n) {
+  void *s = sample(n, 0, false, CALLER_RA, CALLER_FP);
+  return s ? s : tide_raw_malloc(n);
+}
 void *prof_malloc(size_t n) {
-  if (slow_due(n)) {
-    void *s = sample(n, 0, false, CALLER_RA, CALLER_FP);
-    if (s)
-      return s;
-  }
-  return tide_raw_malloc(n);
+  if (likely(!slow_due(n)))
+    return tide_raw_malloc(n);
+  return malloc_sampled(n);
 }
 
+static TIDE_NOINLINE void *calloc_sampled(size_t n) {
+  void *s = sample(n, 0, true, CALLER_RA, CALLER_FP);
+  return s ? s : tide_raw_calloc(n);
+}
 void *prof_calloc(size_t n) {
-  if (slow_due(n)) {
-    void *s = sample(n, 0, true, CALLER_RA, CALLER_FP);
-    if (s)
-      return s;
-  }
-  return tide_raw_calloc(n);
+  if (likely(!slow_due(n)))
+    return tide_raw_calloc(n);
+  return calloc_sampled(n);
 }
 
 void *prof_memalign_from(size_t align, size_t n, uintptr_t ra, const void *fp) {
@@ -643,15 +649,19 @@ void *prof_memalign_from(size_t align, size_t n, uintptr_t ra, const void *fp) {
   }
   return tide_raw_memalign(align, n);
 }
+static TIDE_NOINLINE void *memalign_sampled(size_t align, size_t n) {
+  void *s = sample(n, align, false, CALLER_RA, CALLER_FP);
+  return s ? s : tide_raw_memalign(align, n);
+}
+void *prof_memalign(size_t align, size_t n) {
+  if (likely(!slow_due(n)))
+    return tide_raw_memalign(align, n);
+  return memalign_sampled(align, n);
+}
 
-void *prof_memalign(size_t align, size_t n) { return prof_memalign_from(align, n, CALLER_RA, CALLER_FP); }
-
-void *prof_realloc(void *mem, size_t n) {
-  bool due = slow_due(n);
-  if (!due && !is_sampled(mem))
-    return tide_raw_realloc(mem, n);
-  /* It moves: a sampled block must not change size in place (its
-   * weight is its size's), and a new sample needs a block placed so. */
+/* It moves: a sampled block must not change size in place (its weight
+ * is its size's), and a new sample needs a block placed so. */
+static TIDE_NOINLINE void *realloc_moving(void *mem, size_t n, bool due) {
   tide_raw_check(mem, "realloc");
   size_t old = tide_raw_usable(mem);
   void *nmem = due ? sample(n, 0, false, CALLER_RA, CALLER_FP) : NULL;
@@ -662,6 +672,12 @@ void *prof_realloc(void *mem, size_t n) {
   memcpy(nmem, mem, old < n ? old : n);
   tide_free(mem);
   return nmem;
+}
+void *prof_realloc(void *mem, size_t n) {
+  bool due = slow_due(n);
+  if (likely(!due && !is_sampled(mem)))
+    return tide_raw_realloc(mem, n);
+  return realloc_moving(mem, n, due);
 }
 
 /* ------------------------------------------------------------- dumps */
