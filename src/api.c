@@ -431,9 +431,10 @@ static void free_nodebug(void *mem, int class, size_t bin) {
   tide_current_fn = "free";
   struct chunk *p = mem2chunk(mem);
   struct tcache *tc = tcache_mine();
-  /* A sample of the heap profiler leaves its profile, and goes to its
-   * arena (placed as it is, it would send every later free of the
-   * memory this way; src/prof.c). */
+  /* A sample of the heap profiler leaves its profile, and the profiler
+   * keeps it for a later sample, or it goes to its arena (placed as it
+   * is, in a cache it would send every later free of that memory this
+   * way; src/prof.c). */
   int prof = unlikely(prof_on) && prof_placed(mem) ? prof_forget(mem) : PROF_NOT_SAMPLED;
   if (prof == PROF_KEPT) {
     if (tc)

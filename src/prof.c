@@ -579,8 +579,14 @@ static void *sample(size_t n, size_t align, bool zero, uintptr_t ra, const void 
   if (mem) {
     if (zero)
       memset(mem, 0, tide_raw_usable(mem));
+    struct tcache *tc = tcache_mine(); /* counted as the allocator counts a malloc */
+    if (tc) {
+      tc->mallocs++;
+      tc->bytes_requested += n;
+    }
   } else {
-    /* A class's whole chunk, so that the pool can take it back. */
+    /* A class's whole chunk, so that the pool can take it back (the
+     * arena path counts the malloc). */
     int saved = errno;
     mem = tide_raw_sampled(cls < TCACHE_BINS ? tcache_bin_size(cls) - SIZE_SZ : n, align, zero);
     if (mem) {
@@ -596,23 +602,37 @@ static void *sample(size_t n, size_t align, bool zero, uintptr_t ra, const void 
   return mem;
 }
 
-void *prof_malloc_hit(size_t n, void *mem) {
-  if (!fast_due(tcache_tls))
-    return mem;
-  void *s = sample(n, 0, false, CALLER_RA, CALLER_FP);
-  if (!s)
-    return mem;
-  tide_free(mem); /* back into the cache it came from */
+/* A fast path's sample: the block it popped goes back into the cache,
+ * and the malloc it counted is counted by sample() instead; NULL (none
+ * could be placed) if the popped block is to be used after all. */
+static void *fast_sample(struct tcache *tc, size_t n, void *mem, bool zero, uintptr_t ra, const void *fp) {
+  tc->mallocs--;
+  tc->bytes_requested -= n;
+  void *s = sample(n, 0, zero, ra, fp);
+  if (!s) {
+    tc->mallocs++;
+    tc->bytes_requested += n;
+    return NULL;
+  }
+  if (!tcache_push(tc, mem, tcache_request_index(n)))
+    tide_free(mem); /* (the bin's limit fell meanwhile) */
   return s;
 }
 
+void *prof_malloc_hit(size_t n, void *mem) {
+  struct tcache *tc = tcache_tls;
+  if (!fast_due(tc))
+    return mem;
+  void *s = fast_sample(tc, n, mem, false, CALLER_RA, CALLER_FP);
+  return s ? s : mem;
+}
+
 void *prof_calloc_hit(size_t n, void *mem) {
-  if (fast_due(tcache_tls)) {
-    void *s = sample(n, 0, true, CALLER_RA, CALLER_FP);
-    if (s) {
-      tide_free(mem);
+  struct tcache *tc = tcache_tls;
+  if (fast_due(tc)) {
+    void *s = fast_sample(tc, n, mem, true, CALLER_RA, CALLER_FP);
+    if (s)
       return s;
-    }
   }
   return memset(mem, 0, tide_raw_usable(mem));
 }
