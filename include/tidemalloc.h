@@ -149,6 +149,15 @@ void tide_heap_dump_json(int fd);
  * allocates.  `tidemalloc config` and TIDEMALLOC_CONF=verbose=1 print this. */
 void tide_config_print(int fd);
 
+/* Heap profiling (TIDEMALLOC_CONF=prof=1; README "Heap profiling"):
+ * write the profiles now, the live heap (sampled blocks still allocated)
+ * to <path>.heap and every sampled allocation since start to
+ * <path>.alloc, as collapsed stacks ("frame;frame;... bytes" lines);
+ * "%p" in path is the process id; NULL: the prof_file setting.  Never
+ * allocates.  Returns 0, or -1 with errno set: ENOTSUP when profiling
+ * is off, ENAMETOOLONG, or what open(2) or write(2) said. */
+int tide_prof_dump(const char *path);
+
 #ifdef __cplusplus
 }
 #endif

@@ -72,8 +72,8 @@ $(PKG)/paths.h: $(PATHS_STAMP)
 	  '#define TIDE_REL_LIBDIR "$(call relpath,$(LIBDIR),$(BINDIR))"' >$@
 
 # The command: tools/tidemalloc.c and its subcommands' files.
-TOOL_SRCS := tools/tidemalloc.c tools/stats.c tools/view.c
-$(TOOL): $(TOOL_SRCS) tools/tool.h tools/view.h include/tidemalloc.h $(PKG)/paths.h
+TOOL_SRCS := tools/tidemalloc.c tools/stats.c tools/view.c tools/flame.c
+$(TOOL): $(TOOL_SRCS) tools/tool.h tools/view.h tools/flame.h include/tidemalloc.h $(PKG)/paths.h
 	$(CC) -std=gnu11 -O2 -g $(WARN) -Iinclude -I$(PKG) -o $@ $(TOOL_SRCS) -ldl
 
 # @VAR@ substitution for the templates in packaging/ and man/.

@@ -5,7 +5,8 @@
  *
  * malloc and free are small inline fast paths over the thread cache,
  * with one unlikely branch each to a non-inlined slow path that takes
- * an arena lock.
+ * an arena lock.  (malloc's second one: the heap profiler's countdown,
+ * src/prof.c.)
  */
 #include "arena.h"
 #include "arenas.h"
@@ -13,6 +14,7 @@
 #include "heap.h"
 #include "mmapped.h"
 #include "os.h"
+#include "prof.h"
 #include "purge.h"
 #include "run.h"
 #include "stats.h"
@@ -66,6 +68,7 @@ static void prefork(void) {
     return;
   _IO_list_lock();
   debug_prefork(); /* before the arenas: debug mode takes its lock first */
+  prof_prefork();
   arenas_prefork();
   mmapped_prefork();
   tcache_prefork();
@@ -80,6 +83,7 @@ static void postfork_parent(void) {
   tcache_postfork_parent();
   mmapped_postfork_parent();
   arenas_postfork_parent();
+  prof_postfork_parent();
   debug_postfork_parent();
   _IO_list_unlock();
 }
@@ -91,6 +95,7 @@ static void postfork_child(void) {
   stats_postfork_child();
   mmapped_postfork_child();
   arenas_postfork_child();
+  prof_postfork_child();
   debug_postfork_child();
   tcache_postfork_child(tcache_mine() != NULL);
   /* No background thread here: what waited for it goes now. */
@@ -113,6 +118,7 @@ void tide_init_slow(void) {
     os_init();
     tcache_set_count(opt.tcache_count);
     opt_init();
+    prof_init();
     tide_key_xor = (uintptr_t)os_random64();
     tide_key_mul = (uintptr_t)os_random64() | 1;
     tide_link_secret = (uintptr_t)os_random64() | 1; /* before any link exists */
@@ -203,6 +209,9 @@ static inline enum chunk_class classify_chunk(struct tcache *tc, struct chunk *p
  * it was freed already (its pages are gone), or was never ours. */
 #define MMAPPED_MEM_OFFSET CHUNK_HDR
 static inline bool maybe_mmapped_mem(const void *mem) { return ((uintptr_t)mem & 4095) == MMAPPED_MEM_OFFSET; }
+/* The heap profiler's samples are placed where free's fast path (below)
+ * never takes them: prof_placed is its test turned round. */
+_Static_assert(MMAPPED_MEM_OFFSET == 16 && PROF_PAGE == 4096, "prof_placed() must match tide_free()'s test");
 
 static void precheck_unreadable(void *mem, const char *fn) {
   struct chunk *p = mem2chunk(mem);
@@ -338,6 +347,8 @@ static TIDE_NOINLINE void *malloc_slow(size_t n) {
   stats_serve_pending();
   if (unlikely(tide_debug_on))
     return debug_malloc(n, (uintptr_t)__builtin_return_address(0), *(void **)__builtin_frame_address(0));
+  if (unlikely(prof_on))
+    return prof_malloc(n);
   return tide_raw_malloc(n);
 }
 
@@ -348,7 +359,8 @@ TIDE_EXPORT void *tide_malloc(size_t n) {
     void *mem = tcache_pop(tc, idx);
     if (likely(mem != NULL)) {
       tc->mallocs++;
-      tc->bytes_requested += n;
+      if (unlikely((tc->bytes_left -= (intptr_t)n) < 0)) /* counted (tcache.h) */
+        return prof_malloc_hit(n, mem);
       return mem;
     }
   }
@@ -356,7 +368,7 @@ TIDE_EXPORT void *tide_malloc(size_t n) {
 }
 
 TIDE_EXPORT void *tide_calloc(size_t nmemb, size_t size) {
-  size_t n, nb;
+  size_t n;
   if (unlikely(__builtin_mul_overflow(nmemb, size, &n))) {
     errno = ENOMEM;
     return NULL;
@@ -367,13 +379,22 @@ TIDE_EXPORT void *tide_calloc(size_t nmemb, size_t size) {
     void *mem = tcache_pop(tc, idx);
     if (mem) {
       tc->mallocs++;
-      tc->bytes_requested += n;
+      if (unlikely((tc->bytes_left -= (intptr_t)n) < 0))
+        return prof_calloc_hit(n, mem);
       return memset(mem, 0, chunk_usable(mem2chunk(mem)));
     }
   }
   tide_ensure_init();
   if (unlikely(tide_debug_on))
     return debug_calloc(n, (uintptr_t)__builtin_return_address(0));
+  if (unlikely(prof_on))
+    return prof_calloc(n);
+  return tide_raw_calloc(n);
+}
+
+/* calloc's slow path, without debug mode or the profiler. */
+void *tide_raw_calloc(size_t n) {
+  size_t nb;
   if (unlikely(!request2size(n, &nb))) {
     errno = ENOMEM;
     return NULL;
@@ -413,10 +434,22 @@ static void free_nodebug(void *mem, int class, size_t bin) {
   tide_current_fn = "free";
   struct chunk *p = mem2chunk(mem);
   struct tcache *tc = tcache_mine();
+  /* A sample of the heap profiler leaves its profile, and the profiler
+   * keeps it for a later sample, or it goes to its arena (placed as it
+   * is, in a cache it would send every later free of that memory this
+   * way; src/prof.c). */
+  int prof = unlikely(prof_on) && prof_placed(mem) ? prof_forget(mem) : PROF_NOT_SAMPLED;
+  if (prof == PROF_KEPT) {
+    if (tc)
+      tc->frees++;
+    errno = saved;
+    return;
+  }
+  bool sampled = prof == PROF_TO_ARENA;
   /* Looked at in full unless the fast path found it cacheable (a block
    * it could not place, or a thread without a cache yet, whose own
    * ranges were not known). */
-  if (class == UNCLASSIFIED || class == NOT_CACHEABLE || !tc) {
+  if (class == UNCLASSIFIED || class == NOT_CACHEABLE || !tc || sampled) {
     precheck_unreadable(mem, "free");
     p = checked_chunk(mem, "free");
     if (chunk_is_mmapped(p)) {
@@ -431,7 +464,8 @@ static void free_nodebug(void *mem, int class, size_t bin) {
      * blocks back in batches instead of taking the owner's lock for each.
      * Only a size a cache can hold is looked at further here (classifying
      * reads the next header). */
-    tc = (bin < TCACHE_BINS && tcache_limit[bin] > 0) || tcache_big_size(size) ? tcache_mine_or_create() : NULL;
+    tc = !sampled && ((bin < TCACHE_BINS && tcache_limit[bin] > 0) || tcache_big_size(size)) ? tcache_mine_or_create()
+                                                                                               : NULL;
     class = tc ? (int)classify_chunk(tc, p, p->size) : NOT_CACHEABLE;
   }
   size_t size = chunk_size(p);
@@ -602,6 +636,29 @@ TIDE_EXPORT void *tide_realloc(void *mem, size_t n) {
   tide_ensure_init();
   if (unlikely(tide_debug_on))
     return debug_realloc(mem, n, (uintptr_t)__builtin_return_address(0));
+  if (unlikely(prof_on))
+    return prof_realloc(mem, n);
+  return tide_raw_realloc(mem, n);
+}
+
+/* tide_malloc without the profiler's count: for realloc, which counted
+ * n already (prof_realloc). */
+static void *malloc_uncounted(size_t n) {
+  struct tcache *tc = tcache_tls;
+  if (n <= tcache_max_request) {
+    void *mem = tcache_pop(tc, tcache_request_index(n));
+    if (mem) {
+      tc->mallocs++;
+      tc->bytes_requested += n;
+      return mem;
+    }
+  }
+  return tide_raw_malloc(n);
+}
+
+/* realloc of a block (mem != NULL, n > 0) without debug mode or the
+ * profiler. */
+void *tide_raw_realloc(void *mem, size_t n) {
   tide_current_fn = "realloc";
   precheck_unreadable(mem, "realloc");
   struct chunk *p = checked_chunk(mem, "realloc");
@@ -637,7 +694,7 @@ TIDE_EXPORT void *tide_realloc(void *mem, size_t n) {
         return mem;
     }
   }
-  void *nmem = tide_malloc(n);
+  void *nmem = unlikely(prof_on) ? malloc_uncounted(n) : tide_malloc(n);
   if (!nmem)
     return NULL;
   memcpy(nmem, mem, old_usable < n ? old_usable : n);
@@ -683,7 +740,33 @@ static TIDE_NOINLINE void *memalign_common(size_t align, size_t n) {
   tide_ensure_init();
   if (unlikely(tide_debug_on))
     return debug_memalign(align, n, (uintptr_t)__builtin_return_address(0));
-  return align <= CHUNK_ALIGN ? tide_malloc(n) : tide_raw_memalign(align, n);
+  if (align <= CHUNK_ALIGN)
+    return tide_malloc(n);
+  if (unlikely(prof_on))
+    return prof_memalign(align, n);
+  return tide_raw_memalign(align, n);
+}
+
+/* A block for a sampled allocation (src/prof.c): its memory at page
+ * offset 0 or 16, which free's fast path never takes.  From the mmap
+ * threshold up the block gets a mapping of its own anyway (memory at
+ * offset 16); else a page-aligned chunk. */
+void *tide_raw_sampled(size_t n, size_t align, bool zero) {
+  size_t nb;
+  if (unlikely(!request2size(n, &nb))) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  if (align <= CHUNK_ALIGN && nb >= opt.mmap_threshold) {
+    void *mem = zero ? tide_raw_calloc(n) : tide_raw_malloc(n);
+    if (!mem || prof_placed(mem))
+      return mem;
+    tide_raw_free(mem); /* the arena served it after all */
+  }
+  void *mem = tide_raw_memalign(align > PROF_PAGE ? align : PROF_PAGE, n);
+  if (mem && zero)
+    memset(mem, 0, chunk_usable(mem2chunk(mem)));
+  return mem;
 }
 
 static bool power_of_two(size_t x) { return x && !(x & (x - 1)); }
@@ -715,8 +798,13 @@ TIDE_EXPORT void *tide_aligned_alloc(size_t align, size_t n) {
 TIDE_EXPORT int tide_posix_memalign(void **out, size_t align, size_t n) {
   if (align % sizeof(void *) != 0 || !power_of_two(align / sizeof(void *)))
     return EINVAL;
-  /* On failure errno is left at ENOMEM, as glibc leaves it. */
-  void *mem = memalign_common(align, n);
+  /* On failure errno is left at ENOMEM, as glibc leaves it.  (The
+   * profiler is given the program's call here: memalign_common's return
+   * address would be this function.) */
+  void *mem = unlikely(prof_on) && align > CHUNK_ALIGN
+                  ? prof_memalign_from(align, n, (uintptr_t)__builtin_return_address(0),
+                                       *(void **)__builtin_frame_address(0))
+                  : memalign_common(align, n);
   if (!mem)
     return ENOMEM;
   *out = mem;

@@ -38,6 +38,7 @@
 #include "arenas.h"
 #include "os.h"
 #include "out.h"
+#include "stack.h"
 
 #include <stdlib.h>
 
@@ -76,10 +77,6 @@ static struct {
 
 bool tide_debug_on;
 
-/* This thread's stack, for walking frame pointers without stepping out
- * of it (found once, in /proc/self/maps). */
-static __thread uintptr_t stack_lo, stack_hi;
-
 /* ------------------------------------------------------------- sites */
 
 static uint32_t hash_frames(const uintptr_t *f, uint32_t n) {
@@ -117,96 +114,7 @@ static uint32_t site_of(const uintptr_t *f, uint32_t n) {
   return 0;
 }
 
-/* The return address ra, then the frames above fp, while they lie in
- * this thread's stack and go upwards (code built without frame pointers
- * ends the walk early: its rbp is no frame). */
-static uint32_t capture(uintptr_t ra, const uintptr_t *fp, uintptr_t *f) {
-  uint32_t n = 0;
-  f[n++] = ra;
-  /* Looked up again whenever we run outside the bounds last found: the
-   * main thread's stack grows, and a signal stack is another mapping. */
-  uintptr_t lo = (uintptr_t)&n;
-  if (lo < stack_lo || lo >= stack_hi) {
-    struct os_mapping m;
-    if (os_mapping_of(lo, &m)) {
-      stack_lo = m.lo;
-      stack_hi = m.hi;
-    } else {
-      stack_lo = stack_hi = 0; /* no walk */
-    }
-  }
-  while (n < SITE_FRAMES && fp) {
-    uintptr_t at = (uintptr_t)fp;
-    if (at < lo || at < stack_lo || at + 2 * sizeof(uintptr_t) > stack_hi || (at & 7))
-      break;
-    uintptr_t ret = fp[1];
-    if (ret < 4096)
-      break;
-    f[n++] = ret;
-    const uintptr_t *up = (const uintptr_t *)fp[0];
-    if ((uintptr_t)up <= at)
-      break;
-    fp = up;
-  }
-  return n;
-}
-
 /* ------------------------------------------------------------ reports */
-
-/* The mapped files, read once for the report at exit (an error report
- * reads /proc/self/maps for each frame instead). */
-#define MODULES_MAX 1024
-struct module {
-  uintptr_t lo, hi, base;
-  char path[240];
-};
-static struct module *modules;
-static size_t nmodules;
-
-static bool module_line(void *ctx, uintptr_t lo, uintptr_t hi, uintptr_t off, const char *path) {
-  (void)ctx;
-  if (path[0] != '/' || nmodules == MODULES_MAX)
-    return nmodules < MODULES_MAX;
-  struct module *prev = nmodules ? &modules[nmodules - 1] : NULL;
-  struct module *m = &modules[nmodules++];
-  m->lo = lo;
-  m->hi = hi;
-  size_t len = strlen(path);
-  if (len >= sizeof m->path)
-    len = sizeof m->path - 1;
-  memcpy(m->path, path, len);
-  m->path[len] = 0;
-  m->base = off == 0 || !prev || strcmp(prev->path, m->path) != 0 ? lo : prev->base;
-  return true;
-}
-
-static bool frame_file(uintptr_t addr, const char **path, uintptr_t *offset) {
-  for (size_t i = 0; i < nmodules; i++)
-    if (addr >= modules[i].lo && addr < modules[i].hi) {
-      *path = modules[i].path;
-      *offset = addr - modules[i].base;
-      return true;
-    }
-  static struct os_mapping m; /* error reports: one thread, then abort */
-  if (!modules && os_mapping_of(addr, &m) && m.path[0] == '/') {
-    *path = m.path;
-    *offset = addr - m.base;
-    return true;
-  }
-  return false;
-}
-
-static void out_frame(struct out *o, uintptr_t addr) {
-  const char *path;
-  uintptr_t off;
-  if (frame_file(addr, &path, &off)) {
-    out_str(o, path);
-    out_str(o, "+");
-    out_hex(o, off);
-  } else {
-    out_hex(o, addr);
-  }
-}
 
 static void out_site(struct out *o, uint32_t id) {
   struct site *s = dbg.sites && id ? &dbg.sites[id] : NULL;
@@ -217,10 +125,10 @@ static void out_site(struct out *o, uint32_t id) {
   for (uint32_t i = 0; i < s->nframes; i++) {
     const char *path;
     uintptr_t off;
-    if (i > 0 && !frame_file(s->frame[i], &path, &off))
+    if (i > 0 && !stack_frame_file(s->frame[i], &path, &off))
       break; /* past the frames that were sound (code without frame pointers) */
     out_str(o, i ? " <- " : "");
-    out_frame(o, s->frame[i]);
+    stack_out_frame(o, s->frame[i]);
   }
 }
 
@@ -292,7 +200,7 @@ static void *dress(void *mem, size_t n, bool zero, uintptr_t ra, const uintptr_t
   if (!mem)
     return NULL;
   uintptr_t f[SITE_FRAMES];
-  uint32_t nf = capture(ra, fp, f);
+  uint32_t nf = stack_capture(ra, fp, f, SITE_FRAMES);
   struct trailer *t = trailer_of(mem);
   memset(mem, zero ? 0 : JUNK_ALLOC, n);
   memset((char *)mem + n, REDZONE_BYTE, (size_t)((char *)t - (char *)mem) - n);
@@ -360,7 +268,7 @@ void debug_free(void *mem, uintptr_t ra, const void *fp) {
   struct trailer *t;
   size_t n = checked_live(mem, "free", &t);
   uintptr_t f[SITE_FRAMES];
-  uint32_t nf = capture(ra, fp, f);
+  uint32_t nf = stack_capture(ra, fp, f, SITE_FRAMES);
   memset(mem, JUNK_FREE, n);
   void *out[2];
   unsigned nout = 0;
@@ -438,7 +346,7 @@ static void write_json(uint32_t *order, size_t nsites, size_t blocks, size_t byt
     for (uint32_t i = 0; i < s->nframes; i++) {
       const char *file = "";
       uintptr_t off = s->frame[i];
-      if (!frame_file(s->frame[i], &file, &off) && i > 0)
+      if (!stack_frame_file(s->frame[i], &file, &off) && i > 0)
         break;
       json_open(&o, NULL, '{');
       json_str(&o, "file", file);
@@ -462,9 +370,7 @@ __attribute__((destructor)) void debug_report_at_exit(void) {
   if (!tide_debug_on || !dbg.sites)
     return;
   lock_acquire(&dbg.lock);
-  modules = os_map(MODULES_MAX * sizeof *modules);
-  if (modules)
-    os_maps_each(module_line, NULL);
+  stack_modules_load();
   /* The sites with live blocks, largest first (a selection of the top
    * REPORT_SITES, in memory of its own). */
   uint32_t *order = os_map(REPORT_SITES * sizeof *order);

@@ -25,6 +25,7 @@
 #include "debug.h"
 #include "os.h"
 #include "out.h"
+#include "prof.h"
 #include "purge.h"
 #include "tcache.h"
 
@@ -194,8 +195,14 @@ static long long get_verbose(void) { return opt.verbose; }
 static long long get_debug(void) { return opt.debug; }
 static long long get_debug_check(void) { return (long long)opt.debug_check; }
 static long long get_signal(void) { return opt.stats_signal; }
-/* A path setting's getter says whether it is set; out_value prints it. */
-static long long get_stats_file(void) { return opt.stats_file[0] != 0; }
+static bool set_stats_file(const char *v, size_t len) {
+  if (len == 0 || len >= sizeof opt.stats_file || memchr(v, '\0', len))
+    return false;
+  memcpy(opt.stats_file, v, len);
+  opt.stats_file[len] = '\0';
+  return true;
+}
+static const char *get_stats_file(void) { return opt.stats_file; }
 
 /* ------------------------------------------------------------ the table */
 
@@ -204,7 +211,7 @@ enum setting_kind {
   KIND_INT,      /* a plain number */
   KIND_BOOL,     /* 0 or 1; in TIDEMALLOC_CONF also true/false, yes/no, on/off */
   KIND_MS,       /* milliseconds, or -1 for never */
-  KIND_PATH,     /* a file name, %p standing for the process id; at most 255 bytes */
+  KIND_PATH,     /* a file name (up to the next comma; %p stands for the pid): path_settings[] */
   KIND_RESERVED, /* a name kept for a later version: warns, changes nothing */
 };
 
@@ -222,6 +229,24 @@ struct setting {
   long long (*get)(void);
   const char *doc;
 };
+
+/* KIND_PATH settings: what set, get and def are for the others. */
+struct path_setting {
+  const char *name;
+  bool (*set)(const char *v, size_t len);
+  const char *(*get)(void);
+  const char *def;
+};
+static const struct path_setting path_settings[] = {
+    {"stats_file", set_stats_file, get_stats_file, ""},
+    {"prof_file", prof_set_file, prof_get_file, PROF_DEFAULT_FILE},
+};
+static const struct path_setting *path_of(const char *name) {
+  for (size_t i = 0; i < sizeof path_settings / sizeof path_settings[0]; i++)
+    if (strcmp(path_settings[i].name, name) == 0)
+      return &path_settings[i];
+  return NULL;
+}
 
 #define INT_MAX_LL ((long long)INT32_MAX)
 #define SIZE_MAX_LL ((long long)(SIZE_MAX >> 1)) /* shown as "any" */
@@ -273,12 +298,17 @@ static const struct setting settings[] = {
      "debug mode: redzones, junk, a quarantine, the leak report at exit (2: also as JSON); slow"},
     {"debug_check", false, NULL, NULL, 0, KIND_INT, DEFAULT_DEBUG_CHECK, 0, SIZE_MAX_LL, false, set_debug_check,
      get_debug_check, "debug mode: run the heap checker every this many operations (0: never)"},
-    {"stats_file", false, NULL, NULL, 0, KIND_PATH, 0, 0, 0, false, NULL, get_stats_file,
+    {"stats_file", false, NULL, NULL, 0, KIND_PATH, 0, 0, 0, false, NULL, NULL,
      "write the heap dump as JSON (docs/json.md) here at exit and on `signal` (%p: the pid)"},
     {"signal", false, NULL, NULL, 0, KIND_INT, 0, 0, 64, false, set_signal, get_signal,
      "on this signal (e.g. 12, SIGUSR2) write the heap dump to stats_file (default /tmp/tidemalloc.%p.json)"},
-    /* names kept for settings to come (issue 15) */
-    {"prof", false, NULL, NULL, 0, KIND_RESERVED, 0, 0, 0, false, NULL, NULL, "reserved"},
+    /* heap profiling (src/prof.c) */
+    {"prof", false, NULL, NULL, 0, KIND_BOOL, 0, 0, 1, false, prof_set_on, prof_get_on,
+     "heap profiling: sample allocations, write the live heap and allocation profiles at exit"},
+    {"prof_rate", false, NULL, NULL, 0, KIND_SIZE, (long long)PROF_DEFAULT_RATE, 1, (long long)1 << 40, false,
+     prof_set_rate, prof_get_rate, "heap profiling: mean bytes allocated between two samples"},
+    {"prof_file", false, NULL, NULL, 0, KIND_PATH, 0, 0, 0, false, NULL, NULL,
+     "heap profiling: profiles at exit go to this + .heap and .alloc (%p: the pid)"},
 };
 #define NSETTINGS (sizeof settings / sizeof settings[0])
 
@@ -301,14 +331,11 @@ static void out_ll(struct out *o, long long v) {
   out_u(o, (size_t)v, 0);
 }
 
-/* The buffer a path setting writes to. */
-static char *path_of(const struct setting *s) { return s->get == get_stats_file ? opt.stats_file : NULL; }
-
 static void out_value(struct out *o, const struct setting *s, long long v) {
-  if (s->kind == KIND_RESERVED || (s->kind == KIND_PATH && !v))
+  if (s->kind == KIND_RESERVED)
     out_str(o, "-");
-  else if (s->kind == KIND_PATH)
-    out_str(o, path_of(s));
+  else if (s->kind == KIND_PATH) /* (the default column prints its def) */
+    out_str(o, *path_of(s->name)->get() ? path_of(s->name)->get() : "-");
   else if (s->auto0 && v == 0)
     out_str(o, "auto");
   else
@@ -327,7 +354,7 @@ static void warn(const char *key, size_t keylen, const char *why, const struct s
   out_str(&o, why);
   out_str(&o, "; using ");
   if (s && s->kind != KIND_RESERVED)
-    out_value(&o, s, s->get());
+    out_value(&o, s, s->get ? s->get() : 0);
   else
     out_str(&o, "nothing");
   out_str(&o, "\n");
@@ -443,14 +470,10 @@ static void apply(size_t i, const char *key, size_t keylen, const char *v, size_
     return;
   }
   if (s->kind == KIND_PATH) {
-    char *buf = path_of(s);
-    if (vlen == 0 || vlen >= sizeof opt.stats_file || memchr(v, '\0', vlen)) {
-      warn(key, keylen, vlen ? "longer than 255 bytes" : "empty", s);
-      return;
-    }
-    memcpy(buf, v, vlen);
-    buf[vlen] = '\0';
-    source[i] = (unsigned char)src;
+    if (path_of(s->name)->set(v, vlen))
+      source[i] = (unsigned char)src;
+    else
+      warn(key, keylen, vlen ? "too long" : "empty", s);
     return;
   }
   long long x;
@@ -637,15 +660,18 @@ static void config_print(int fd) {
     if (s->kind == KIND_RESERVED)
       continue;
     out_col(&o, s->name, 22);
-    out_value_col(&o, s, s->get(), 11);
+    out_value_col(&o, s, s->get ? s->get() : 0, 11);
     out_col(&o, source_name(i), 24);
-    out_value_col(&o, s, s->def, 11);
+    if (s->kind == KIND_PATH)
+      out_col(&o, *path_of(s->name)->def ? path_of(s->name)->def : "-", 11);
+    else
+      out_value_col(&o, s, s->def, 11);
     char range[64];
     struct out r = {.fd = -1};
-    if (s->kind == KIND_BOOL) {
-      out_str(&r, "0|1");
-    } else if (s->kind == KIND_PATH) {
+    if (s->kind == KIND_PATH) {
       out_str(&r, "a path");
+    } else if (s->kind == KIND_BOOL) {
+      out_str(&r, "0|1");
     } else {
       out_ll(&r, s->lo);
       out_str(&r, "..");
@@ -661,13 +687,15 @@ static void config_print(int fd) {
     out_str(&o, "\n");
     out_flush(&o);
   }
-  out_str(&o, "# names kept for later versions:");
+  bool any = false;
   for (size_t i = 0; i < NSETTINGS; i++)
     if (settings[i].kind == KIND_RESERVED) {
-      out_str(&o, " ");
+      out_str(&o, any ? " " : "# names kept for later versions: ");
       out_str(&o, settings[i].name);
+      any = true;
     }
-  out_str(&o, "\n");
+  if (any)
+    out_str(&o, "\n");
   out_flush(&o);
 }
 

@@ -328,6 +328,21 @@ bool os_mapping_of(uintptr_t addr, struct os_mapping *m) {
   return s.found;
 }
 
+bool os_mapped(uintptr_t lo, uintptr_t hi) {
+  int saved = errno;
+  unsigned char vec[1024];
+  bool ok = true;
+  for (uintptr_t at = os_page_down(lo); ok && at < hi;) {
+    size_t len = (size_t)(os_page_up(hi) - at);
+    if (len > sizeof vec * os_page)
+      len = sizeof vec * os_page;
+    ok = mincore((void *)at, len, vec) == 0;
+    at += len;
+  }
+  errno = saved;
+  return ok;
+}
+
 const char *os_getenv(const char *name) { return getenv(name); }
 
 /* ------------------------------------------------- the arena lock's slow half */

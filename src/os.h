@@ -78,6 +78,8 @@ struct os_mapping {
   char path[256];
 };
 bool os_mapping_of(uintptr_t addr, struct os_mapping *m);
+/* Is every page of [lo, hi) mapped (mincore)?  Keeps errno. */
+bool os_mapped(uintptr_t lo, uintptr_t hi);
 /* fn for each line of /proc/self/maps (the file's offset, its path or
  * ""), until it returns false. */
 void os_maps_each(bool (*fn)(void *ctx, uintptr_t lo, uintptr_t hi, uintptr_t off, const char *path), void *ctx);

@@ -192,8 +192,10 @@ static struct run *adopt_orphan(struct arena *a, size_t idx, struct tcache *owne
 static struct run *get_run(struct tcache *tc, size_t idx) {
   struct arena *a = arenas_lock_mine();
   struct run *r = adopt_orphan(a, idx, tc);
-  if (!r)
+  if (!r) {
     r = make_run(a, idx, tc);
+    tcache_refresh_own(tc); /* the run may lie past the range tc knows as its own */
+  }
   lock_release(&a->lock);
   if (r) {
     lists_lock(tc);

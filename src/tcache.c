@@ -10,6 +10,7 @@
 #include "arena.h"
 #include "arenas.h"
 #include "mmapped.h"
+#include "prof.h"
 #include "purge.h"
 #include "run.h"
 
@@ -220,6 +221,7 @@ struct tcache *tcache_get_or_create(struct arena *a) {
   struct tcache *tc = (struct tcache *)at;
   memset(tc, 0, sizeof *tc);
   tc->block = chunk2mem(c);
+  tc->bytes_left = tc->bytes_armed = prof_first_left(tc);
   tcache_set_arena(tc, a);
   tcache_tls = tc;
   tcache_state = 1;
@@ -233,8 +235,9 @@ void tcache_publish(struct tcache *tc, struct arena *a) {
   a->count.malloc_calls += tc->mallocs;
   a->count.free_calls += tc->frees;
   a->count.realloc_calls += tc->reallocs;
-  a->count.bytes_requested += tc->bytes_requested;
+  a->count.bytes_requested += tc->bytes_requested + (size_t)(tc->bytes_armed - tc->bytes_left);
   tc->mallocs = tc->frees = tc->reallocs = tc->bytes_requested = 0;
+  tc->bytes_armed = tc->bytes_left;
 }
 
 struct chunk *tcache_refill(struct tcache *tc, struct arena *a, size_t idx) {

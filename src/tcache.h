@@ -54,7 +54,19 @@ struct tcache {
   struct tcache_entry *head[TCACHE_BINS];
   uint16_t count[TCACHE_BINS];
   /* Counted here, added to the arena's counters under its lock. */
-  size_t mallocs, frees, reallocs, bytes_requested;
+  size_t mallocs, frees, reallocs;
+  /* The malloc fast path's bytes, counted down: each request is taken
+   * from bytes_left, and below zero the heap profiler looks (src/prof.c:
+   * a sample; with it off, only arming the count again).  The bytes
+   * requested not yet published are bytes_requested + bytes_armed -
+   * bytes_left, bytes_armed being what bytes_left was last set to. */
+  intptr_t bytes_left;
+  size_t bytes_requested;
+  intptr_t bytes_armed;
+  /* The heap profiler's (src/prof.c): its generator, and the countdown
+   * of the slow paths' bytes. */
+  uint64_t prof_rng;
+  intptr_t prof_left;
   void *block; /* the block this cache lives in (it is aligned inside) */
   /* The thread's arena (kept in step by arenas.c), and whether that is
    * the main arena (derivable, but one instruction less on the free fast

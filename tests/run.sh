@@ -102,6 +102,9 @@ run "wrong/attack" 120 "$T/wrong/attack-fast"
 run "stats/json" 120 bash tests/stats/stats.sh "$T/stats/scripted-std" "$BUILD/tidemalloc"
 run "debug/mode" 120 bash tests/debug/debug.sh "$LIBDIR" "$T/debug/victim" "$BUILD/tidemalloc"
 
+# heap profiling (issue 15): known call sites' bytes in the profiles
+run "prof/profile" 180 bash tests/prof/prof.sh "$LIBDIR" "$T/prof/sites" "$BUILD/tidemalloc"
+
 # stress (issue 2: core allocator)
 run "stress/startup" 60 env LD_PRELOAD="$PRELOAD_LIB" "$T/stress/startup-plain"
 run "stress/startup-debug" 60 env LD_PRELOAD="${PRELOAD_LIB%.so}-debug.so" "$T/stress/startup-plain"
@@ -162,6 +165,20 @@ for mode in 0 2; do
     run "$t[bg=$mode]" 300 env TIDEMALLOC_PURGE_THREAD=$mode "$T/$t" "${args[@]}"
   done
   run "unit/keep[bg=$mode]" 120 env TIDEMALLOC_PURGE_THREAD=$mode "$T/unit/keep"
+done
+
+# heap profiling on, sampling often (a block in 4 KiB on average), under
+# tests that check every block: sampled blocks on every path (not the
+# tests that look where particular blocks lie, as stress/runs does)
+PROF_OUT=$T/prof-out
+mkdir -p "$PROF_OUT"
+for t in "stress/random_ops-fast $((SEED + 20)) 1000000 3" "stress/random_ops $((SEED + 23)) 1000000 3" \
+  "stress/threads-std $((SEED + 21)) 50000" stress/fork-std "stress/bigblocks-std $((SEED + 22)) 300" \
+  api/realloc-std api/align-std api/calloc-std stress/churn-std; do
+  set -- $t
+  name=$1
+  shift
+  run "$name[prof]" 300 env TIDEMALLOC_CONF="prof=1,prof_rate=4096,prof_file=$PROF_OUT/%p" "$T/$name" "$@"
 done
 
 # glibc's other names for the malloc family, under LD_PRELOAD (issue 14)

@@ -69,6 +69,14 @@ $(TEST_OUT)/debug/victim: tests/debug/victim.c
 	@echo "  CC      $@"
 	@$(CC) -std=gnu11 -O0 -g -fno-omit-frame-pointer -fno-builtin -Wall -Wextra -Werror -o $@ $<
 
+# tests/prof: a plain program for heap profiling, with frame pointers
+# and debug info, unoptimised (each site stays a function of its own).
+TEST_BINS += $(TEST_OUT)/prof/sites
+$(TEST_OUT)/prof/sites: tests/prof/sites.c
+	@mkdir -p $(@D)
+	@echo "  CC      $@"
+	@$(CC) -std=gnu11 -O0 -g -fno-omit-frame-pointer -fno-builtin -pthread -Wall -Wextra -Werror -o $@ $<
+
 $(TEST_OUT)/pkg/plugin.so: tests/pkg/plugin.c $(TEST_HDRS) $(TEST_LIBDIR)/libtidemalloc-prefixed.a
 	@mkdir -p $(@D)
 	@echo "  CC      $@"

@@ -114,6 +114,6 @@ out=$(env TIDEMALLOC_CONF=signal=9 "$SCRIPTED" idle 0 2>&1 >/dev/null)
 check "signal=9 (cannot be caught): one warning" test "$out" = "tidemalloc: warning: signal: cannot be caught; using 0"
 long=$(printf 'x%.0s' $(seq 300))
 out=$(env TIDEMALLOC_CONF="stats_file=/tmp/$long" "$SCRIPTED" idle 0 2>&1 >/dev/null)
-check "stats_file of 300 bytes: one warning" test "$out" = "tidemalloc: warning: stats_file: longer than 255 bytes; using -"
+check "stats_file of 300 bytes: one warning" test "$out" = "tidemalloc: warning: stats_file: too long; using -"
 echo "# stats: $checks checks, $failed failed"
 [ "$failed" -eq 0 ]

@@ -164,7 +164,7 @@ static void test_defaults(void) {
   }
   CHECK(lines >= 18 && bad == 0, "every one of the %zu settings is at its default, from \"default\" (%zu are not)",
         lines, bad);
-  CHECK(strstr(r.config, "# names kept for later versions: prof\n") != NULL, "the reserved names are listed");
+  CHECK(strstr(r.config, "# names kept for later versions") == NULL, "no names are reserved any more");
   char value[64], from[64], def[64];
   setting_of(&r, "stats_file", value, from, def);
   CHECK(strcmp(value, "-") == 0 && strcmp(def, "-") == 0, "stats_file is a setting, unset by default (%s, %s)", value,
@@ -259,10 +259,11 @@ static void test_warnings(void) {
                  "default");
   expect_warning((const char *const[]){"TIDEMALLOC_CONF=debug=7", NULL},
                  "tidemalloc: warning: debug: out of range 0..2; using 0", "debug", "0", "default");
-  expect_warning((const char *const[]){"TIDEMALLOC_CONF=prof=1", NULL},
-                 "tidemalloc: warning: prof: not in tidemalloc " TIDEMALLOC_VERSION
-                 " (a name kept for a later version); using nothing",
-                 "decay_ms", "200", "default");
+  expect_warning((const char *const[]){"TIDEMALLOC_CONF=prof_rate=0", NULL},
+                 "tidemalloc: warning: prof_rate: out of range 1..1099511627776; using 524288", "prof_rate", "524288",
+                 "default");
+  expect_setting("prof_file", (const char *const[]){"TIDEMALLOC_CONF=prof_file=/tmp/p.%p", NULL}, "prof_file",
+                 "/tmp/p.%p", "TIDEMALLOC_CONF");
   expect_warning((const char *const[]){"GLIBC_TUNABLES=glibc.malloc.arena_max=0", NULL},
                  "tidemalloc: warning: glibc.malloc.arena_max: out of range 1..2147483647; using auto", "arena_max",
                  "auto", "default");
