@@ -318,15 +318,9 @@ size_t debug_usable_size(void *mem) {
 /* ---------------------------------------------------------------- exit */
 
 static void write_json(uint32_t *order, size_t nsites, size_t blocks, size_t bytes) {
-  char path[64] = "tidemalloc-leaks.";
-  size_t len = strlen(path);
-  char digits[24];
-  size_t nd = 0;
-  for (unsigned long pid = (unsigned long)os_pid(); pid || nd == 0; pid /= 10)
-    digits[nd++] = (char)('0' + pid % 10);
-  while (nd)
-    path[len++] = digits[--nd];
-  memcpy(path + len, ".json", 6);
+  char path[64];
+  if (!out_path(path, sizeof path, "tidemalloc-leaks.%p", ".json"))
+    return;
   os_file_remove(path); /* an older process of the same pid left it */
   int fd = os_file_create(path);
   if (fd < 0)

@@ -83,16 +83,16 @@ int os_nocancel_begin(void) {
 
 void os_nocancel_end(int old_state) { pthread_setcancelstate(old_state, NULL); }
 
-bool os_write_all(int fd, const char *buf, size_t n) {
+int os_write_all(int fd, const char *buf, size_t n) {
   int cancel = os_nocancel_begin();
   int saved = errno;
-  bool ok = true;
+  int err = 0;
   while (n > 0) {
     ssize_t w = write(fd, buf, n);
     if (w <= 0) {
       if (w < 0 && errno == EINTR)
         continue;
-      ok = false; /* a closed or full descriptor: the report is lost, not retried */
+      err = w < 0 ? errno : EIO; /* a closed or full descriptor: the report is lost, not retried */
       break;
     }
     buf += w;
@@ -100,7 +100,7 @@ bool os_write_all(int fd, const char *buf, size_t n) {
   }
   errno = saved;
   os_nocancel_end(cancel);
-  return ok;
+  return err;
 }
 
 void os_write_err(const char *s) { os_write_all(2, s, strlen(s)); }
@@ -213,7 +213,7 @@ int os_file_create(const char *path) {
   return fd;
 }
 
-void os_file_close(int fd) { close(fd); }
+int os_file_close(int fd) { return close(fd) == 0 ? 0 : errno; }
 
 void os_file_remove(const char *path) { unlink(path); }
 

@@ -41,7 +41,7 @@ bool os_purge(void *p, size_t size); /* true: the range now reads as zero */
 void os_advise_huge(void *p, size_t size);
 #define OS_HUGE_PAGE ((size_t)2 * 1024 * 1024)
 
-bool os_write_all(int fd, const char *buf, size_t n); /* write(2) until done (true) or failed; keeps errno */
+int os_write_all(int fd, const char *buf, size_t n); /* write(2) until done (0) or failed (its errno); keeps errno */
 void os_write_err(const char *s);      /* the same, a string to stderr */
 /* Sleep while *word == expected (until a wake); wake one sleeper.  Both
  * keep errno. */
@@ -64,7 +64,7 @@ int os_tid(void);
  * never on descriptors 0-2) for writing, -1 on failure; close; remove;
  * rename into place.  Callers hold cancellation off. */
 int os_file_create(const char *path);
-void os_file_close(int fd);
+int os_file_close(int fd); /* 0, or the errno of a failed close */
 void os_file_remove(const char *path);
 bool os_file_rename(const char *from, const char *to);
 /* handler runs on sig (SA_RESTART); false if sig cannot be caught. */

@@ -8,9 +8,37 @@
 #include "os.h"
 
 void out_flush(struct out *o) {
-  if (o->n && !os_write_all(o->fd, o->buf, o->n))
-    o->failed = true;
+  if (o->n && !o->error)
+    o->error = os_write_all(o->fd, o->buf, o->n);
   o->n = 0;
+}
+
+bool out_path(char *buf, size_t cap, const char *tmpl, const char *suffix) {
+  char pid[24];
+  size_t np = 0, n = 0;
+  for (unsigned long v = (unsigned long)os_pid(); v || np == 0; v /= 10)
+    pid[np++] = (char)('0' + v % 10);
+  for (const char *t = tmpl; *t; t++) {
+    if (t[0] == '%' && t[1] == 'p') {
+      for (size_t k = np; k-- > 0;) {
+        if (n + 1 >= cap)
+          return false;
+        buf[n++] = pid[k];
+      }
+      t++;
+      continue;
+    }
+    if (t[0] == '%' && t[1] == '%')
+      t++;
+    if (n + 1 >= cap)
+      return false;
+    buf[n++] = *t;
+  }
+  size_t ls = strlen(suffix);
+  if (n + ls >= cap)
+    return false;
+  memcpy(buf + n, suffix, ls + 1);
+  return true;
 }
 
 void out_str(struct out *o, const char *s) {

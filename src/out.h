@@ -13,7 +13,7 @@ struct out {
   int fd;
   size_t n;
   bool comma;  /* JSON: the next value or key needs a comma before it */
-  bool failed; /* a write did not go through (full disk, closed descriptor) */
+  int error;   /* errno of the first write that did not go through, or 0 */
   char buf[1024];
 };
 
@@ -22,6 +22,11 @@ void out_str(struct out *o, const char *s);
 /* Unsigned decimal, right-aligned in width columns (0: no padding). */
 void out_u(struct out *o, size_t v, int width);
 void out_hex(struct out *o, uintptr_t v);
+
+/* A file name from a setting's template: "%p" becomes the process id,
+ * "%%" a "%"; then suffix.  Into buf (cap bytes); false if it does not
+ * fit. */
+bool out_path(char *buf, size_t cap, const char *tmpl, const char *suffix);
 
 /* JSON (docs/json.md), no allocation.  key NULL: an array element.
  * json_open(o, key, '{' or '['), json_close(o, '}' or ']'). */

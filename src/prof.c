@@ -702,42 +702,12 @@ void *prof_realloc(void *mem, size_t n) {
 
 /* ------------------------------------------------------------- dumps */
 
-/* Text for a file: struct out's formatting into its buffer, written here
- * (out_flush has no way to say a write failed).  Every piece appended
- * between two pw_room() calls is under half the buffer, so out never
- * flushes (to fd -1) by itself. */
-struct pw {
-  struct out o;
-  int fd;
-  int err; /* errno of the first failed write, or 0 */
-};
-
-static void pw_flush(struct pw *w) {
-  size_t done = 0;
-  while (done < w->o.n && !w->err) {
-    ssize_t r = write(w->fd, w->o.buf + done, w->o.n - done);
-    if (r < 0 && errno == EINTR)
-      continue;
-    if (r <= 0)
-      w->err = r < 0 ? errno : EIO;
-    else
-      done += (size_t)r;
-  }
-  w->o.n = 0;
-}
-
-static void pw_room(struct pw *w) {
-  if (w->o.n > sizeof w->o.buf / 2)
-    pw_flush(w);
-}
-
 /* A frame, with ' ' and ';' (the format's separators) in a path made '_'. */
-static void pw_frame(struct pw *w, uintptr_t addr) {
+static void out_frame(struct out *o, uintptr_t addr) {
   const char *path;
   uintptr_t off;
-  pw_room(w);
   if (!stack_frame_file(addr, &path, &off)) {
-    out_hex(&w->o, addr);
+    out_hex(o, addr);
     return;
   }
   char clean[256];
@@ -745,9 +715,9 @@ static void pw_frame(struct pw *w, uintptr_t addr) {
   for (; path[i] && i < sizeof clean - 1; i++)
     clean[i] = path[i] == ' ' || path[i] == ';' ? '_' : path[i];
   clean[i] = 0;
-  out_str(&w->o, clean);
-  out_str(&w->o, "+");
-  out_hex(&w->o, off);
+  out_str(o, clean);
+  out_str(o, "+");
+  out_hex(o, off);
 }
 
 static uint64_t stack_bytes(uint32_t id, bool live) {
@@ -783,7 +753,8 @@ static void sort_largest_first(uint32_t *order, size_t n, bool live) {
 
 /* One profile into name (prof.lock held); 0, or -1 with errno. */
 static int write_profile(const char *name, bool live, uint32_t *order) {
-  int fd = open(name, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  os_file_remove(name); /* a new file (never through a symlink), as the heap dump's */
+  int fd = os_file_create(name);
   if (fd < 0)
     return -1;
   uint32_t n = prof.mapped ? prof.nstacks : 0, shown = 0;
@@ -797,24 +768,24 @@ static int write_profile(const char *name, bool live, uint32_t *order) {
     }
   if (order)
     sort_largest_first(order, shown, live);
-  struct pw w = {.o = {.fd = -1}, .fd = fd};
-  out_str(&w.o, "# tidemalloc " TIDEMALLOC_VERSION " heap profile, ");
-  out_str(&w.o, live ? "live: sampled blocks still allocated" : "allocated: every sample since start");
-  out_str(&w.o, "; pid ");
-  out_u(&w.o, (size_t)getpid(), 0);
-  out_str(&w.o, ", prof_rate ");
-  out_u(&w.o, prof_rate, 0);
-  out_str(&w.o, ", ");
-  out_u(&w.o, (size_t)samples, 0);
-  out_str(&w.o, " samples, ");
-  out_u(&w.o, (size_t)total, 0);
-  out_str(&w.o, " bytes estimated");
+  struct out w = {.fd = fd};
+  out_str(&w, "# tidemalloc " TIDEMALLOC_VERSION " heap profile, ");
+  out_str(&w, live ? "live: sampled blocks still allocated" : "allocated: every sample since start");
+  out_str(&w, "; pid ");
+  out_u(&w, (size_t)os_pid(), 0);
+  out_str(&w, ", prof_rate ");
+  out_u(&w, prof_rate, 0);
+  out_str(&w, ", ");
+  out_u(&w, (size_t)samples, 0);
+  out_str(&w, " samples, ");
+  out_u(&w, (size_t)total, 0);
+  out_str(&w, " bytes estimated");
   if (prof.dropped) {
-    out_str(&w.o, ", ");
-    out_u(&w.o, (size_t)prof.dropped, 0);
-    out_str(&w.o, " samples not kept live (table full)");
+    out_str(&w, ", ");
+    out_u(&w, (size_t)prof.dropped, 0);
+    out_str(&w, " samples not kept live (table full)");
   }
-  out_str(&w.o, "\n");
+  out_str(&w, "\n");
   for (uint32_t k = 0, id = 0; order ? k < shown : id < n; k++, id++) {
     uint32_t sid = order ? order[k] : id;
     uint64_t bytes = stack_bytes(sid, live);
@@ -834,58 +805,24 @@ static int write_profile(const char *name, bool live, uint32_t *order) {
       }
     }
     if (sid == 0 || nf == 0) {
-      pw_room(&w);
-      out_str(&w.o, "[unknown]");
+      out_str(&w, "[unknown]");
     }
     for (uint32_t i = nf; i-- > 0;) {
-      pw_frame(&w, f[i]);
+      out_frame(&w, f[i]);
       if (i)
-        out_str(&w.o, ";");
+        out_str(&w, ";");
     }
-    pw_room(&w);
-    out_str(&w.o, " ");
-    out_u(&w.o, (size_t)bytes, 0);
-    out_str(&w.o, "\n");
+    out_str(&w, " ");
+    out_u(&w, (size_t)bytes, 0);
+    out_str(&w, "\n");
   }
-  pw_flush(&w);
-  if (close(fd) != 0 && !w.err)
-    w.err = errno;
-  if (w.err) {
-    errno = w.err;
+  out_flush(&w);
+  int err = os_file_close(fd);
+  if (w.error || err) {
+    errno = w.error ? w.error : err;
     return -1;
   }
   return 0;
-}
-
-/* base with %p made the pid and %% a %, then suffix, into out (cap
- * bytes); false if it does not fit. */
-static bool expand_path(const char *base, const char *suffix, char *out, size_t cap) {
-  size_t n = 0;
-  char pid[24];
-  size_t np = 0;
-  for (unsigned long v = (unsigned long)getpid(); v || np == 0; v /= 10)
-    pid[np++] = (char)('0' + v % 10);
-  for (const char *s = base; *s; s++) {
-    if (s[0] == '%' && s[1] == 'p') {
-      for (size_t i = np; i-- > 0;) {
-        if (n + 1 >= cap)
-          return false;
-        out[n++] = pid[i];
-      }
-      s++;
-      continue;
-    }
-    if (s[0] == '%' && s[1] == '%')
-      s++;
-    if (n + 1 >= cap)
-      return false;
-    out[n++] = *s;
-  }
-  size_t ls = strlen(suffix);
-  if (n + ls >= cap)
-    return false;
-  memcpy(out + n, suffix, ls + 1);
-  return true;
 }
 
 /* Both profiles of base; 0, or -1 with errno and the file that failed
@@ -895,7 +832,7 @@ static int dump(const char *base, const char **failed) {
   static struct tide_lock dump_lock = TIDE_LOCK_INIT;
   lock_acquire(&dump_lock);
   *failed = base;
-  if (!expand_path(base, ".heap", heap, sizeof heap) || !expand_path(base, ".alloc", alloc, sizeof alloc)) {
+  if (!out_path(heap, sizeof heap, base, ".heap") || !out_path(alloc, sizeof alloc, base, ".alloc")) {
     lock_release(&dump_lock);
     errno = ENAMETOOLONG;
     return -1;
@@ -965,5 +902,5 @@ void prof_postfork_child(void) {
   lock_init(&prof.lock);
   struct tcache *tc = tcache_mine(); /* draws of its own, not the parent's again */
   if (tc)
-    tc->prof_rng = mix64(tc->prof_rng ^ (uint64_t)getpid()) | 1;
+    tc->prof_rng = mix64(tc->prof_rng ^ (uint64_t)os_pid()) | 1;
 }

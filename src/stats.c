@@ -455,36 +455,15 @@ bool stats_write_json(int fd, bool heap) {
   out_str(&o, "\n");
   out_flush(&o);
   snapshot_unmap(s);
-  return !o.failed;
+  return !o.error;
 }
 
 /* ---- the heap dump to a file: at exit, and on demand (stats_signal) */
 
-/* opt.stats_file with each %p replaced by the pid (default with only a
- * signal set: /tmp/tidemalloc.%p.json), into buf; false if it does not fit. */
+/* opt.stats_file with %p the pid (default with only a signal set:
+ * /tmp/tidemalloc.%p.json), into buf; false if it does not fit. */
 static bool stats_path(char *buf, size_t cap) {
-  const char *tmpl = opt.stats_file[0] ? opt.stats_file : "/tmp/tidemalloc.%p.json";
-  char pid[24];
-  size_t np = 0;
-  for (unsigned long v = (unsigned long)os_pid(); v || np == 0; v /= 10)
-    pid[np++] = (char)('0' + v % 10);
-  size_t n = 0;
-  for (const char *t = tmpl; *t; t++) {
-    if (t[0] == '%' && t[1] == 'p') {
-      for (size_t k = np; k-- > 0;) {
-        if (n + 1 >= cap)
-          return false;
-        buf[n++] = pid[k];
-      }
-      t++;
-      continue;
-    }
-    if (n + 1 >= cap)
-      return false;
-    buf[n++] = *t;
-  }
-  buf[n] = '\0';
-  return true;
+  return out_path(buf, cap, opt.stats_file[0] ? opt.stats_file : "/tmp/tidemalloc.%p.json", "");
 }
 
 /*
