@@ -208,6 +208,8 @@ int os_file_create(const char *path) {
      * program's own output would land in it. */
     int moved = fcntl(fd, F_DUPFD_CLOEXEC, 3);
     close(fd);
+    if (moved < 0)
+      unlink(path); /* (no descriptor left: no empty file left either) */
     fd = moved;
   }
   return fd;

@@ -89,12 +89,14 @@ static void owner_push(struct tcache *tc, struct run *r) {
   if (head)
     head->prev = r;
   tc->runs[r->idx] = r;
+  tc->nruns[r->idx]++;
   r->listed = true;
 }
 
 static void owner_unlink(struct tcache *tc, struct run *r) {
   if (tc->look_from[r->idx] == r)
     tc->look_from[r->idx] = r->next;
+  tc->nruns[r->idx]--;
   if (r->prev)
     r->prev->next = r->next;
   else
@@ -331,19 +333,27 @@ static struct run *find_room(struct tcache *tc, size_t idx) {
 }
 
 /* Another of tc's runs of idx with blocks given back, moved to the
- * head: at most GIVEN_BACK_LOOK runs are looked at a time, from where the
- * last look stopped (tc->look_from, which unlinking a run moves on), so
- * each refill costs a few steps however many runs the thread has, and
- * every run is looked at in turn. */
+ * head.  The thread looks in rounds: a round starts when some came back
+ * (tc->given_back, cleared as the round starts, so a give-back during the
+ * round starts the next one) and visits each of its other runs once, at
+ * most GIVEN_BACK_LOOK per refill, from where the last look stopped
+ * (tc->look_from, which unlinking a run moves on).  So a refill costs a
+ * few steps however many runs the thread has, and once a round found
+ * nothing, refills look no more until a batch comes back. */
 #define GIVEN_BACK_LOOK 8
-static struct run *find_given_back(struct tcache *tc, size_t idx, bool *round_done) {
+static struct run *find_given_back(struct tcache *tc, size_t idx) {
   lists_lock(tc);
+  if (tc->round_left[idx] == 0) {
+    /* (a full barrier: a give-back that saw the flag still set had
+     * published its batch first, see run_give_back) */
+    __atomic_exchange_n(&tc->given_back[idx], 0, __ATOMIC_SEQ_CST);
+    tc->round_left[idx] = tc->nruns[idx] > 0 ? tc->nruns[idx] - 1 : 0;
+  }
   struct run *head = tc->runs[idx], *r = tc->look_from[idx];
   if (!r || r == head)
     r = head ? head->next : NULL;
-  struct run *start = r;
-  *round_done = r == NULL;
-  for (unsigned looked = 0; r && looked < GIVEN_BACK_LOOK; looked++) {
+  for (unsigned looked = 0; r && tc->round_left[idx] > 0 && looked < GIVEN_BACK_LOOK; looked++) {
+    tc->round_left[idx]--;
     if (__atomic_load_n(&r->nbatch, __ATOMIC_RELAXED) > 0) {
       tc->look_from[idx] = r->next;
       owner_unlink(tc, r);
@@ -352,11 +362,9 @@ static struct run *find_given_back(struct tcache *tc, size_t idx, bool *round_do
       return r;
     }
     r = r->next ? r->next : head->next; /* round the list */
-    if (r == start) {
-      *round_done = true;
-      break;
-    }
   }
+  if (!r)
+    tc->round_left[idx] = 0;
   tc->look_from[idx] = r;
   lists_unlock(tc);
   return NULL;
@@ -366,22 +374,19 @@ static struct run *find_given_back(struct tcache *tc, size_t idx, bool *round_do
  * of the size, before the current run is cut further: cutting touches new
  * pages while blocks that came back (freed by other threads, or flushed
  * from the cache, in whatever run) sit resident.  The runs are looked
- * through only while batches came back to some of them
- * (tc->given_back, set by run_give_back, cleared when a round of looks
- * finds none), a few at a time (find_given_back).  Then the current run's purged and uncarved blocks, another run
+ * through in rounds, only after batches came back to some of them
+ * (tc->given_back, set by run_give_back), a few at a time
+ * (find_given_back).  Then the current run's purged and uncarved blocks, another run
  * with room, a new run. */
 void *run_refill(struct tcache *tc, size_t idx) {
   struct run *r = tc->runs[idx];
   void *m = r ? take(tc, r, idx, false) : NULL;
   if (m)
     return m;
-  if (__atomic_load_n(&tc->given_back[idx], __ATOMIC_RELAXED)) {
-    bool round_done;
-    struct run *other = find_given_back(tc, idx, &round_done);
+  if (tc->round_left[idx] || __atomic_load_n(&tc->given_back[idx], __ATOMIC_RELAXED)) {
+    struct run *other = find_given_back(tc, idx);
     if (other && (m = take(tc, other, idx, false)))
       return m;
-    if (round_done) /* every run looked at, none had any: until the next give-back */
-      __atomic_store_n(&tc->given_back[idx], 0, __ATOMIC_RELAXED);
   }
   r = tc->runs[idx];
   m = r ? take(tc, r, idx, true) : NULL;
@@ -442,8 +447,13 @@ void run_give_back(struct run *r, struct tcache_entry *first, struct tcache_entr
   /* Tell the owner its runs have blocks again (run_refill).  Under the
    * run's lock an owned run's owner is alive: it turns its runs into
    * orphans under this lock before its cache goes. */
-  if (r->state == RUN_OWNED && r->owner && !__atomic_load_n(&r->owner->given_back[r->idx], __ATOMIC_RELAXED))
-    __atomic_store_n(&r->owner->given_back[r->idx], 1, __ATOMIC_RELAXED);
+  if (r->state == RUN_OWNED && r->owner) {
+    /* The batch is published before the flag is read (a fence: read
+     * first, the owner could clear the flag and then miss the batch). */
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (!__atomic_load_n(&r->owner->given_back[r->idx], __ATOMIC_RELAXED))
+      __atomic_store_n(&r->owner->given_back[r->idx], 1, __ATOMIC_RELAXED);
+  }
   /* Who releases an empty run is decided here, under its lock: once it
    * is unlocked, another thread may adopt, empty and release it. */
   bool mine = false, orphan = false, empty = r->nfree == r->carved;
@@ -476,6 +486,7 @@ void run_thread_exit(struct tcache *tc) {
     struct run *r = tc->runs[idx];
     tc->runs[idx] = NULL;
     tc->look_from[idx] = NULL;
+    tc->nruns[idx] = tc->round_left[idx] = 0;
     while (r) {
       struct run *next = r->next;
       struct arena *a = r->arena;

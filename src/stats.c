@@ -502,7 +502,7 @@ static bool stats_write_file_once(void) {
     return false;
   }
   bool ok = stats_write_json(fd, true);
-  os_file_close(fd);
+  ok = os_file_close(fd) == 0 && ok; /* (a failed close may have lost what was written) */
   if (ok && os_file_rename(tmp, path))
     return true;
   os_file_remove(tmp);

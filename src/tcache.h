@@ -103,6 +103,8 @@ struct tcache {
    * looked (set by any thread under that run's lock, src/run.c). */
   uint8_t given_back[TCACHE_BINS];
   struct run *look_from[TCACHE_BINS]; /* where find_given_back looks next (runs_lock) */
+  uint32_t nruns[TCACHE_BINS];        /* runs on runs[i] (runs_lock) */
+  uint32_t round_left[TCACHE_BINS];   /* runs the current look round has still to visit */
 };
 
 /* Never NULL: threads without a cache see an empty one that is always
