@@ -131,16 +131,6 @@ void json_u(struct out *o, const char *key, size_t v) {
   o->comma = true;
 }
 
-void json_i(struct out *o, const char *key, long long v) {
-  json_key(o, key);
-  if (v < 0) {
-    out_str(o, "-");
-    v = -v;
-  }
-  out_u(o, (size_t)v, 0);
-  o->comma = true;
-}
-
 void json_str(struct out *o, const char *key, const char *s) {
   json_key(o, key);
   json_string(o, s);

@@ -34,7 +34,6 @@ void json_key(struct out *o, const char *key);
 void json_open(struct out *o, const char *key, char bracket);
 void json_close(struct out *o, char bracket);
 void json_u(struct out *o, const char *key, size_t v);
-void json_i(struct out *o, const char *key, long long v);
 void json_str(struct out *o, const char *key, const char *s);
 void json_addr(struct out *o, const char *key, uintptr_t v); /* "0x..." */
 void json_bool(struct out *o, const char *key, bool v);

@@ -47,13 +47,11 @@ static void line_add(struct size_line *l, size_t size) {
   l->bytes += size;
 }
 
-/* Under a's lock.  With drain, blocks other threads freed to a are taken
- * back into it first, so they count as free (the heap dump shows them
- * where they are instead). */
-static void snapshot_locked(struct arena *a, struct arena_snapshot *s, bool drain) {
+/* Under a's lock.  Blocks other threads freed to a are taken back into it
+ * first, so they count as free. */
+static void snapshot_locked(struct arena *a, struct arena_snapshot *s) {
   memset(s, 0, sizeof *s);
-  if (drain)
-    tcache_drain_remote(a);
+  tcache_drain_remote(a);
   s->is_main = a->is_main;
   s->system = a->system_mem;
   s->max_system = a->max_system_mem;
@@ -91,7 +89,7 @@ static void snapshot_locked(struct arena *a, struct arena_snapshot *s, bool drai
 
 static void snapshot(struct arena *a, struct arena_snapshot *s) {
   lock_acquire(&a->lock);
-  snapshot_locked(a, s, true);
+  snapshot_locked(a, s);
   lock_release(&a->lock);
 }
 
@@ -427,7 +425,7 @@ bool stats_write_json(int fd, bool heap) {
     out_str(&o, "\n");
     json_open(&o, NULL, '{');
     lock_acquire(&a->lock);
-    snapshot_locked(a, s, !heap);
+    snapshot_locked(a, s);
     json_arena_figures(&o, s, n);
     if (heap)
       inspect_arena_json(&o, a);
