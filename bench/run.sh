@@ -91,6 +91,20 @@ if [ -n "${BENCH_PROF:-}" ] && [ -f "$TIDE" ]; then
   mkdir -p "$OUT/prof"
   CONF[tidemalloc-prof]="prof=1,prof_file=$OUT/prof/run.%p"
 fi
+# Tuning experiments: BENCH_VARIANTS="t16=tcache_count=16 r32=/tmp/r32/lib.so"
+# adds tidemalloc-t16, tidemalloc-r32, ...: this library under those
+# settings (TIDEMALLOC_CONF), or another build of it (a path), in the same
+# interleaved runs.
+for v in ${BENCH_VARIANTS:-}; do
+  name=tidemalloc-${v%%=*} spec=${v#*=}
+  ALLOCS+=("$name")
+  if [ "${spec#/}" != "$spec" ]; then
+    LIB[$name]=$spec
+  else
+    LIB[$name]=$TIDE
+    CONF[$name]=$spec
+  fi
+done
 ALLOCS+=(glibc)
 LIB[glibc]=
 while read -r name soname pkg; do
