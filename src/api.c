@@ -186,12 +186,17 @@ static inline enum chunk_class check_next_header(struct chunk *p, size_t size_fi
   return class;
 }
 
+/* x rotated right by 4 bits: below 2^60 only if x is a multiple of 16. */
+static inline uintptr_t rotate4(uintptr_t x) { return (x >> 4) | (x << 60); }
+
 static inline enum chunk_class classify_chunk(struct tcache *tc, struct chunk *p, size_t size_field) {
   size_t kind = size_field & (IS_MMAPPED | IN_HEAP);
   bool own;
-  if (likely((uintptr_t)p - tc->own_lo < tc->own_span && kind == tc->own_kind)) {
-    /* In the range where all blocks are its arena's (tcache.h). */
+  if (likely(rotate4((uintptr_t)p - tc->own_lo) < tc->own_units && kind == tc->own_kind)) {
+    /* Aligned, in the range where all blocks are its arena's (tcache.h). */
     return check_next_header(p, size_field, kind, OWN_BLOCK);
+  } else if (unlikely(!aligned_ok(p))) {
+    return NOT_CACHEABLE;
   } else if (kind == 0) {
     if (unlikely((char *)p < main_arena.brk_lo || (char *)p >= main_arena.brk_hi))
       return NOT_CACHEABLE;
@@ -558,9 +563,11 @@ static TIDE_NOINLINE void free_foreign(void *mem, size_t idx) {
   errno = saved;
 }
 
-/* Past the small bins: a block of a medium size class goes to its bin
- * with the fast path's checks; anything else the slow way. */
-static TIDE_NOINLINE void free_medium(void *mem, size_t sf) {
+/* Anything the fast path below did not cache: classified in full
+ * (classify_chunk), then a bin of this thread's cache, another arena's
+ * block on its way back (free_foreign), or the slow way.  Reached by a
+ * jump, so free_block sees the program's return address. */
+static TIDE_NOINLINE void free_classify(void *mem, size_t sf) {
   struct tcache *tc = tcache_tls;
   size_t bin = tcache_bin_of(sf & ~CHUNK_FLAGS);
   if (bin >= TCACHE_BINS) {
@@ -578,27 +585,35 @@ static TIDE_NOINLINE void free_medium(void *mem, size_t sf) {
     free_block(mem, (int)class, bin);
 }
 
+/* The fast path: a small block of this thread's arena, cached.  The size
+ * field with "previous in use" and R taken off and the thread's kind
+ * bits xored out is the chunk's size exactly when the kind is the
+ * thread's; one rotation of it less MINSIZE then is the bin, and for any
+ * other kind, or a size out of the bins' range or not a multiple of 16,
+ * a number past every bin.  The next header as check_next_header reads
+ * it. */
 TIDE_EXPORT void tide_free(void *mem) {
   struct tcache *tc = tcache_tls;
   /* One test keeps NULL, an mmapped chunk's memory (16 bytes into a page)
-   * and the rare block at offset 0 of a page out of the fast path. */
-  if (likely(((uintptr_t)mem & 4095) > MMAPPED_MEM_OFFSET && aligned_ok(mem))) {
+   * and the rare block at offset 0 of a page out of the fast path (a
+   * misaligned pointer fails the range test). */
+  if (likely(((uintptr_t)mem & 4095) > MMAPPED_MEM_OFFSET)) {
     struct chunk *p = mem2chunk(mem);
     size_t sf = p->size;
-    size_t idx = tcache_index(sf);
-    if (likely(idx < TCACHE_SMALL_BINS)) { /* bins tcache_max turned off have limit 0 */
-      enum chunk_class class = classify_chunk(tc, p, sf);
-      if (likely(class == OWN_BLOCK && tcache_push(tc, mem, idx))) {
+    size_t size = (sf & ~(PREV_INUSE | IN_RUN)) ^ tc->own_kind;
+    size_t idx = rotate4(size - MINSIZE);
+    if (likely(idx < TCACHE_SMALL_BINS && rotate4((uintptr_t)p - tc->own_lo) < tc->own_units)) {
+      size_t nsf = chunk_at(p, size)->size;
+      bool next_ok = TIDE_HARDEN && (sf & IN_RUN)
+                         ? nsf == sf
+                         : !((nsf ^ (tc->own_kind | PREV_INUSE)) &
+                             (PREV_INUSE | IS_MMAPPED | IN_HEAP | ~(((size_t)1 << 46) - 1)));
+      if (likely(next_ok && tcache_push(tc, mem, idx))) {
         tc->frees++;
         return;
       }
-      if (class == OTHER_ARENAS_BLOCK)
-        free_foreign(mem, idx);
-      else
-        free_block(mem, (int)class, idx);
-      return;
     }
-    free_medium(mem, sf);
+    free_classify(mem, sf);
     return;
   }
   free_block(mem, UNCLASSIFIED, TCACHE_BINS);

@@ -52,7 +52,9 @@
 
 #include "chunk.h"
 
+#ifndef RUN_SIZE_SMALL
 #define RUN_SIZE_SMALL ((size_t)64 * 1024)
+#endif
 #define RUN_SIZE_LARGE ((size_t)256 * 1024)
 #define RUN_LARGE_FROM ((size_t)4096) /* blocks bigger than this get the large runs */
 static inline size_t run_size_for(size_t block_size) {
