@@ -308,13 +308,19 @@ static void *take(struct tcache *tc, struct run *r, size_t idx, bool fresh) {
   unsigned want = limit / 2u + 1u;
   if (want > TCACHE_MAX_BATCH + 1u)
     want = TCACHE_MAX_BATCH + 1u;
+  unsigned ramp = tcache_refill_ramp(tc, idx, run_block_size(r));
+  if (want > ramp)
+    want = ramp;
   unsigned room = limit > tc->count[idx] ? limit - tc->count[idx] : 1u;
   if (want > room)
     want = room;
   run_lock(r);
   uint32_t got = take_blocks(tc, r, idx, want, fresh);
   run_unlock(r);
-  return got ? tcache_pop(tc, idx) : NULL;
+  if (!got)
+    return NULL;
+  tcache_refilled(tc, idx);
+  return tcache_pop(tc, idx);
 }
 
 /* Another of tc's runs of idx with room left, moved to the head. */

@@ -251,6 +251,8 @@ struct chunk *tcache_refill(struct tcache *tc, struct arena *a, size_t idx) {
   size_t want = tcache_limit[idx] / 2u;
   if (want > TCACHE_MAX_BATCH)
     want = TCACHE_MAX_BATCH;
+  if (want > tcache_refill_ramp(tc, idx, nb))
+    want = tcache_refill_ramp(tc, idx, nb);
   if (want > 1u && tc->count[idx] + want - 1 <= tcache_limit[idx]) {
     size_t got = arena_malloc_more(a, nb, more, want - 1);
     /* Pushed in reverse, so they come out in address order. */

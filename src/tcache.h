@@ -107,6 +107,7 @@ struct tcache {
   struct run *look_from[TCACHE_BINS]; /* where find_given_back looks next (runs_lock) */
   uint32_t nruns[TCACHE_BINS];        /* runs on runs[i] (runs_lock) */
   uint32_t round_left[TCACHE_BINS];   /* runs the current look round has still to visit */
+  uint8_t refills[TCACHE_BINS];       /* refills so far, up to 255 (tcache_refill_ramp) */
 };
 
 /* Never NULL: threads without a cache see an empty one that is always
@@ -207,6 +208,25 @@ static inline bool tcache_push(struct tcache *tc, void *mem, size_t idx) {
   tc->head[idx] = e;
   tc->count[idx]++;
   return true;
+}
+
+/* A bin's refills start small: the first takes about TCACHE_FIRST_REFILL
+ * bytes' worth of blocks (at least one), each next one twice as many, up
+ * to the full batch.  So a thread that uses a few blocks of a size cuts
+ * (and touches) few pages for them, and one that keeps missing moves full
+ * batches after a few refills.  (Taking the first refills from the arena
+ * instead, as glibc's are, was tried: over 12 workloads of make bench the
+ * geomean peak-RSS ratio went from 1.32 to 1.46, the arena's chunks
+ * lying between the runs.) */
+#define TCACHE_FIRST_REFILL 512u
+static inline unsigned tcache_refill_ramp(const struct tcache *tc, size_t idx, size_t chunk) {
+  unsigned shift = tc->refills[idx] < 16 ? tc->refills[idx] : 16;
+  size_t n = ((size_t)TCACHE_FIRST_REFILL << shift) / chunk;
+  return n == 0 ? 1u : n < UINT16_MAX ? (unsigned)n : UINT16_MAX;
+}
+static inline void tcache_refilled(struct tcache *tc, size_t idx) {
+  if (tc->refills[idx] < UINT8_MAX)
+    tc->refills[idx]++;
 }
 
 void tcache_init_key(void);

@@ -31,6 +31,10 @@
  *              dump counts the runs left)
  *   dump       the heap inspector walks runs while short-lived threads
  *              carve new blocks in them (it read headers not yet written)
+ *   few        a thread that takes a few blocks of a size gets few more
+ *              into its cache: its refills start small (a full batch per
+ *              size, cut and written, made a program that allocates one
+ *              block of each of 26 sizes touch 113 pages; glibc 11)
  *   reuse      blocks another thread gave back to a thread's older runs
  *              are taken again before its current run is cut further
  *              (it carved new blocks, touching new pages, while thousands
@@ -309,10 +313,20 @@ static void *purge_filler(void *arg) {
     b[i] = F(malloc)(size_of(i));
     memset(b[i], 0x77, size_of(i));
   }
+  /* More blocks of the last size (16000 B: 256 KiB runs of 16 KiB
+   * blocks) until the run being cut has at least 8 blocks cut. */
+  static unsigned char *more[64];
+  unsigned nmore = 0;
   last_block = b[N - 1];
+  while (nmore < 64 && ((uintptr_t)last_block & (256 * 1024 - 1)) / (16 * 1024) < 8) {
+    last_block = more[nmore++] = F(malloc)(16000);
+    memset(last_block, 0x77, 16000);
+  }
   filled_rss = th_rss_bytes();
   for (unsigned i = 0; i < N; i++)
     F(free)(b[i]);
+  for (unsigned i = 0; i < nmore; i++)
+    F(free)(more[i]);
   pthread_barrier_wait(&pstep); /* freed */
   pthread_barrier_wait(&pstep); /* main has looked */
   return NULL;
@@ -664,6 +678,54 @@ static void run_figures(size_t bs, long *runs, long *uncarved) {
   }
 }
 
+/* Sizes nothing else in this process uses (4 small, 2 medium classes). */
+static const size_t few_sizes[] = {600, 744, 872, 952, 6000, 9000};
+#define FEW_SIZES (sizeof few_sizes / sizeof few_sizes[0])
+static size_t few_cached;
+static int few_bad;
+
+static void *few_thread(void *x) {
+  (void)x;
+  struct tide_stats before, after;
+  void *blk[FEW_SIZES][3];
+  tide_stats_get(&before);
+  for (size_t i = 0; i < FEW_SIZES; i++)
+    for (int k = 0; k < 3; k++) {
+      blk[i][k] = F(malloc)(few_sizes[i]);
+      fill(blk[i][k], few_sizes[i], i * 3 + (size_t)k);
+    }
+  tide_stats_get(&after);
+  few_cached = after.cached_bytes - before.cached_bytes;
+  static void *many[3000];
+  for (int k = 0; k < 3000; k++) {
+    many[k] = F(malloc)(few_sizes[0]);
+    fill(many[k], few_sizes[0], (uint64_t)k + 100);
+  }
+  for (int k = 0; k < 3000; k++) {
+    few_bad += !intact(many[k], few_sizes[0], (uint64_t)k + 100);
+    F(free)(many[k]);
+  }
+  for (size_t i = 0; i < FEW_SIZES; i++)
+    for (int k = 0; k < 3; k++) {
+      few_bad += !intact(blk[i][k], few_sizes[i], i * 3 + (size_t)k);
+      F(free)(blk[i][k]);
+    }
+  return NULL;
+}
+
+static void test_few(void) {
+  pthread_t t;
+  pthread_create(&t, NULL, few_thread, NULL);
+  pthread_join(t, NULL);
+  /* The refills' extra blocks: at most a few KiB a size (a full batch
+   * was 32 blocks: 19 KiB for 600 bytes, 96 KiB for 6000). */
+  CHECK(few_cached <= FEW_SIZES * 4096,
+        "few: a new thread's 3 blocks of each of %zu sizes: %zu bytes more cached (at most %zu)", FEW_SIZES,
+        few_cached, FEW_SIZES * (size_t)4096);
+  CHECK(few_bad == 0, "few: all blocks intact, 3000 more of one size too (%d bad)", few_bad);
+  CHECK(HEAP_CHECK() == 0, "few: heap sound");
+}
+
 #define RU_SIZE 330 /* a size nothing else in this process uses */
 static void *ru_blk[6000];
 static size_t ru_count;
@@ -717,6 +779,7 @@ static void test_reuse(void) {
 
 int main(void) {
   printf("# stress/runs (%s)\n", FLAVOUR);
+  th_isolated("a few blocks of a size bring few more", test_few, 60);
   th_isolated("blocks given back are reused before new ones are cut", test_reuse, 60);
   th_isolated("heap dumps while runs are carved", test_dump_while_carving, 60);
   th_isolated("sparse runs", test_sparse, 60);
