@@ -253,6 +253,7 @@ struct chunk *tcache_refill(struct tcache *tc, struct arena *a, size_t idx) {
     want = TCACHE_MAX_BATCH;
   if (want > tcache_refill_ramp(tc, idx, nb))
     want = tcache_refill_ramp(tc, idx, nb);
+  tcache_refilled(tc, idx);
   if (want > 1u && tc->count[idx] + want - 1 <= tcache_limit[idx]) {
     size_t got = arena_malloc_more(a, nb, more, want - 1);
     /* Pushed in reverse, so they come out in address order. */
