@@ -555,12 +555,10 @@ static TIDE_NOINLINE void free_foreign(void *mem, size_t idx) {
     free_block(mem, UNCLASSIFIED, TCACHE_BINS);
     return;
   }
-  int saved = errno;
-  if (likely(tcache_free_foreign(tc, mem, idx)))
+  if (likely(tcache_free_foreign(tc, mem, idx))) /* (keeps errno) */
     tc->frees++;
   else
     free_block(mem, OTHER_ARENAS_BLOCK, idx);
-  errno = saved;
 }
 
 /* Anything the fast path below did not cache: classified in full

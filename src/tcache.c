@@ -597,12 +597,15 @@ bool tcache_contains(struct tcache *tc, void *mem, size_t idx) {
          list_contains(tc->out[idx], tc->out_count[idx], mem);
 }
 
+/* (Keeps errno: a contended arena lock may wait in the kernel.) */
 static void out_flush(struct tcache *tc, size_t idx) {
+  int saved = errno;
   struct tcache_entry *list = tc->out[idx];
   tc->out_bytes -= tc->out_count[idx] * tcache_bin_size(idx);
   tc->out[idx] = NULL;
   tc->out_count[idx] = 0;
   flush_list(tc, list, idx, true, UINT_MAX);
+  errno = saved;
 }
 
 bool tcache_free_foreign(struct tcache *tc, void *mem, size_t idx) {
