@@ -374,11 +374,11 @@ static struct tcache_entry *flush_list(struct tcache *me, struct tcache_entry *e
     struct tcache_entry *first = e, *last = e;
     struct chunk *c = mem2chunk(e);
     if (chunk_in_run(c)) {
-      /* The first block in full (run_checked, its key); the blocks after
-       * it that lie in that run need only carry its size field.  Their
-       * keys are checked when they are next popped (tcache_pop), the check
-       * that an entry forged into the list cannot pass: checking them here
-       * too cost a third of a flush. */
+      /* The first block in full (run_checked); the blocks after it that
+       * lie in that run need only carry its size field -- and every one
+       * the key of a cached entry: a link written over after free could
+       * point at a live block of the run, which would be given back as
+       * free (its memory written, the run counted emptier than it is). */
       struct run *r = run_checked(c, "free");
       uintptr_t lo = (uintptr_t)run_block(r, 0), span = (uintptr_t)r->nblocks * run_block_size(r);
       size_t block_sf = r->block_sf;
@@ -390,6 +390,7 @@ static struct tcache_entry *flush_list(struct tcache *me, struct tcache_entry *e
           break;
         if (unlikely(b->size != block_sf))
           run_bad_block(b, "free");
+        check_cached(e);
         last = e;
         n++;
       }

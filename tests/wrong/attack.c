@@ -17,6 +17,7 @@
  * Built on the prefixed archive (tide_* names): the default checks, no
  * heap checker.
  */
+#include <pthread.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -154,9 +155,10 @@ static void c_largebin_attack(void *arg) {
 /* 5. A live block's size enlarged by an overflow from the block before
  *    it, so that it covers its live neighbour; freed and allocated again,
  *    it overlaps that neighbour.  Blocks of runs: a small size class and
- *    a medium one.  (An arena chunk over 16 KiB enlarged exactly onto a
- *    later chunk's boundary is not caught: the boundary-tag format has
- *    nothing that tells, in glibc either; see README, "Hardening".) */
+ *    a medium one.  (An arena chunk -- a block over 4 KiB -- enlarged
+ *    exactly onto a later chunk's boundary is not caught: the boundary-tag
+ *    format has nothing that tells, in glibc either; see README,
+ *    "Hardening".) */
 static void enlarge_then_reuse(size_t n) {
   char *a = tide_malloc(n), *b = tide_malloc(n), *g = tide_malloc(n);
   if (b != a + tide_malloc_usable_size(a) + 8)
@@ -172,7 +174,7 @@ static void enlarge_then_reuse(size_t n) {
   _exit(3);
 }
 static void c_enlarged_run_block(void *arg) { (void)arg; enlarge_then_reuse(200); }
-static void c_enlarged_medium(void *arg) { (void)arg; enlarge_then_reuse(10000); }
+static void c_enlarged_medium(void *arg) { (void)arg; enlarge_then_reuse(3000); }
 /* ... and past the end of its region: its size reaches beyond top. */
 static void c_enlarged_past_top(void *arg) {
   (void)arg;
@@ -228,6 +230,56 @@ static void c_house_of_force(void *arg) {
   _exit(3);
 }
 
+/* 8. One byte of a cached block's link written after free (XOR
+ *    safe-linking keeps the other bytes, so no secret is needed): the
+ *    link now leads to a live neighbour in the same run, whose first word
+ *    the attacker made a copy of a freed block's link, so the list goes
+ *    on cleanly.  When the cache is flushed (its thread exits), the live
+ *    block must not go back to its run as free: its memory would be
+ *    written, and it would be handed out again. */
+#define FL_SIZE 56
+#define FL_N 640
+static char *fl_live;
+static void *fl_thread(void *arg) {
+  (void)arg;
+  static char *p[FL_N];
+  for (int i = 0; i < FL_N; i++) {
+    p[i] = tide_malloc(FL_SIZE);
+    memset(p[i], 0x5a, FL_SIZE);
+  }
+  int j = -1;
+  for (int i = 100; i + 2 < FL_N && j < 0; i++) {
+    uintptr_t f = (uintptr_t)p[i], l = (uintptr_t)p[i + 1], e = (uintptr_t)p[i + 2];
+    if (l == f + 64 && e == l + 64 && (f ^ l) < 256 && (l >> 12) == (e >> 12))
+      j = i;
+  }
+  if (j < 0)
+    _exit(4); /* no such layout: the case cannot be played */
+  char *f = p[j], *e = p[j + 2];
+  fl_live = p[j + 1];
+  tide_free(f);
+  tide_free(e);                    /* e's link leads to f */
+  W(fl_live, 0) = W(e, 0);         /* the live block's first word: a link that leads on to f */
+  W(e, 0) ^= (uintptr_t)f ^ (uintptr_t)fl_live; /* one byte: e's link now leads to the live block */
+  for (int i = 0; i < FL_N; i++)
+    if (i < j || i > j + 2)
+      tide_free(p[i]);
+  return NULL; /* the exit flush */
+}
+static void c_flush_to_live(void *arg) {
+  (void)arg;
+  pthread_t t;
+  pthread_create(&t, NULL, fl_thread, NULL);
+  pthread_join(t, NULL);
+  for (int i = 16; i < FL_SIZE; i++)
+    if ((unsigned char)fl_live[i] != 0x5a)
+      exploited("a live block's memory was written as a free block's");
+  for (int k = 0; k < 2 * FL_N; k++)
+    if (tide_malloc(FL_SIZE) == fl_live)
+      exploited("a live block was handed out again");
+  _exit(3);
+}
+
 struct acase {
   const char *name, *func;
   void (*fn)(void *);
@@ -244,6 +296,7 @@ static const struct acase cases[] = {
     {"5 block enlarged past its region", "free", c_enlarged_past_top, 0},
     {"6 mmapped chunk's size over its neighbour", "free", c_mmapped_size, 0},
     {"7 house of force (top size -1)", "malloc", c_house_of_force, 0},
+    {"8 a cached link pointed at a live block of its run", "free", c_flush_to_live, 0},
 };
 
 int main(void) {
