@@ -310,8 +310,10 @@ static void *alloc_cached(size_t n, size_t nb) {
     return NULL;
   } else if (idx >= TCACHE_SMALL_BINS && idx < TCACHE_BINS) {
     mem = tcache_pop_checked(tc, idx);
+    /* Past the runs' sizes (src/run.h): a medium chunk the cache keeps,
+     * else the arena's. */
     if (!mem)
-      mem = run_refill(tc, idx);
+      mem = tcache_bin_size(idx) <= RUN_MAX_BLOCK ? run_refill(tc, idx) : tcache_big_take(tc, nb);
   } else if (tcache_big_size(nb)) {
     mem = tcache_big_take(tc, nb);
   } else if (mine && small) {

@@ -178,7 +178,7 @@ static void collect_run_free(struct dump_table *t, struct arena *a, size_t *bloc
     run_lock(r);
     for (unsigned b = 0; b < r->nbatch && b < RUN_BATCHES; b++) {
       uint32_t n = 0;
-      for (struct tcache_entry *e = r->batch[b].head; e && aligned_ok(e) && run_of(e, r->block_sf) == r &&
+      for (struct tcache_entry *e = r->batch[b].head; e && aligned_ok(e) && run_of(e) == r &&
                                                      n < r->batch[b].n;
            e = entry_reveal(e)) {
         table_add(t, mem2chunk(e), TAG_RUN_FREE);
@@ -283,7 +283,7 @@ static struct dump_state classify(struct arena *a, const struct dump_table *t, s
  * inside says so. */
 static struct run *run_at(struct chunk *c) {
   size_t size = chunk_size(c);
-  if ((size != RUN_SIZE_SMALL && size != RUN_SIZE_LARGE) || ((uintptr_t)c & (size - 1)) || !chunk_inuse(c))
+  if (size != RUN_SIZE || ((uintptr_t)c & (size - 1)) || !chunk_inuse(c))
     return NULL;
   struct run *r = (struct run *)chunk2mem(c);
   return run_is_valid(r) && r->size == size ? r : NULL;
@@ -305,7 +305,7 @@ static void walk_run(struct arena *a, struct run *r, const struct dump_table *t,
   memcpy(free_bits, r->purged, sizeof free_bits); /* purged blocks are free too */
   for (unsigned b = 0; b < r->nbatch && b < RUN_BATCHES; b++) {
     uint32_t n = 0;
-    for (struct tcache_entry *e = r->batch[b].head; e && aligned_ok(e) && run_of(e, r->block_sf) == r && n < r->batch[b].n;
+    for (struct tcache_entry *e = r->batch[b].head; e && aligned_ok(e) && run_of(e) == r && n < r->batch[b].n;
          e = entry_reveal(e), n++) {
       uint32_t i = (uint32_t)(((char *)mem2chunk(e) - (char *)first) / size);
       if (i < nbits)

@@ -68,7 +68,7 @@ static void lists_unlock(struct tcache *tc) { spin_unlock(&tc->runs_lock); }
 /* ------------------------------------------------------------ checks */
 
 void run_bad_block(struct chunk *p, const char *fn) {
-  struct run *r = run_of(p, p->size);
+  struct run *r = run_of(p);
   if (!(p->size & IN_HEAP) && run_base(r) < main_arena.brk_lo)
     tide_fatal(fn, "invalid pointer (not a block of a run)");
   if (r->check != run_check_word(r))
@@ -155,7 +155,7 @@ static void release(struct arena *a, struct run *r) {
 /* ------------------------------------------------------------- making */
 
 static struct run *make_run(struct arena *a, size_t idx, struct tcache *owner) {
-  size_t size = tcache_bin_size(idx), rsize = run_size_for(size);
+  size_t size = tcache_bin_size(idx), rsize = RUN_SIZE;
   struct chunk *c = arena_malloc_run(a, rsize);
   if (!c)
     return NULL;
@@ -572,7 +572,7 @@ static size_t purge_small_free_pages(struct run *r) {
   for (unsigned b = 0; b < r->nbatch; b++) {
     uint32_t n = 0;
     for (struct tcache_entry *e = r->batch[b].head; e && n < r->batch[b].n; e = entry_next(e), n++) {
-      if (unlikely(!aligned_ok(e) || run_of(e, r->block_sf) != r))
+      if (unlikely(!aligned_ok(e) || run_of(e) != r))
         tide_fatal("free", "corrupted free block in a run (written after free?)");
       uint32_t i = (uint32_t)(((uintptr_t)mem2chunk(e) - first) / size);
       free_bits[i / 64] |= (uint64_t)1 << (i % 64);
@@ -789,7 +789,7 @@ static void check_run(struct arena *a, struct run *r) {
   REQUIRE(r->check == run_check_word(r), "run header overwritten");
   REQUIRE(r->arena == a, "run on another arena's list");
   REQUIRE(r->idx < TCACHE_BINS && block_size(r) == tcache_bin_size(r->idx), "run of a size it cannot have");
-  REQUIRE(r->size == run_size_for(block_size(r)) && ((uintptr_t)run_base(r) & (r->size - 1)) == 0,
+  REQUIRE(r->size == RUN_SIZE && block_size(r) <= RUN_MAX_BLOCK && ((uintptr_t)run_base(r) & (r->size - 1)) == 0,
           "run of the wrong size, or misaligned");
   REQUIRE((r->block_sf & (IN_RUN | PREV_INUSE | IS_MMAPPED)) == (IN_RUN | PREV_INUSE), "run blocks' flags wrong");
   REQUIRE(r->nblocks == (r->size - RUN_HDR - CHUNK_HDR) / block_size(r), "run block count wrong");
@@ -814,7 +814,7 @@ static void check_run(struct arena *a, struct run *r) {
     uint32_t in_batch = 0;
     struct tcache_entry *e = r->batch[b].head, *last = NULL;
     for (; e; last = e, e = entry_next(e)) {
-      REQUIRE(aligned_ok(e) && run_of(e, r->block_sf) == r, "run free list leaves its run");
+      REQUIRE(aligned_ok(e) && run_of(e) == r, "run free list leaves its run");
       REQUIRE(e->key == free_key(e), "run free block without its key");
       size_t off = (size_t)((char *)mem2chunk(e) - (run_base(r) + RUN_HDR));
       REQUIRE(off % block_size(r) == 0 && off / block_size(r) < r->carved, "run free list entry not a carved block");
@@ -834,7 +834,7 @@ void check_runs(struct arena *a) {
     run_lock(r);
     check_run(a, r);
     run_unlock(r);
-    REQUIRE(++n <= a->system_mem / RUN_SIZE_SMALL, "arena's run list loops");
+    REQUIRE(++n <= a->system_mem / RUN_SIZE, "arena's run list loops");
   }
   for (size_t idx = 0; idx < TCACHE_BINS; idx++)
     for (struct run *r = a->orphans[idx]; r; r = r->next)

@@ -313,20 +313,13 @@ static void *purge_filler(void *arg) {
     b[i] = F(malloc)(size_of(i));
     memset(b[i], 0x77, size_of(i));
   }
-  /* More blocks of the last size (16000 B: 256 KiB runs of 16 KiB
-   * blocks) until the run being cut has at least 8 blocks cut. */
-  static unsigned char *more[64];
-  unsigned nmore = 0;
-  last_block = b[N - 1];
-  while (nmore < 64 && ((uintptr_t)last_block & (256 * 1024 - 1)) / (16 * 1024) < 8) {
-    last_block = more[nmore++] = F(malloc)(16000);
-    memset(last_block, 0x77, 16000);
-  }
+  /* A block of 4000 B (64 KiB runs of 4 KiB blocks) from the middle:
+   * its run is cut whole, and the cache keeps none of its blocks once
+   * all are freed (it keeps the first and the last ones freed). */
+  last_block = b[N / 2 + 15];
   filled_rss = th_rss_bytes();
   for (unsigned i = 0; i < N; i++)
     F(free)(b[i]);
-  for (unsigned i = 0; i < nmore; i++)
-    F(free)(more[i]);
   pthread_barrier_wait(&pstep); /* freed */
   pthread_barrier_wait(&pstep); /* main has looked */
   return NULL;
@@ -340,12 +333,12 @@ static void test_purge(void) {
   pthread_barrier_wait(&pstep);
   size_t peak = filled_rss;
   long page = sysconf(_SC_PAGESIZE);
-  uintptr_t run = (uintptr_t)last_block & ~(uintptr_t)(256 * 1024 - 1); /* 16000 B: a 256 KiB run */
-  unsigned char vec[64];
+  uintptr_t run = (uintptr_t)last_block & ~(uintptr_t)(64 * 1024 - 1); /* its 64 KiB run */
+  unsigned char vec[16];
   int first = -1;
-  if (mincore((void *)(run + (uintptr_t)page), 63 * (size_t)page, vec) == 0) {
+  if (mincore((void *)(run + (uintptr_t)page), 15 * (size_t)page, vec) == 0) {
     first = 0;
-    for (int i = 0; i < 63; i++)
+    for (int i = 0; i < 15; i++)
       first += vec[i] & 1;
   }
   struct timespec ts = {0, 50 * 1000000L};
@@ -355,16 +348,15 @@ static void test_purge(void) {
     waited += 0.05;
   }
   size_t after = th_rss_bytes();
-  /* The run the filler was cutting from stays its own; its blocks in the
-   * filler's cache aside it is free: with the background thread, its free
-   * blocks' pages (all but each one's first) go back once it has been
-   * idle for two rounds; without it the run itself goes back. */
+  /* That run is free, and not the one the filler cuts now: it goes back
+   * to the arena as one chunk, whose pages the background thread hands
+   * back once the decay has passed. */
   int resident = -1;
   for (double w = 0; w < 3.0; w += 0.05) {
-    if (mincore((void *)(run + (uintptr_t)page), 63 * (size_t)page, vec) != 0)
+    if (mincore((void *)(run + (uintptr_t)page), 15 * (size_t)page, vec) != 0)
       break;
     resident = 0;
-    for (int i = 0; i < 63; i++)
+    for (int i = 0; i < 15; i++)
       resident += vec[i] & 1;
     if (resident <= first / 2)
       break;
@@ -374,11 +366,11 @@ static void test_purge(void) {
   pthread_join(t, NULL);
   const char *bg = getenv("TIDEMALLOC_PURGE_THREAD");
   if (bg && strcmp(bg, "0") == 0)
-    NOTE("purge: without the background thread an idle thread's last run keeps its free blocks' pages (%d of 63 "
+    NOTE("purge: without the background thread an idle process keeps an emptied run's pages (%d of 15 "
          "resident)", resident);
   else
     CHECK(first >= 12 && resident >= 0 && resident <= first / 2,
-          "purge: the idle thread's last run: the pages of its free blocks go back (%d of 63 resident, then %d)", first,
+          "purge: an idle thread's emptied run: its pages go back (%d of 15 resident, then %d)", first,
           resident);
   CHECK(peak > before + 16 * MiB, "purge: filling runs of every size raised RSS (%zu -> %zu MiB)", before / MiB,
         peak / MiB);
