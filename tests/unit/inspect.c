@@ -245,8 +245,12 @@ static void test_headers(const char *text) {
 static void test_states(void) {
   CHECK(is(g1, "used") && is(g2, "used") && is(g3, "used") && is(big, "used"), "blocks we hold: used");
   CHECK(is(small[99], "used") && is(small[51], "used"), "small blocks we hold: used");
-  CHECK(is(small[0], "run-free"), "the small block freed first, flushed from the full cache: run-free (is \"%s\")",
-        state_of(small[0]));
+  /* Which of them went back depends on what the bin held before the
+   * frees (the refills' leftovers): the first full bin's newest half,
+   * some of the first 50 freed. */
+  int early_back = count_in(small, NSMALL / 2, "run-free");
+  CHECK(early_back > 0, "small blocks freed early, flushed from the full cache: run-free (%d of the first %d freed)",
+        early_back, NSMALL / 2);
   CHECK(is(aligned[NALIGNED - 1], "tcache"), "the block freed last: tcache (is \"%s\")",
         state_of(aligned[NALIGNED - 1]));
   /* A full bin hands back its newest entries down to half: of 100 frees
