@@ -204,7 +204,7 @@ md.append("\nGeometric means are over the workloads an allocator completed (fail
 # workloads by time and, separately, by peak RSS (a failure counts as worst).
 behind_lines = []
 if "tidemalloc" in allocs:
-    peers = [a for a in allocs if a != "tidemalloc"]
+    peers = [a for a in allocs if not a.startswith("tidemalloc")]  # (its variants are not peers)
     md.append("### Where tidemalloc is furthest behind the best peer\n")
     for k, label in (("time", "time"), ("rss", "peak RSS")):
         behind = []
@@ -232,7 +232,7 @@ if "tidemalloc" in allocs:
 # ---- the issue 12 workloads: tidemalloc against each allocator -----------------------------
 new12 = [w for w in ISSUE12 if w in workloads]
 if new12 and "tidemalloc" in allocs:
-    peers = [a for a in allocs if a != "tidemalloc"]
+    peers = [a for a in allocs if not a.startswith("tidemalloc")]  # (its variants are not peers)
     md.append("## Issue 12 workloads: tidemalloc's time and peak RSS divided by each allocator's\n")
     md.append("Each cell is tidemalloc's median over the other allocator's median, time / peak RSS "
               "(above 1.00: tidemalloc is slower or bigger). Targets (issue 12): time <= 1.1 x the best "

@@ -269,13 +269,13 @@ elif command -v valgrind >/dev/null 2>&1 || apt_install valgrind; then
   METHOD=callgrind
 fi
 
-count_instr() { # count_instr LIB SIZE ITERS -> instructions of the whole run
-  local lib=$1 size=$2 iters=$3
+count_instr() { # count_instr LIB SIZE ITERS [CONF] -> instructions of the whole run
+  local lib=$1 size=$2 iters=$3 conf=${4:-}
   if [ "$METHOD" = perf ]; then
-    perf stat -x, -e instructions:u -- env ${lib:+LD_PRELOAD=$lib} "$BIN/fastpath" size="$size" iters="$iters" 2>&1 >/dev/null |
+    perf stat -x, -e instructions:u -- env ${lib:+LD_PRELOAD=$lib} ${conf:+TIDEMALLOC_CONF=$conf} "$BIN/fastpath" size="$size" iters="$iters" 2>&1 >/dev/null |
       awk -F, '/instructions/ { print $1; exit }'
   else
-    env ${lib:+LD_PRELOAD=$lib} timeout 120 valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+    env ${lib:+LD_PRELOAD=$lib} ${conf:+TIDEMALLOC_CONF=$conf} timeout 120 valgrind --tool=callgrind --callgrind-out-file=/dev/null \
       "$BIN/fastpath" size="$size" iters="$iters" 2>&1 >/dev/null |
       awk '/Collected :/ { print $NF; exit }'
   fi
@@ -293,8 +293,8 @@ if [ "$METHOD" = perf ] || [ "$METHOD" = callgrind ]; then
     line=$(printf '%-14s' "$a")
     for size in 16 64 256 1024 8192; do
       # Instruction counts do not depend on timing: run the two counts at once.
-      count_instr "${LIB[$a]}" "$size" "$N1" >"$OUT/fp1.tmp" &
-      count_instr "${LIB[$a]}" "$size" "$N2" >"$OUT/fp2.tmp" &
+      count_instr "${LIB[$a]}" "$size" "$N1" "${CONF[$a]:-}" >"$OUT/fp1.tmp" &
+      count_instr "${LIB[$a]}" "$size" "$N2" "${CONF[$a]:-}" >"$OUT/fp2.tmp" &
       wait
       c1=$(cat "$OUT/fp1.tmp")
       c2=$(cat "$OUT/fp2.tmp")
