@@ -6,9 +6,9 @@
  * thread cuts into blocks of one thread-cache size up to 4 KiB (bigger
  * ones, the medium classes past 4 KiB, come from the arena under the
  * thread cache: blocks of one size that few fill a run would keep whole
- * runs resident per thread and per size -- over make bench's workloads
- * the geomean peak-RSS ratio was 1.34 with runs of 256 KiB for them,
- * 1.24 without, at the same speed).  Each block keeps an ordinary chunk header (so
+ * runs resident per thread and per size -- over six of make bench's
+ * workloads the geomean peak-RSS ratio was 1.34 with runs of 256 KiB for
+ * them, 1.24 without, at the same speed).  Each block keeps an ordinary chunk header (so
  * free, malloc_usable_size, realloc and the checks treat it as any chunk)
  * with one more flag, R:
  *
