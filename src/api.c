@@ -329,6 +329,20 @@ static void *alloc_cached(size_t n, size_t nb) {
   return mem;
 }
 
+/* The chunk the arena path cuts for nb: for a medium class past the
+ * runs' sizes (src/run.h), the class's size, so that freed it goes to
+ * the class's bin and serves the class's next request from there (an
+ * 8 KiB malloc+free pair: 433 instructions when it went to the medium
+ * cache, 209 so). */
+static size_t arena_chunk_size(size_t nb) {
+  if (nb > RUN_MAX_BLOCK && nb <= TCACHE_MEDIUM_MAX_CHUNK) {
+    size_t idx = tcache_medium_index(nb);
+    if (tcache_limit[idx] > 0)
+      return tcache_bin_size(idx);
+  }
+  return nb;
+}
+
 /* malloc without debug mode (src/debug.h). */
 void *tide_raw_malloc(size_t n) {
   size_t nb;
@@ -341,7 +355,7 @@ void *tide_raw_malloc(size_t n) {
     perturb_alloc(mem, n);
     return mem;
   }
-  struct chunk *c = alloc_chunk(n, nb, NULL, true);
+  struct chunk *c = alloc_chunk(n, arena_chunk_size(nb), NULL, true);
   if (!c)
     return NULL;
   return hand_out(c, n);
