@@ -122,8 +122,8 @@ static bool set_tcache_max(size_t v) {
     v = 0;
   opt.tcache_max_bytes = v;
   /* Up to 1032 bytes in the per-size bins; past that, the medium cache. */
-  size_t bins = v == 0 ? 0 : tcache_request_index(v) + 1;
-  tcache_nbins = (uint16_t)(bins < TCACHE_BINS ? bins : TCACHE_BINS);
+  size_t bins = v == 0 ? 0 : v >= TCACHE_MAX_REQUEST ? TCACHE_SMALL_BINS : tcache_request_index(v) + 1;
+  tcache_nbins = (uint16_t)(bins < TCACHE_SMALL_BINS ? bins : TCACHE_SMALL_BINS);
   size_t nb = 0;
   tcache_big_max_chunk = v > TCACHE_MAX_REQUEST && request2size(v, &nb) ? nb : 0;
   tcache_big_flush_mine();

@@ -398,15 +398,22 @@ static struct tcache_entry *flush_list(struct tcache *me, struct tcache_entry *e
       run_give_back(r, first, last, n, me, NULL);
       continue;
     }
-    /* A run of chunks of one arena. */
+    /* A run of chunks of one arena, each of the bin's size: a size
+     * written over while cached would coalesce over its live neighbour
+     * in the arena. */
     struct arena *a = arenas_of_chunk(c, c->size);
     if (unlikely(!a))
       tide_fatal("free", "invalid pointer in thread cache (corrupted entry)");
+    size_t bin_size = tcache_bin_size(idx);
+    if (unlikely(chunk_size(c) != bin_size))
+      tide_fatal("free", "invalid size of a cached block (its header was overwritten)");
     unsigned n = 1;
     for (e = entry_next(e); e && n < max; e = entry_next(e), n++) {
       c = mem2chunk(e);
       if (chunk_in_run(c) || arenas_of_chunk(c, c->size) != a)
         break;
+      if (unlikely(chunk_size(c) != bin_size))
+        tide_fatal("free", "invalid size of a cached block (its header was overwritten)");
       last = e;
     }
     max -= n;

@@ -379,8 +379,26 @@ static void test_out_bound(void) {
   pthread_join(t, NULL);
 }
 
+/* The library's own (the unit tests link its archive). */
+extern uint16_t tcache_nbins;
+extern size_t tcache_max_request;
+
 static void test_medium_cache(void) {
   CHECK(tide_mallopt(TIDE_M_TCACHE_MAX, 65528) == 1, "mallopt(M_TCACHE_MAX, 65528) (the default)");
+  /* Set explicitly past 1032 B, it must leave the small bins as they
+   * are: it read past the end of the request-to-bin table (bins in use
+   * 80 of 64, the fast path taking requests up to 1288 B), and a request
+   * of 1033-1288 B was served from whatever bin that read gave. */
+  CHECK(tcache_nbins == 64 && tcache_max_request == 1032,
+        "after it the small bins are all 64 in use, up to 1032 B requests (%u, %zu)", (unsigned)tcache_nbins,
+        tcache_max_request);
+  size_t short_blocks = 0;
+  for (size_t n = 1000; n <= 1300; n += 8) {
+    void *m = tide_malloc(n);
+    short_blocks += tide_malloc_usable_size(m) < n;
+    tide_free(m);
+  }
+  CHECK(short_blocks == 0, "requests of 1000-1300 B get blocks that hold them (%zu did not)", short_blocks);
   /* (Up to 16 KiB, requests have size classes of their own in the
    * cache's bins; the medium cache holds blocks past them.) */
   void *guard = tide_malloc(100);
