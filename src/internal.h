@@ -16,8 +16,9 @@
  *    |- thread cache     per thread: 64 bins of one size (32..1040 B) and
  *    |   |               16 of medium classes (1280 B..16 KiB), a few
  *    |   |               medium blocks past them; no lock, no atomics
- *    |   '- runs         under the cache: arena chunks of 64 or 256 KiB
- *    |                   the thread cuts into blocks of one bin's size;
+ *    |   '- runs         under the cache: arena chunks of 64 KiB the
+ *    |                   thread cuts into blocks of one bin's size (up
+ *    |                   to 4 KiB; bigger ones are the arena's);
  *    |                   misses and overflows go there, a batch under the
  *    |                   run's own lock, no arena lock (src/run.h)
  *    |- background thread  returns memory of idle processes (src/purge.c)

@@ -68,8 +68,7 @@ struct tcache_entry;
  * it meanwhile. */
 enum run_state { RUN_OWNED, RUN_ORPHAN, RUN_RELEASING, RUN_DEAD };
 
-/* A bit per block of a small run (the most blocks: 64 KiB of 32-byte
- * chunks); large runs have fewer. */
+/* A bit per block of a run (the most blocks: 64 KiB of 32-byte chunks). */
 #define RUN_PURGED_WORDS (RUN_SIZE / MINSIZE / 64)
 
 /* Blocks given back together, waiting together. */

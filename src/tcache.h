@@ -10,7 +10,8 @@
  *   entry (the chunk's user memory):  [next, safe-linked][key]
  *
  * A miss refills a bin from the thread's runs (src/run.h), a batch under
- * the run's lock; a full bin hands its newest half back (run blocks to
+ * the run's lock (medium classes past 4 KiB: the medium cache, then the
+ * arena, a chunk at a time); a full bin hands its newest half back (run blocks to
  * their runs, other chunks to their arenas, a lock or a push per group),
  * which is also how frees of other threads' blocks go back in bulk.
  */

@@ -66,7 +66,7 @@ static void test_sizes(void) {
     }
     if (cflags(p) & (FLAG_M | FLAG_A))
       flagbad++;
-    if ((cflags(p) & FLAG_R) && n <= 16376)
+    if ((cflags(p) & FLAG_R) && n <= 4088) /* blocks up to 4 KiB */
       run_small++;
     else if (cflags(p) & FLAG_R)
       run_big++;
@@ -80,8 +80,8 @@ static void test_sizes(void) {
   CHECK(wrong == 0, "chunk size == max(32, round16(n + 8)) for n in 0..3000, past 1040 its size class (%zu differ, "
                     "first at n=%zu)", wrong, first_wrong == SIZE_MAX ? 0 : first_wrong);
   CHECK(flagbad == 0, "main-arena heap chunks have neither M nor A set (%zu do)", flagbad);
-  CHECK(run_small > 2900 && run_big == 0, "requests up to 16376 B get blocks of runs (R set: %zu of 3001), larger "
-        "ones do not (%zu do)", run_small, run_big);
+  CHECK(run_small > 2900 && run_big == 0, "requests of 0..3000 B get blocks of runs (R set: %zu of 3001), "
+        "no other block has R (%zu do)", run_small, run_big);
   CHECK(usable_bad == 0, "malloc_usable_size == chunk size - 8 for heap chunks (%zu not)",
         usable_bad);
   for (int i = 0; i < 61; i++)
