@@ -659,18 +659,11 @@ static size_t purge_small_free_pages(struct run *r) {
 }
 
 /* An idle run that still has blocks out (the program's, or in its owner's
- * cache), r locked: the pages that lie wholly inside its free blocks
- * (past each one's first bytes, which hold its link and key) and inside
- * what is not carved yet go back.  The blocks stay as they are: a block
- * taken again reads zero where its pages went. */
+ * cache), r locked: the pages only its free blocks reach into
+ * (purge_small_free_pages: run blocks are at most 4 KiB, under two
+ * pages) and what is not carved yet go back. */
 static size_t purge_free_pages(struct run *r) {
-  size_t size = block_size(r), released = 0;
-  if (size >= 2 * os_page)
-    for (unsigned b = 0; b < r->nbatch; b++)
-      for (struct tcache_entry *e = r->batch[b].head; e; e = entry_next(e))
-        released += purge_span((uintptr_t)(e + 1), (uintptr_t)mem2chunk(e) + size);
-  else
-    released += purge_small_free_pages(r);
+  size_t released = purge_small_free_pages(r);
   /* Past the header after the last carved block. */
   released += purge_span((uintptr_t)run_block(r, r->carved) + CHUNK_HDR, (uintptr_t)run_base(r) + r->size);
   return released;
