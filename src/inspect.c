@@ -904,6 +904,12 @@ static void json_entry(struct out *o, struct chunk *c, size_t size, const struct
     json_u(o, "run_bytes", r->size);
     json_u(o, "block_size", run_block_size(r));
     json_u(o, "blocks", r->nblocks);
+    /* (read without the run's lock: a snapshot) */
+    static const char *const run_states[] = {"owned", "orphan", "releasing", "dead"};
+    uint8_t st = __atomic_load_n(&r->state, __ATOMIC_RELAXED);
+    json_str(o, "run_state", st < 4 ? run_states[st] : "?");
+    json_u(o, "carved", __atomic_load_n(&r->carved, __ATOMIC_RELAXED));
+    json_u(o, "free_blocks", __atomic_load_n(&r->nfree, __ATOMIC_RELAXED));
   }
   json_close(o, '}');
 }

@@ -127,12 +127,12 @@ extern void (*tide_test_hook)(const char *where);
 
 /* Thread cache: 64 bins of one chunk size each, 32..1040 by 16 (requests
  * up to 1032), then medium bins: size classes, four a doubling, 1280 B to
- * 16 KiB (a request is rounded up to its class).  See src/tcache.h. */
+ * 16 KiB usable (a request is rounded up to its class).  See src/tcache.h. */
 #define TCACHE_SMALL_BINS 64
 #define TCACHE_MEDIUM_BINS 16
 #define TCACHE_BINS (TCACHE_SMALL_BINS + TCACHE_MEDIUM_BINS)
 #define TCACHE_MAX_REQUEST 1032
-#define TCACHE_MEDIUM_MAX_CHUNK ((size_t)16384)
+#define TCACHE_MEDIUM_MAX_CHUNK ((size_t)16400) /* 16 KiB usable */
 
 struct chunk;
 struct heap_info;

@@ -57,7 +57,7 @@
 #include "chunk.h"
 
 #define RUN_SIZE ((size_t)64 * 1024)
-#define RUN_MAX_BLOCK ((size_t)4096) /* the largest blocks runs are cut into */
+#define RUN_MAX_BLOCK ((size_t)4112) /* the largest blocks runs are cut into (4 KiB usable) */
 
 struct tcache;
 struct tcache_entry;

@@ -43,8 +43,11 @@ void tcache_refresh_own(struct tcache *tc) {
 uint16_t tcache_limit[TCACHE_BINS];
 uint16_t tcache_nbins = TCACHE_SMALL_BINS;
 
-const uint16_t tcache_medium_size[TCACHE_MEDIUM_BINS] = {1280, 1536, 1792, 2048, 2560,  3072,  3584,  4096,
-                                                         5120, 6144, 7168, 8192, 10240, 12288, 14336, 16384};
+/* Usable sizes 1280 B .. 16 KiB, four a doubling: a request of a power
+ * of two gets a block of its size, not the next class (the header's 8
+ * bytes and the rounding to 16 are in the chunk size). */
+const uint16_t tcache_medium_size[TCACHE_MEDIUM_BINS] = {1296, 1552, 1808, 2064, 2576,  3088,  3600,  4112,
+                                                         5136, 6160, 7184, 8208, 10256, 12304, 14352, 16400};
 /* (n + 7) / 16 -> the bin of the chunk for a request of n bytes, that
  * is max(32, n + 8 rounded up to 16) / 16 - 2: requests 16k - 7 .. 16k + 8
  * need a chunk of 16k + 16. */
@@ -53,7 +56,7 @@ const uint8_t tcache_request_bin[65] = {
     21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42,
     43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63};
 
-/* ceil(size / 256) -> the first class at least that big. */
+/* ceil((size - 16) / 256) -> the first class at least that big. */
 const uint8_t tcache_medium_by_256[65] = {
     0,  0,  0,  0,  0,  0,  1,  2,  3,  4,  4,  5,  5,  6,  6,  7,  7,  8,  8,  8,  8,  9,
     9,  9,  9,  10, 10, 10, 10, 11, 11, 11, 11, 12, 12, 12, 12, 12, 12, 12, 12, 13, 13, 13,

@@ -3,8 +3,8 @@
  * The per-thread cache (src/tcache.c): bins that only their thread
  * touches, so malloc and free of small blocks take no lock and no atomic
  * instruction -- one per small chunk size (32 to 1040 bytes, by 16), then
- * one per medium size class (1280 B to 16 KiB, four a doubling; a request
- * is rounded up to its class) -- each a LIFO list of free chunks, which
+ * one per medium size class (1280 B to 16 KiB usable, four a doubling; a
+ * request is rounded up to its class) -- each a LIFO list of free chunks, which
  * stay "in use" as far as their arena knows.
  *
  *   entry (the chunk's user memory):  [next, safe-linked][key]
@@ -143,22 +143,22 @@ extern TIDE_HIDDEN size_t tcache_max_request; /* largest request they serve */
  * sizes past 1040 an index of TCACHE_SMALL_BINS or more. */
 static inline size_t tcache_index(size_t chunk_size) { return (chunk_size >> 4) - 2; }
 
-/* The medium bins' chunk sizes, and by a size in 256 B units rounded up
- * (1..64), the medium bin that holds it. */
+/* The medium bins' chunk sizes (256 k + 16), and by a size less 16 in
+ * 256 B units rounded up (1..64), the medium bin that holds it. */
 extern TIDE_HIDDEN const uint16_t tcache_medium_size[TCACHE_MEDIUM_BINS];
 extern TIDE_HIDDEN const uint8_t tcache_medium_by_256[65];
 static inline size_t tcache_bin_size(size_t idx) {
   return idx < TCACHE_SMALL_BINS ? (idx + 2) * CHUNK_ALIGN : tcache_medium_size[idx - TCACHE_SMALL_BINS];
 }
-/* The medium bin whose class holds chunk size nb (1040 < nb <= 16 KiB). */
+/* The medium bin whose class holds chunk size nb (1040 < nb <= 16400). */
 static inline size_t tcache_medium_index(size_t nb) {
-  return TCACHE_SMALL_BINS + tcache_medium_by_256[(nb + 255) >> 8];
+  return TCACHE_SMALL_BINS + tcache_medium_by_256[(nb - CHUNK_ALIGN + 255) >> 8];
 }
 /* The bin that holds chunks of exactly this size, or TCACHE_BINS. */
 static inline size_t tcache_bin_of(size_t size) {
   if (size <= (TCACHE_SMALL_BINS + 1) * CHUNK_ALIGN)
     return tcache_index(size);
-  if (size > TCACHE_MEDIUM_MAX_CHUNK || (size & 255))
+  if (size > TCACHE_MEDIUM_MAX_CHUNK || ((size - CHUNK_ALIGN) & 255))
     return TCACHE_BINS;
   size_t idx = tcache_medium_index(size);
   return tcache_bin_size(idx) == size ? idx : TCACHE_BINS;
