@@ -481,7 +481,7 @@ static size_t pool_class(size_t n, size_t align) {
   size_t nb;
   if (align > CHUNK_ALIGN || !request2size(n, &nb) || nb > TCACHE_MEDIUM_MAX_CHUNK)
     return TCACHE_BINS;
-  return nb <= (TCACHE_SMALL_BINS + 1) * CHUNK_ALIGN ? tcache_index(nb) : tcache_medium_index(nb);
+  return nb <= (TCACHE_SMALL_BINS + 1) * CHUNK_ALIGN ? tcache_class_index(nb) : tcache_medium_index(nb);
 }
 
 /* A block from the pool for class cls, or NULL (prof.lock held). */

@@ -48,13 +48,25 @@ uint16_t tcache_nbins = TCACHE_SMALL_BINS;
  * bytes and the rounding to 16 are in the chunk size). */
 const uint16_t tcache_medium_size[TCACHE_MEDIUM_BINS] = {1296, 1552, 1808, 2064, 2576,  3088,  3600,  4112,
                                                          5136, 6160, 7184, 8208, 10256, 12304, 14352, 16400};
-/* (n + 7) / 16 -> the bin of the chunk for a request of n bytes, that
- * is max(32, n + 8 rounded up to 16) / 16 - 2: requests 16k - 7 .. 16k + 8
- * need a chunk of 16k + 16. */
+/* The small classes (chunk sizes): 32..144 by 16, then four a doubling
+ * of the usable size -- 176, 208, 240, 272, 336, 400, 464, 528, 656, 784,
+ * 912, 1040 -- so that the sizes past 128 B, which few programs use in
+ * numbers, share 12 runs and bins, not 56 (each size a thread uses keeps a
+ * partly cut run and a bin of free blocks).  A power of two up to 1 KiB
+ * is a class's usable size less 8.  Chunk size / 16 (2..65) -> the bin
+ * of the smallest class that holds it; bins of other sizes cache nothing. */
+const uint8_t tcache_class_bin[66] = {
+     0,  0,  0,  1,  2,  3,  4,  5,  6,  7,  9,  9, 11, 11, 13, 13, 15, 15, 19, 19, 19, 19, 23,
+    23, 23, 23, 27, 27, 27, 27, 31, 31, 31, 31, 39, 39, 39, 39, 39, 39, 39, 39, 47, 47, 47, 47,
+    47, 47, 47, 47, 55, 55, 55, 55, 55, 55, 55, 55, 63, 63, 63, 63, 63, 63, 63, 63};
+
+/* (n + 7) / 16 -> the bin for a request of n bytes: the class of the
+ * chunk max(32, n + 8 rounded up to 16) (requests 16k - 7 .. 16k + 8 need
+ * a chunk of 16k + 16). */
 const uint8_t tcache_request_bin[65] = {
-     0,  0,  1,  2,  3,  4,  5,  6,  7,  8,  9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20,
-    21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42,
-    43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63};
+     0,  0,  1,  2,  3,  4,  5,  6,  7,  9,  9, 11, 11, 13, 13, 15, 15, 19, 19, 19, 19, 23, 23,
+    23, 23, 27, 27, 27, 27, 31, 31, 31, 31, 39, 39, 39, 39, 39, 39, 39, 39, 47, 47, 47, 47, 47,
+    47, 47, 47, 55, 55, 55, 55, 55, 55, 55, 55, 63, 63, 63, 63, 63, 63, 63, 63};
 
 /* ceil((size - 16) / 256) -> the first class at least that big. */
 const uint8_t tcache_medium_by_256[65] = {
@@ -82,9 +94,16 @@ static struct tcache *all_caches;
 static size_t bin_limit(size_t i, size_t count, unsigned level) {
   size_t chunk = tcache_bin_size(i);
   /* Off (tcache_max): every push fails. */
-  if (i < TCACHE_SMALL_BINS ? i >= tcache_nbins : chunk > tcache_big_max_chunk)
+  if (i < TCACHE_SMALL_BINS ? i >= tcache_nbins || tcache_class_index(chunk) != i : chunk > tcache_big_max_chunk)
     return 0;
-  size_t cap = (TCACHE_BIN_BYTES >> level) / chunk, least = i < TCACHE_SMALL_BINS ? 8 : 2;
+  /* A small class holds TCACHE_BIN_BYTES for each 16-byte size it
+   * serves (with its own for each, larson ran 8 % slower). */
+  size_t width = 0;
+  for (size_t k = 2; i < TCACHE_SMALL_BINS && k < sizeof tcache_class_bin; k++)
+    width += tcache_class_bin[k] == i;
+  if (width == 0)
+    width = 1;
+  size_t cap = (TCACHE_BIN_BYTES >> level) * width / chunk, least = i < TCACHE_SMALL_BINS ? 8 : 2;
   if (cap < least)
     cap = least;
   return count < cap ? count : cap;

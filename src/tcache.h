@@ -2,7 +2,8 @@
 /*
  * The per-thread cache (src/tcache.c): bins that only their thread
  * touches, so malloc and free of small blocks take no lock and no atomic
- * instruction -- one per small chunk size (32 to 1040 bytes, by 16), then
+ * instruction -- one per small size class (32 to 1040 bytes: by 16 up to
+ * 144, then four a doubling; a request is rounded up to its class), then
  * one per medium size class (1280 B to 16 KiB usable, four a doubling; a
  * request is rounded up to its class) -- each a LIFO list of free chunks, which
  * stay "in use" as far as their arena knows.
@@ -26,8 +27,9 @@
 #define TCACHE_DEFAULT_COUNT 64
 /* Most chunks moved in one refill. */
 #define TCACHE_MAX_BATCH 64
-/* Most bytes one bin holds: small sizes keep tcache_count entries, large
- * ones fewer (32 of 1 KiB), so a thread's bins hold at most 1.5 MiB.
+/* Most bytes one bin holds for each 16-byte size it serves: small classes
+ * keep tcache_count entries, medium ones fewer (25 of 1.25 KiB), so a
+ * thread's small bins hold at most 420 KiB, its medium ones 472 KiB.
  * 16 KiB cost larson 6 % more instructions (refills and flushes). */
 #define TCACHE_BIN_BYTES ((size_t)32 * 1024)
 
@@ -40,9 +42,9 @@
 #define TCACHE_BIG_MAX_CHUNK ((size_t)64 * 1024)
 #define TCACHE_BIG_BYTES ((size_t)256 * 1024)
 /* What all threads' caches together hold at most, about: with more than
- * 14 threads (2.3 MiB each) every thread's bins hold less, in
+ * 28 threads (1.1 MiB each) every thread's bins hold less, in
  * TCACHE_LEVELS halvings, down to 8 entries a small bin and 2 a medium
- * one (about 0.53 MiB a thread).  See "the budget" in tcache.c. */
+ * one (about 0.3 MiB a thread).  See "the budget" in tcache.c. */
 #define TCACHE_TOTAL_BYTES ((size_t)32 * 1024 * 1024)
 #define TCACHE_LEVELS 5
 
@@ -129,7 +131,7 @@ void tcache_resume(struct tcache *tc);
  * TCACHE_BIN_BYTES, so an idle thread keeps little (src/tcache.c). */
 extern TIDE_HIDDEN uint16_t tcache_limit[TCACHE_BINS];
 void tcache_set_count(size_t count);
-/* The medium cache's byte bound (cut with the bins past 17 threads). */
+/* The medium cache's byte bound (cut with the bins past 28 threads). */
 extern TIDE_HIDDEN size_t tcache_big_bytes;
 /* fork: the budget's lock is held across it; in the child only the
  * forking thread's cache is live. */
@@ -163,8 +165,12 @@ static inline size_t tcache_bin_of(size_t size) {
   size_t idx = tcache_medium_index(size);
   return tcache_bin_size(idx) == size ? idx : TCACHE_BINS;
 }
-/* Request bytes (at most 1032) -> small bin: one load from a table
- * instead of rounding and clamping. */
+/* Chunk size (32..1040, a multiple of 16) -> the small bin of its class
+ * (src/tcache.c: bins of sizes between classes hold nothing). */
+extern TIDE_HIDDEN const uint8_t tcache_class_bin[66];
+static inline size_t tcache_class_index(size_t chunk_size) { return tcache_class_bin[chunk_size >> 4]; }
+/* Request bytes (at most 1032) -> the small bin of its class: one load
+ * from a table instead of rounding and clamping. */
 extern TIDE_HIDDEN const uint8_t tcache_request_bin[65];
 static inline size_t tcache_request_index(size_t n) { return tcache_request_bin[(n + 7) >> 4]; }
 

@@ -96,10 +96,10 @@ static void test_usable_size(void) {
     if (u < n)
       fails++;
     /* 16-byte granularity and a one-word header: never more than a
-     * granule of slack (minimum chunk aside) up to 1032 B; past that a
+     * granule of slack (minimum chunk aside) up to 136 B; past that a
      * request is rounded up to a size class of the thread cache (four a
      * doubling): at most a quarter more. */
-    if (n >= 24 && u > (n <= 1032 ? n + 16 : n + n / 4 + 16))
+    if (n >= 24 && u > (n <= 136 ? n + 16 : n + n / 4 + 16))
       wasteful++;
     if (!api_aligned(p, 16))
       misaligned++;
@@ -112,7 +112,7 @@ static void test_usable_size(void) {
   CHECK(fails == 0, "malloc(n) for n in 0..4200: non-NULL and usable >= n (%zu bad)",
         fails);
   CHECK(misaligned == 0, "every malloc result is 16-byte aligned (%zu not)", misaligned);
-  CHECK(wasteful == 0, "usable size never exceeds request + 16 (medium sizes: + a quarter) below the mmap "
+  CHECK(wasteful == 0, "usable size never exceeds request + 16 (past 136 B: + a quarter) below the mmap "
                        "threshold (%zu do)", wasteful);
   HEAP_OK("writing every usable byte");
   for (int i = 0; i < nb; i++)

@@ -718,6 +718,71 @@ static void test_few(void) {
   CHECK(HEAP_CHECK() == 0, "few: heap sound");
 }
 
+/* ---- classes */
+
+/* Over the JSON heap dump: how many runs cut blocks of lo..hi bytes, and
+ * of how many sizes. */
+static void run_census(size_t lo, size_t hi, long *runs, long *sizes) {
+  static char text[8 << 20];
+  size_t seen[64];
+  *runs = *sizes = -1;
+  if (!read_dump(tide_heap_dump_json, text, sizeof text))
+    return;
+  *runs = *sizes = 0;
+  for (const char *e = text; (e = strstr(e, "\"block_size\":")) != NULL; e++) {
+    size_t bs = (size_t)atol(e + strlen("\"block_size\":"));
+    if (bs < lo || bs > hi)
+      continue;
+    (*runs)++;
+    long k = 0;
+    while (k < *sizes && seen[k] != bs)
+      k++;
+    if (k == *sizes && k < 64)
+      seen[(*sizes)++] = bs;
+  }
+}
+
+/* Requests of 48 sizes 16 B apart, 265..1017 B, 20 blocks each: blocks
+ * of few sizes in few runs (each size a thread uses keeps a run partly
+ * cut; with a size per 16 B, these took 48 runs of 48 sizes). */
+#define CL_SIZES 48
+#define CL_PER 20
+static long cl_runs, cl_sizes;
+static int cl_bad;
+
+static void *classes_thread(void *x) {
+  (void)x;
+  static void *blk[CL_SIZES][CL_PER];
+  long runs0, sizes0;
+  run_census(257, 1296, &runs0, &sizes0);
+  for (int i = 0; i < CL_PER; i++)
+    for (int k = 0; k < CL_SIZES; k++) {
+      size_t n = 265 + 16 * (size_t)k;
+      blk[k][i] = F(malloc)(n);
+      fill(blk[k][i], n, (uint64_t)(k * CL_PER + i));
+    }
+  run_census(257, 1296, &cl_runs, &cl_sizes);
+  cl_runs -= runs0;
+  for (int i = 0; i < CL_PER; i++)
+    for (int k = 0; k < CL_SIZES; k++) {
+      size_t n = 265 + 16 * (size_t)k;
+      cl_bad += !intact(blk[k][i], n, (uint64_t)(k * CL_PER + i));
+      F(free)(blk[k][i]);
+    }
+  return NULL;
+}
+
+static void test_classes(void) {
+  pthread_t t;
+  pthread_create(&t, NULL, classes_thread, NULL);
+  pthread_join(t, NULL);
+  CHECK(cl_sizes > 0 && cl_sizes <= 9 && cl_runs > 0 && cl_runs <= 24,
+        "classes: %d blocks of each of %d sizes 265..1017 B come from runs of %ld block sizes (at most 9), "
+        "%ld new runs (at most 24)", CL_PER, CL_SIZES, cl_sizes, cl_runs);
+  CHECK(cl_bad == 0, "classes: all blocks intact (%d bad)", cl_bad);
+  CHECK(HEAP_CHECK() == 0, "classes: heap sound");
+}
+
 #define RU_SIZE 330 /* a size nothing else in this process uses */
 static void *ru_blk[6000];
 static size_t ru_count;
@@ -776,6 +841,7 @@ int main(void) {
    * dirty cap they raised -- made them pass or fail by chance). */
   th_isolated("purge of idle runs", test_purge, 60);
   th_isolated("a few blocks of a size bring few more", test_few, 60);
+  th_isolated("sizes 16 B apart share a few classes' runs", test_classes, 60);
   th_isolated("blocks given back are reused before new ones are cut", test_reuse, 60);
   th_isolated("heap dumps while runs are carved", test_dump_while_carving, 60);
   th_isolated("sparse runs", test_sparse, 60);

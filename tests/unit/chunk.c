@@ -45,6 +45,15 @@ static size_t medium_class(size_t nb) {
   return nb;
 }
 
+/* The small classes: 32..144 by 16, then four a doubling of the usable
+ * size (256, 512 and 1024 B requests fit one exactly). */
+static size_t small_class(size_t nb) {
+  if (nb <= 144)
+    return nb;
+  size_t step = nb <= 272 ? 32 : nb <= 528 ? 64 : 128;
+  return ((nb - 16 + step - 1) & ~(step - 1)) + 16;
+}
+
 static void test_sizes(void) {
   size_t wrong = 0, flagbad = 0, usable_bad = 0, run_small = 0, run_big = 0;
   size_t first_wrong = SIZE_MAX;
@@ -55,11 +64,10 @@ static void test_sizes(void) {
       wrong++;
       continue;
     }
-    /* Exact up to 1032 B; past that the chunk of the size class (four a
-     * doubling) holding the request. */
+    /* The chunk of the size class holding the request: exact up to
+     * 136 B, then four a doubling. */
     size_t want = request2size(n);
-    if (want > 1040)
-      want = medium_class(want);
+    want = want > 1040 ? medium_class(want) : small_class(want);
     if (csize(p) != want) {
       if (first_wrong == SIZE_MAX)
         first_wrong = n;
@@ -78,7 +86,7 @@ static void test_sizes(void) {
     else
       tide_free(p);
   }
-  CHECK(wrong == 0, "chunk size == max(32, round16(n + 8)) for n in 0..3000, past 1040 its size class (%zu differ, "
+  CHECK(wrong == 0, "chunk size == max(32, round16(n + 8)) for n in 0..136, past that its size class (%zu differ, "
                     "first at n=%zu)", wrong, first_wrong == SIZE_MAX ? 0 : first_wrong);
   CHECK(flagbad == 0, "main-arena heap chunks have neither M nor A set (%zu do)", flagbad);
   CHECK(run_small > 2900 && run_big == 0, "requests of 0..3000 B get blocks of runs (R set: %zu of 3001), "
@@ -88,10 +96,10 @@ static void test_sizes(void) {
   for (int i = 0; i < 61; i++)
     tide_free(keep[i]);
 
-  /* A power of two past 1 KiB is a class's usable size less 8: no block
-   * a quarter bigger than asked (malloc(4096) had 5112 usable bytes). */
+  /* A power of two is a class's usable size less 8: no block a quarter
+   * bigger than asked (malloc(4096) had 5112 usable bytes). */
   size_t pow_bad = 0, pow_first = 0;
-  for (size_t n = 2048; n <= 16384; n *= 2) {
+  for (size_t n = 128; n <= 16384; n *= 2) {
     void *q = tide_malloc(n);
     if (!q || tide_malloc_usable_size(q) != n + 8) {
       if (!pow_bad++)
@@ -99,7 +107,7 @@ static void test_sizes(void) {
     }
     tide_free(q);
   }
-  CHECK(pow_bad == 0, "malloc(2^k), 2 KiB..16 KiB: usable size 2^k + 8 (%zu differ, first %zu)", pow_bad, pow_first);
+  CHECK(pow_bad == 0, "malloc(2^k), 128 B..16 KiB: usable size 2^k + 8 (%zu differ, first %zu)", pow_bad, pow_first);
 
   void *m = tide_malloc(1 << 20);
   long pg = sysconf(_SC_PAGESIZE);
