@@ -192,7 +192,7 @@ static inline uintptr_t rotate4(uintptr_t x) { return (x >> 4) | (x << 60); }
 static inline enum chunk_class classify_chunk(struct tcache *tc, struct chunk *p, size_t size_field) {
   size_t kind = size_field & (IS_MMAPPED | IN_HEAP);
   bool own;
-  if (likely(rotate4((uintptr_t)p - tc->own_lo) < tc->own_units && kind == tc->own_kind)) {
+  if (likely(rotate4((uintptr_t)chunk2mem(p) - tc->own_mem_lo) < tc->own_units && kind == tc->own_kind)) {
     /* Aligned, in the range where all blocks are its arena's (tcache.h). */
     return check_next_header(p, size_field, kind, OWN_BLOCK);
   } else if (unlikely(!aligned_ok(p))) {
@@ -602,13 +602,15 @@ static TIDE_NOINLINE void free_classify(void *mem, size_t sf) {
     free_block(mem, (int)class, bin);
 }
 
-/* The fast path: a small block of this thread's arena, cached.  The size
- * field with "previous in use" and R taken off and the thread's kind
- * bits xored out is the chunk's size exactly when the kind is the
- * thread's; one rotation of it less MINSIZE then is the bin, and for any
- * other kind, or a size out of the bins' range or not a multiple of 16,
- * a number past every bin.  The next header as check_next_header reads
- * it. */
+/* The fast path: a block of a run of this thread's arena, cached.  The
+ * size field with the flags such a block has (P, R and the thread's
+ * kind) xored out is the block's size exactly when those are its flags;
+ * one rotation of it less MINSIZE then is the bin, and for any other
+ * flags, or a size out of the bins' range or not a multiple of 16, a
+ * number past every bin.  The next header as check_next_header reads it
+ * for a run's block: its own size field.  Everything else -- arena
+ * chunks of small sizes among them, which only a thread without runs
+ * gets -- goes the slow way. */
 TIDE_EXPORT void tide_free(void *mem) {
   struct tcache *tc = tcache_tls;
   /* One test keeps NULL, an mmapped chunk's memory (16 bytes into a page)
@@ -617,15 +619,10 @@ TIDE_EXPORT void tide_free(void *mem) {
   if (likely(((uintptr_t)mem & 4095) > MMAPPED_MEM_OFFSET)) {
     struct chunk *p = mem2chunk(mem);
     size_t sf = p->size;
-    size_t size = (sf & ~(PREV_INUSE | IN_RUN)) ^ tc->own_kind;
+    size_t size = sf ^ tc->own_run_bits;
     size_t idx = rotate4(size - MINSIZE);
-    if (likely(idx < TCACHE_SMALL_BINS && rotate4((uintptr_t)p - tc->own_lo) < tc->own_units)) {
-      size_t nsf = chunk_at(p, size)->size;
-      bool next_ok = TIDE_HARDEN && (sf & IN_RUN)
-                         ? nsf == sf
-                         : !((nsf ^ (tc->own_kind | PREV_INUSE)) &
-                             (PREV_INUSE | IS_MMAPPED | IN_HEAP | ~(((size_t)1 << 46) - 1)));
-      if (likely(next_ok && tcache_push(tc, mem, idx))) {
+    if (likely(idx < TCACHE_SMALL_BINS && rotate4((uintptr_t)mem - tc->own_mem_lo) < tc->own_units)) {
+      if (likely((!TIDE_HARDEN || chunk_at(p, size)->size == sf) && tcache_push(tc, mem, idx))) {
         tc->frees++;
         return;
       }

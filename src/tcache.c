@@ -25,19 +25,20 @@ static void tcache_set_arena(struct tcache *tc, struct arena *a) {
   tc->arena = a;
   tc->brk_local = a == &main_arena;
   tc->own_kind = tc->brk_local ? 0 : IN_HEAP;
+  tc->own_run_bits = tc->own_kind | PREV_INUSE | IN_RUN;
   tcache_refresh_own(tc);
 }
 
 void tcache_refresh_own(struct tcache *tc) {
   if (!tc->brk_local) {
-    tc->own_lo = (uintptr_t)heap_of(tc->arena);
+    tc->own_mem_lo = (uintptr_t)heap_of(tc->arena) + CHUNK_HDR;
     tc->own_units = HEAP_MAX_SIZE / CHUNK_ALIGN;
     return;
   }
   uintptr_t lo = (uintptr_t)__atomic_load_n(&main_arena.brk_lo, __ATOMIC_RELAXED) & ~CHUNK_ALIGN_MASK;
   uintptr_t hi = (uintptr_t)__atomic_load_n(&main_arena.brk_hi, __ATOMIC_RELAXED);
   bool ok = lo && hi > lo;
-  tc->own_lo = ok ? lo : 0;
+  tc->own_mem_lo = ok ? lo + CHUNK_HDR : 0;
   tc->own_units = ok ? (hi - lo) / CHUNK_ALIGN : 0;
 }
 uint16_t tcache_limit[TCACHE_BINS];
@@ -235,6 +236,10 @@ struct tcache *tcache_get_or_create(struct arena *a) {
   /* On cache lines of its own: the neighbouring blocks may be another
    * thread's, and this is written on every malloc and free. */
   size_t nb;
+  /* Under a page with its alignment slack, so that even a program that
+   * sets mmap_threshold to 4096 gets its caches from the arena. */
+  _Static_assert((sizeof(struct tcache) + 63) / 64 * 64 + 64 + SIZE_SZ + CHUNK_ALIGN_MASK < 4096,
+                 "struct tcache outgrew a page");
   request2size((sizeof(struct tcache) + 63) / 64 * 64 + 64, &nb);
   struct chunk *c = arena_malloc(a, nb, NULL);
   if (!c)

@@ -77,15 +77,17 @@ struct tcache {
   struct arena *arena;
   bool brk_local;
   /* Where the thread's own blocks are found without a lookup: blocks of
-   * kind own_kind (0: brk, IN_HEAP) in [own_lo, own_lo + 16 own_units) are its
-   * arena's.  A heap thread: the first heap of its arena, which holds the
-   * arena and is never unmapped.  A main-arena thread: its copy of the
-   * arena's brk range, which only grows, so a stale copy just sends some
-   * blocks the slow way until tcache_refresh_own.  No cache: 0 units.  own_lo is
-   * 16-aligned, so that one rotation tests the range and the alignment
-   * (src/api.c). */
-  uintptr_t own_lo, own_units;
-  size_t own_kind;
+   * kind own_kind (0: brk, IN_HEAP) whose memory lies in [own_mem_lo,
+   * own_mem_lo + 16 own_units) are its arena's.  A heap thread: the first
+   * heap of its arena, which holds the arena and is never unmapped.  A
+   * main-arena thread: its copy of the arena's brk range, which only
+   * grows, so a stale copy just sends some blocks the slow way until
+   * tcache_refresh_own.  No cache: 0 units.  own_mem_lo is 16-aligned, so
+   * that one rotation tests the range and the alignment (src/api.c).
+   * own_run_bits: a run block's flags in this range (own_kind, P and R),
+   * which free's fast path xors out of the size field. */
+  uintptr_t own_mem_lo, own_units;
+  uint32_t own_kind, own_run_bits;
   /* Blocks of other arenas this thread freed, per bin, on their way back
    * to their own arenas (never handed out here: reusing another thread's
    * block next to its live ones would share cache lines with it). */
