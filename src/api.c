@@ -427,7 +427,7 @@ void *tide_raw_calloc(size_t n) {
   if (cached)
     return memset(cached, 0, chunk_usable(mem2chunk(cached)));
   char *clean_from = NULL;
-  struct chunk *c = alloc_chunk(n, nb, &clean_from, false);
+  struct chunk *c = alloc_chunk(n, arena_chunk_size(nb), &clean_from, false);
   if (!c)
     return NULL;
   char *mem = chunk2mem(c);

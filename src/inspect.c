@@ -909,7 +909,7 @@ static void json_entry(struct out *o, struct chunk *c, size_t size, const struct
     uint8_t st = __atomic_load_n(&r->state, __ATOMIC_RELAXED);
     json_str(o, "run_state", st < 4 ? run_states[st] : "?");
     json_u(o, "carved", __atomic_load_n(&r->carved, __ATOMIC_RELAXED));
-    json_u(o, "free_blocks", __atomic_load_n(&r->nfree, __ATOMIC_RELAXED));
+    json_u(o, "carved_free", __atomic_load_n(&r->nfree, __ATOMIC_RELAXED));
   }
   json_close(o, '}');
 }

@@ -13,12 +13,12 @@
  *    |       every arena: lock, fast bins, unsorted bin, 62 small bins,
  *    |       63 large bins (sorted, with nextsize skip lists), binmap,
  *    |       top chunk, last remainder, counters, its runs and orphans
- *    |- thread cache     per thread: 64 bins of one size (32..1040 B) and
- *    |   |               16 of medium classes (1280 B..16 KiB), a few
+ *    |- thread cache     per thread: 20 bins of small classes (32..1040 B) and
+ *    |   |               16 of medium classes (1280 B..16 KiB usable), a few
  *    |   |               medium blocks past them; no lock, no atomics
  *    |   '- runs         under the cache: arena chunks of 64 KiB the
- *    |                   thread cuts into blocks of one bin's size (up
- *    |                   to 4 KiB; bigger ones are the arena's);
+ *    |                   thread cuts into blocks of one bin's class (up
+ *    |                   to 4 KiB usable; bigger ones are the arena's);
  *    |                   misses and overflows go there, a batch under the
  *    |                   run's own lock, no arena lock (src/run.h)
  *    |- background thread  returns memory of idle processes (src/purge.c)

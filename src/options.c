@@ -273,7 +273,7 @@ static const struct setting settings[] = {
      set_tcache_count, get_tcache_count, "entries per thread-cache bin (fewer past 1 KiB and past 28 threads)"},
     {"tcache_max", true, NULL, NULL, TIDE_M_TCACHE_MAX, KIND_SIZE, (long long)DEFAULT_TCACHE_MAX, 0,
      (long long)DEFAULT_TCACHE_MAX, false, set_tcache_max, get_tcache_max,
-     "largest request a thread cache keeps (per-size bins to 1032, a few medium blocks above)"},
+     "largest request a thread cache keeps (size-class bins to 1032, a few medium blocks above)"},
     {"tcache_unsorted_limit", true, NULL, NULL, 0, KIND_INT, 0, 0, SIZE_MAX_LL, false, set_tcache_unsorted_limit,
      get_tcache_unsorted_limit, "accepted for compatibility; no effect"},
     {"perturb", true, "MALLOC_PERTURB_", NULL, TIDE_M_PERTURB, KIND_INT, 0, 0, 255, false, set_perturb,

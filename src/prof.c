@@ -495,12 +495,14 @@ static void *pool_take(size_t cls) {
 }
 
 /* e, a live sample just freed: into the pool if it is a chunk of a class
- * size and there is room (prof.lock held). */
+ * size (a small bin of no class is asked for by no request: pool_class)
+ * and there is room (prof.lock held). */
 static bool pool_put(struct prof_live *e) {
   void *mem = (void *)e->mem;
   struct chunk *p = mem2chunk(mem);
   size_t size = chunk_size(p), cls = tcache_bin_of(size);
-  if (chunk_is_mmapped(p) || cls >= TCACHE_BINS || prof.pooled[cls] >= PROF_POOL_PER_CLASS ||
+  if (chunk_is_mmapped(p) || cls >= TCACHE_BINS || (cls < TCACHE_SMALL_BINS && tcache_class_index(size) != cls) ||
+      prof.pooled[cls] >= PROF_POOL_PER_CLASS ||
       prof.pool_bytes + size > PROF_POOL_BYTES || !chunk_inuse(p))
     return false;
   prof.pooled_blocks[cls][prof.pooled[cls]++] = mem;

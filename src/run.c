@@ -555,7 +555,7 @@ static size_t purge_span(uintptr_t lo, uintptr_t hi) {
   return hi - lo;
 }
 
-/* Small blocks (under two pages), r locked: each page of the carved part
+/* Run blocks (at most 4112 bytes: up to three pages), r locked: each page of the carved part
  * whose every byte that matters is free goes back -- no block in use
  * reaches into it, nor the header after such a block (its free reads
  * that).  The free blocks that reach into such a page the same way
@@ -660,8 +660,8 @@ static size_t purge_small_free_pages(struct run *r) {
 
 /* An idle run that still has blocks out (the program's, or in its owner's
  * cache), r locked: the pages only its free blocks reach into
- * (purge_small_free_pages: run blocks are at most 4 KiB, under two
- * pages) and what is not carved yet go back. */
+ * (purge_small_free_pages: run blocks are at most 4112 bytes) and what
+ * is not carved yet go back. */
 static size_t purge_free_pages(struct run *r) {
   size_t released = purge_small_free_pages(r);
   /* Past the header after the last carved block. */

@@ -3,8 +3,8 @@
  * Runs: the tier between the thread cache and the arena (src/run.c).
  *
  * A run is one arena chunk of 64 KiB, aligned to its size, which its
- * thread cuts into blocks of one thread-cache size up to 4 KiB (bigger
- * ones, the medium classes past 4 KiB, come from the arena under the
+ * thread cuts into blocks of one thread-cache class up to 4 KiB usable
+ * (4112-byte chunks; bigger ones, the medium classes past 4 KiB, come from the arena under the
  * thread cache: blocks of one size that few fill a run would keep whole
  * runs resident per thread and per size -- over six of make bench's
  * workloads the geomean peak-RSS ratio was 1.34 with runs of 256 KiB for

@@ -183,6 +183,12 @@ import re
 n = lambda f: int(re.search(r', ([0-9]+) samples', open(f).readline()).group(1))
 assert 12800 <= n('$W/reuse/r.alloc') <= 12810 and n('$W/reuse/r.heap') <= 2
 "
+# freed samples of chunk sizes between the classes: no later request
+# takes them, so they are not kept (they stayed, 220 KiB, 8 x 55 sizes)
+grew=$(cd "$W/reuse" && timeout -k 5 60 env TIDEMALLOC_CONF=prof=1,prof_rate=1 LD_PRELOAD="$LIB" "$SITES" pool \
+  2>/dev/null | sed -n 's/^pool grew //p')
+check "prof_rate=1: aligned samples between the size classes, freed, are not kept (in use grew by ${grew:-?} B, under 64 KiB)" \
+  test -n "$grew" -a "${grew:-999999}" -lt 65536
 { (cd "$W/reuse" && timeout -k 5 60 env TIDEMALLOC_CONF=prof=1,prof_rate=1 LD_PRELOAD="$LIB" "$SITES" double) \
   >"$W/double.out" 2>&1; } 2>/dev/null
 rc=$?

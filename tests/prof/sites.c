@@ -24,6 +24,11 @@
  *   sites reuse        (prof_rate=1) many blocks of one size freed and
  *                      allocated again, their contents checked: freed
  *                      samples are reused for new ones
+ *   sites pool         (prof_rate=1) aligned_alloc(64) blocks of chunk sizes
+ *                      between the size classes, freed, then 100 rounds of
+ *                      malloc/free of the same sizes; prints "pool grew N"
+ *                      (bytes in use over the start, tide_stats_get):
+ *                      freed samples no request can take must not stay
  *
  * Prints "dump1 0", "dump2 0" (or -1 and the errno) and "calloc zero 1".
  * Built with frame pointers (tests/tests.mk), so the stacks are whole.
@@ -193,6 +198,31 @@ int main(int argc, char **argv) {
         free(b[i]);
     }
     return dump(prof_dump, "dump", argv[2]) == 0 ? 0 : 4;
+  }
+  if (strcmp(mode, "pool") == 0) {
+    struct stats {
+      size_t malloc_calls, free_calls, realloc_calls, bytes_requested, in_use_bytes;
+      size_t rest[9];
+    } s0, s1;
+    void (*get)(struct stats *) = (void (*)(struct stats *))dlsym(RTLD_DEFAULT, "tide_stats_get");
+    if (!get)
+      return 5;
+    enum { PER = 8 };
+    static void *b[64][PER];
+    get(&s0);
+    size_t k = 0;
+    for (size_t c = 160; c <= 1024 && k < 64; c += 16, k++) /* chunk sizes, most of no class */
+      for (int i = 0; i < PER; i++)
+        b[k][i] = aligned_alloc(64, c - 8);
+    for (size_t j = 0; j < k; j++)
+      for (int i = 0; i < PER; i++)
+        free(b[j][i]);
+    for (int round = 0; round < 100; round++)
+      for (size_t c = 160; c <= 1024; c += 16)
+        free(malloc(c - 8));
+    get(&s1);
+    printf("pool grew %zu\n", s1.in_use_bytes > s0.in_use_bytes ? s1.in_use_bytes - s0.in_use_bytes : 0);
+    return 0;
   }
   if (strcmp(mode, "sites") != 0 || argc < 3)
     return 9;
