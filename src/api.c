@@ -610,23 +610,32 @@ static TIDE_NOINLINE void free_classify(void *mem, size_t sf) {
  * number past every bin.  The next header as check_next_header reads it
  * for a run's block: its own size field.  Everything else -- arena
  * chunks of small sizes among them, which only a thread without runs
- * gets -- goes the slow way. */
-TIDE_EXPORT void tide_free(void *mem) {
-  struct tcache *tc = tcache_tls;
-  /* One test keeps NULL, an mmapped chunk's memory (16 bytes into a page)
-   * and the rare block at offset 0 of a page out of the fast path (a
-   * misaligned pointer fails the range test). */
-  if (likely(((uintptr_t)mem & 4095) > MMAPPED_MEM_OFFSET)) {
-    struct chunk *p = mem2chunk(mem);
-    size_t sf = p->size;
-    size_t size = sf ^ tc->own_run_bits;
-    size_t idx = rotate4(size - MINSIZE);
-    if (likely(idx < TCACHE_SMALL_BINS && rotate4((uintptr_t)mem - tc->own_mem_lo) < tc->own_units)) {
-      if (likely((!TIDE_HARDEN || chunk_at(p, size)->size == sf) && tcache_push(tc, mem, idx))) {
-        tc->frees++;
-        return;
-      }
+ * gets -- goes the slow way.  claimed: what a sized free says the block
+ * holds (0: plain free), at most its usable size. */
+static inline bool free_fast(struct tcache *tc, void *mem, size_t sf, size_t claimed) {
+  struct chunk *p = mem2chunk(mem);
+  size_t size = sf ^ tc->own_run_bits;
+  size_t idx = rotate4(size - MINSIZE);
+  if (likely(idx < TCACHE_SMALL_BINS && rotate4((uintptr_t)mem - tc->own_mem_lo) < tc->own_units)) {
+    if (likely(claimed <= size - SIZE_SZ && (!TIDE_HARDEN || chunk_at(p, size)->size == sf) &&
+               tcache_push(tc, mem, idx))) {
+      tc->frees++;
+      return true;
     }
+  }
+  return false;
+}
+
+/* One test keeps NULL, an mmapped chunk's memory (16 bytes into a page)
+ * and the rare block at offset 0 of a page out of the fast path (a
+ * misaligned pointer fails the range test). */
+static inline bool fast_candidate(const void *mem) { return ((uintptr_t)mem & 4095) > MMAPPED_MEM_OFFSET; }
+
+TIDE_EXPORT void tide_free(void *mem) {
+  if (likely(fast_candidate(mem))) {
+    size_t sf = mem2chunk(mem)->size;
+    if (likely(free_fast(tcache_tls, mem, sf, 0)))
+      return;
     free_classify(mem, sf);
     return;
   }
@@ -640,6 +649,9 @@ static size_t sized_free_limit(void *mem, const char *fn) {
 }
 
 TIDE_EXPORT void tide_free_sized(void *mem, size_t size) {
+  /* A block of our runs that holds size bytes: as free's fast path. */
+  if (likely(fast_candidate(mem) && free_fast(tcache_tls, mem, mem2chunk(mem)->size, size)))
+    return;
   if (mem && unlikely(size > sized_free_limit(mem, "free_sized")))
     tide_fatal("free_sized", "size larger than the block");
   tide_free(mem);

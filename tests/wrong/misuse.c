@@ -475,6 +475,16 @@ static void c_big_cached_size_overwritten(void *arg) {
   tide_free(guard);
 }
 
+/* free_sized claiming a byte more than a run block holds (free's fast
+ * path takes run blocks, and checks the claim there too). */
+static void c_free_sized_over(void *a) {
+  (void)a;
+  char *p = tide_malloc(100);
+  size_t n = tide_malloc_usable_size(p);
+  tide_free_sized(tide_malloc(100), n); /* exactly its usable size: fine */
+  tide_free_sized(p, n + 1);
+}
+
 struct wcase {
   const char *name;
   void (*fn)(void *);
@@ -482,6 +492,7 @@ struct wcase {
 };
 
 static const struct wcase cases[] = {
+    {"free_sized of a run block with a size a byte past what it holds", c_free_sized_over, "free_sized"},
     {"double free, 24 B (fast)", c_double_free_24, "free"},
     {"double free, 600 B (small, binned)", c_double_free_600, "free"},
     {"double free, 600 B (merged into top)", c_double_free_600_top, "free"},
