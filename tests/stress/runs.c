@@ -605,6 +605,100 @@ static void test_emptied(void) {
   CHECK(HEAP_CHECK() == 0, "emptied: heap sound");
 }
 
+/* An idle thread's runs, emptied by another thread that then exits:
+ * within the decay their pages go back, the current run of each size
+ * (which the thread keeps) included -- all but the pages that the
+ * blocks still in the idle thread's cache reach into (its last refill's
+ * extra blocks: a cache keeps its blocks until its thread exits). */
+#define IC_SIZES 6
+static const size_t ic_size[IC_SIZES] = {200, 360, 600, 880, 1800, 3000}; /* classes 208..3088 */
+#define IC_PER 400
+static void *ic_blk[IC_SIZES * IC_PER];
+static pthread_barrier_t ic_step;
+
+static void *ic_owner(void *x) {
+  (void)x;
+  for (int i = 0; i < IC_SIZES * IC_PER; i++) {
+    ic_blk[i] = F(malloc)(ic_size[i % IC_SIZES]);
+    memset(ic_blk[i], 0x5a, ic_size[i % IC_SIZES]);
+  }
+  pthread_barrier_wait(&ic_step); /* another thread frees them all */
+  pthread_barrier_wait(&ic_step); /* idle meanwhile */
+  return NULL;
+}
+
+static void *ic_freer(void *x) {
+  (void)x;
+  for (int i = 0; i < IC_SIZES * IC_PER; i++)
+    F(free)(ic_blk[i]);
+  return NULL; /* its cache goes back at exit */
+}
+
+/* Over the JSON dump and mincore: the runs of the test's block sizes,
+ * their resident pages, and how many pages their blocks still out may
+ * keep (the run's first page, and up to 3 pages a block). */
+static void ic_census(long *runs, long *resident, long *allowed) {
+  static char text[8 << 20];
+  *runs = *resident = *allowed = -1;
+  if (!read_dump(tide_heap_dump_json, text, sizeof text))
+    return;
+  *runs = *resident = *allowed = 0;
+  size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  for (const char *e = text; (e = strstr(e, "{\"addr\":\"0x")) != NULL; e++) {
+    const char *end = strchr(e, '}'), *b = strstr(e, "\"block_size\":");
+    if (!end || !b || b > end)
+      continue;
+    size_t bs = (size_t)atol(b + strlen("\"block_size\":"));
+    bool ours = false;
+    for (int k = 0; k < IC_SIZES; k++)
+      ours |= bs >= ic_size[k] + 8 && bs <= ic_size[k] + 8 + ic_size[k] / 4 + 16;
+    const char *c = strstr(e, "\"carved\":"), *f = strstr(e, "\"carved_free\":"), *rb = strstr(e, "\"run_bytes\":");
+    if (!ours || !c || !f || !rb || f > end)
+      continue;
+    uintptr_t addr = (uintptr_t)strtoull(e + strlen("{\"addr\":\""), NULL, 16);
+    size_t len = (size_t)atol(rb + strlen("\"run_bytes\":"));
+    long out = atol(c + strlen("\"carved\":")) - atol(f + strlen("\"carved_free\":"));
+    unsigned char vec[64];
+    if (len / page > sizeof vec || mincore((void *)(addr & ~(page - 1)), len, vec) != 0)
+      continue;
+    (*runs)++;
+    for (size_t k = 0; k < len / page; k++)
+      *resident += vec[k] & 1;
+    *allowed += 1 + 3 * out;
+  }
+}
+
+static void test_idle_current(void) {
+  pthread_barrier_init(&ic_step, NULL, 2);
+  pthread_t t, f;
+  pthread_create(&t, NULL, ic_owner, NULL);
+  pthread_barrier_wait(&ic_step);
+  long runs0, full, allowed0;
+  ic_census(&runs0, &full, &allowed0);
+  (void)allowed0;
+  pthread_create(&f, NULL, ic_freer, NULL);
+  pthread_join(f, NULL);
+  long runs, left, allowed;
+  ic_census(&runs, &left, &allowed);
+  double waited = 0;
+  for (; waited < 3.0 && (left < 0 || left > allowed); waited += 0.05) {
+    nanosleep(&(struct timespec){0, 50 * 1000000L}, NULL);
+    ic_census(&runs, &left, &allowed);
+  }
+  const char *bg = getenv("TIDEMALLOC_PURGE_THREAD");
+  if (bg && strcmp(bg, "0") == 0)
+    NOTE("idle current: without the background thread an idle thread's runs stay resident (%ld of %ld pages)", left,
+         full);
+  else
+    CHECK(runs0 >= IC_SIZES && full > 2 * allowed && left >= 0 && left <= allowed,
+          "idle current: %ld runs of an idle thread (%ld pages resident), emptied by another: %ld pages left after "
+          "%.2f s in its %ld runs, at most %ld (the pages its cached blocks reach into)",
+          runs0, full, left, waited, runs, allowed);
+  pthread_barrier_wait(&ic_step);
+  pthread_join(t, NULL);
+  CHECK(HEAP_CHECK() == 0, "idle current: heap sound");
+}
+
 /* ---- dump */
 
 static atomic_int dump_stop;
@@ -846,6 +940,7 @@ int main(void) {
   th_isolated("heap dumps while runs are carved", test_dump_while_carving, 60);
   th_isolated("sparse runs", test_sparse, 60);
   th_isolated("emptied runs of an idle thread", test_emptied, 60);
+  th_isolated("an idle thread's current runs, emptied, give their pages back", test_idle_current, 60);
   if (&tide_test_hook != NULL)
     th_isolated("release of an orphan while others adopt it", test_release_race, 60);
   test_own();
