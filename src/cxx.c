@@ -44,6 +44,7 @@
  * the chunk header in any case, so the size is checked, not trusted.
  */
 #include "chunk.h"
+#include "debug.h"
 
 #if TIDE_STD_NAMES
 
@@ -98,7 +99,8 @@ static inline void check_size(void *p, size_t n) {
   } else {
     if (unlikely(!aligned_ok(p)))
       tide_fatal("operator delete", "invalid pointer (misaligned)");
-    usable = chunk_usable(mem2chunk(p));
+    /* debug mode: what was asked for, as free_sized has it */
+    usable = unlikely(tide_debug_on) ? debug_usable_size(p) : chunk_usable(mem2chunk(p));
   }
   if (unlikely(n > usable))
     tide_fatal("operator delete", "size larger than the block");

@@ -12,6 +12,7 @@
  *   cxx-fullstatic  -static: libtidemalloc.a, libstdc++.a and libc.a
  */
 #include <dlfcn.h>
+#include <malloc.h>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -302,6 +303,12 @@ static void test_aligned(void) {
 
 /* ---- sized delete: checked ---- */
 
+static void delete_past_usable(void *) {
+  void *p = ::operator new(100);
+  while (((uintptr_t)p & 4095) == 16) /* (those are looked up another way) */
+    p = ::operator new(100);
+  ::operator delete(p, malloc_usable_size(p) + 1); /* debug mode: 101, past the 100 asked for */
+}
 static void delete_too_big(void *) {
   void *p = ::operator new(100);
   ::operator delete(p, 100000); /* a size the block never had */
@@ -332,6 +339,8 @@ static void test_sized_delete(void) {
   delete[] a; /* (no size for char arrays) */
   CHECK(true, "sized delete with the right size, small and mmapped blocks");
   expect_abort(delete_too_big, "operator delete(p, 100000) of a 100-byte block",
+               "tidemalloc: operator delete(): size larger than the block");
+  expect_abort(delete_past_usable, "operator delete(p, usable + 1) of a 100-byte block",
                "tidemalloc: operator delete(): size larger than the block");
   expect_abort(delete_too_big_aligned, "aligned sized delete with a wrong size",
                "tidemalloc: operator delete(): size larger than the block");
