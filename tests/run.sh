@@ -192,7 +192,7 @@ run "pkg/ctypes" 60 python3 tests/pkg/ctypes_load.py "$PRELOAD_LIB" \
 # C++ (issue 14): the operators from tidemalloc under LD_PRELOAD, linked
 # with -ltidemalloc, from the archive, and fully static
 run "cxx/preload" 120 env LD_PRELOAD="$PRELOAD_LIB" "$T/cxx/cxx-preload"
-run "cxx/preload-debug" 120 env LD_PRELOAD="${PRELOAD_LIB%.so}-debug.so" "$T/cxx/cxx-preload"
+run "cxx/preload[debug=1]" 120 env TIDEMALLOC_CONF=debug=1 LD_PRELOAD="$PRELOAD_LIB" "$T/cxx/cxx-preload"
 run "cxx/linked" 120 "$T/cxx/cxx-linked"
 run "cxx/static" 120 "$T/cxx/cxx-static"
 run "cxx/fullstatic" 120 "$T/cxx/cxx-fullstatic"
