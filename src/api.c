@@ -642,6 +642,14 @@ TIDE_EXPORT void tide_free(void *mem) {
   free_block(mem, UNCLASSIFIED, TCACHE_BINS);
 }
 
+/* free past its fast path (which the caller tried). */
+static void free_not_fast(void *mem) {
+  if (fast_candidate(mem))
+    free_classify(mem, mem2chunk(mem)->size);
+  else
+    free_block(mem, UNCLASSIFIED, TCACHE_BINS);
+}
+
 /* What a sized free may say the block holds: its usable size (in debug
  * mode, exactly what was asked for). */
 static size_t sized_free_limit(void *mem, const char *fn) {
@@ -654,7 +662,7 @@ TIDE_EXPORT void tide_free_sized(void *mem, size_t size) {
     return;
   if (mem && unlikely(size > sized_free_limit(mem, "free_sized")))
     tide_fatal("free_sized", "size larger than the block");
-  tide_free(mem);
+  free_not_fast(mem);
 }
 
 TIDE_EXPORT void tide_free_aligned_sized(void *mem, size_t alignment, size_t size) {

@@ -54,20 +54,13 @@ const uint16_t tcache_medium_size[TCACHE_MEDIUM_BINS] = {1296, 1552, 1808, 2064,
  * 912, 1040 -- so that the sizes past 128 B, which few programs use in
  * numbers, share 12 runs and bins, not 56 (each size a thread uses keeps a
  * partly cut run and a bin of free blocks).  A power of two up to 1 KiB
- * is a class's usable size less 8.  Chunk size / 16 (2..65) -> the bin
- * of the smallest class that holds it; bins of other sizes cache nothing. */
+ * is a class's usable size less 8.  Chunk size / 16 (2..65; 0 and 1 read
+ * as 32 bytes) -> the bin of the smallest class that holds it; bins of
+ * other sizes cache nothing. */
 const uint8_t tcache_class_bin[66] = {
      0,  0,  0,  1,  2,  3,  4,  5,  6,  7,  9,  9, 11, 11, 13, 13, 15, 15, 19, 19, 19, 19, 23,
     23, 23, 23, 27, 27, 27, 27, 31, 31, 31, 31, 39, 39, 39, 39, 39, 39, 39, 39, 47, 47, 47, 47,
     47, 47, 47, 47, 55, 55, 55, 55, 55, 55, 55, 55, 63, 63, 63, 63, 63, 63, 63, 63};
-
-/* (n + 7) / 16 -> the bin for a request of n bytes: the class of the
- * chunk max(32, n + 8 rounded up to 16) (requests 16k - 7 .. 16k + 8 need
- * a chunk of 16k + 16). */
-const uint8_t tcache_request_bin[65] = {
-     0,  0,  1,  2,  3,  4,  5,  6,  7,  9,  9, 11, 11, 13, 13, 15, 15, 19, 19, 19, 19, 23, 23,
-    23, 23, 27, 27, 27, 27, 31, 31, 31, 31, 39, 39, 39, 39, 39, 39, 39, 39, 47, 47, 47, 47, 47,
-    47, 47, 47, 55, 55, 55, 55, 55, 55, 55, 55, 63, 63, 63, 63, 63, 63, 63, 63};
 
 /* ceil((size - 16) / 256) -> the first class at least that big. */
 const uint8_t tcache_medium_by_256[65] = {

@@ -172,9 +172,11 @@ static inline size_t tcache_bin_of(size_t size) {
 extern TIDE_HIDDEN const uint8_t tcache_class_bin[66];
 static inline size_t tcache_class_index(size_t chunk_size) { return tcache_class_bin[chunk_size >> 4]; }
 /* Request bytes (at most 1032) -> the small bin of its class: one load
- * from a table instead of rounding and clamping. */
-extern TIDE_HIDDEN const uint8_t tcache_request_bin[65];
-static inline size_t tcache_request_index(size_t n) { return tcache_request_bin[(n + 7) >> 4]; }
+ * from the same table instead of rounding and clamping.  Requests
+ * 16k - 7 .. 16k + 8 need a chunk of 16k + 16 (k + 1 in the table's
+ * units; requests up to 8, k = 0, the 32-byte chunk, whose class entry 1
+ * shares with 2). */
+static inline size_t tcache_request_index(size_t n) { return tcache_class_bin[((n + 7) >> 4) + 1]; }
 
 /* Pop a chunk's memory, or NULL.  The entry's key must be its own: a
  * forged or overwritten entry (its next link included, which becomes the
