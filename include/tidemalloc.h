@@ -75,6 +75,8 @@ void tide_free_aligned_sized(void *ptr, size_t alignment, size_t size);
 #define TIDE_M_TCACHE_COUNT (-103)   /* entries per thread-cache bin */
 #define TIDE_M_TCACHE_MAX (-104)     /* largest request served by the thread cache */
 #define TIDE_M_PURGE_LAZY (-105)     /* 1: purge with MADV_FREE instead of MADV_DONTNEED */
+#define TIDE_M_ARENA_SHARE (-106)    /* 1 (default): threads share arenas until they contend;
+                                        0: each new thread gets an arena of its own, as in glibc */
 
 int tide_mallopt(int param, int value);
 

@@ -193,16 +193,23 @@ static inline enum chunk_class classify_chunk(struct tcache *tc, struct chunk *p
   size_t kind = size_field & (IS_MMAPPED | IN_HEAP);
   bool own;
   if (likely(rotate4((uintptr_t)chunk2mem(p) - tc->own_mem_lo) < tc->own_units && kind == tc->own_kind)) {
-    /* Aligned, in the range where all blocks are its arena's (tcache.h). */
-    return check_next_header(p, size_field, kind, OWN_BLOCK);
+    /* Aligned, in the range where all blocks are its arena's (tcache.h);
+     * a run's block is its own only if the run is. */
+    own = !(size_field & IN_RUN) || run_owned_by(p, tc);
+    return check_next_header(p, size_field, kind, own ? OWN_BLOCK : OTHER_ARENAS_BLOCK);
   } else if (unlikely(!aligned_ok(p))) {
     return NOT_CACHEABLE;
   } else if (kind == 0) {
     if (unlikely((char *)p < main_arena.brk_lo || (char *)p >= main_arena.brk_hi))
       return NOT_CACHEABLE;
-    own = tc->brk_local; /* another thread's, or past tc's copy of the range */
+    own = tc->brk_local; /* past tc's copy of the range: the break grew since */
+    if (own)
+      tcache_refresh_own(tc);
+    /* (a run below the break's start is no run: run_checked says so) */
+    if (own && (size_field & IN_RUN))
+      own = (char *)run_of(p) >= main_arena.brk_lo && run_owned_by(p, tc);
   } else if (kind == IN_HEAP && heap_registered(p)) {
-    own = heap_of(p)->arena == tc->arena;
+    own = heap_of(p)->arena == tc->arena && (!(size_field & IN_RUN) || run_owned_by(p, tc));
   } else {
     return NOT_CACHEABLE;
   }
@@ -602,12 +609,14 @@ static TIDE_NOINLINE void free_classify(void *mem, size_t sf) {
     free_block(mem, (int)class, bin);
 }
 
-/* The fast path: a block of a run of this thread's arena, cached.  The
+/* The fast path: a block of one of this thread's runs, cached.  The
  * size field with the flags such a block has (P, R and the thread's
  * kind) xored out is the block's size exactly when those are its flags;
  * one rotation of it less MINSIZE then is the bin, and for any other
  * flags, or a size out of the bins' range or not a multiple of 16, a
- * number past every bin.  The next header as check_next_header reads it
+ * number past every bin.  In its arena's range the block's run header is
+ * mapped, and names its owner (other threads' runs share the arena).
+ * The next header as check_next_header reads it
  * for a run's block: its own size field.  Everything else -- arena
  * chunks of small sizes among them, which only a thread without runs
  * gets -- goes the slow way.  claimed: what a sized free says the block
@@ -616,7 +625,8 @@ static inline bool free_fast(struct tcache *tc, void *mem, size_t sf, size_t cla
   struct chunk *p = mem2chunk(mem);
   size_t size = sf ^ tc->own_run_bits;
   size_t idx = rotate4(size - MINSIZE);
-  if (likely(idx < TCACHE_SMALL_BINS && rotate4((uintptr_t)mem - tc->own_mem_lo) < tc->own_units)) {
+  if (likely(idx < TCACHE_SMALL_BINS && rotate4((uintptr_t)mem - tc->own_mem_lo) < tc->own_units &&
+             run_owned_by(mem, tc))) {
     if (likely(claimed <= size - SIZE_SZ && (!TIDE_HARDEN || chunk_at(p, size)->size == sf) &&
                tcache_push(tc, mem, idx))) {
       tc->frees++;

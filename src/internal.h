@@ -132,6 +132,9 @@ extern void (*tide_test_hook)(const char *where);
 #define TCACHE_SMALL_BINS 64
 #define TCACHE_MEDIUM_BINS 16
 #define TCACHE_BINS (TCACHE_SMALL_BINS + TCACHE_MEDIUM_BINS)
+/* The bins whose blocks runs are cut into: the small ones and the medium
+ * ones to 4 KiB usable (RUN_MAX_BLOCK, src/run.h). */
+#define TCACHE_RUN_BINS (TCACHE_SMALL_BINS + 8)
 #define TCACHE_MAX_REQUEST 1032
 #define TCACHE_MEDIUM_MAX_CHUNK ((size_t)16400) /* 16 KiB usable */
 
@@ -152,6 +155,7 @@ struct tide_options {
   int check_action;         /* MALLOC_CHECK_, accepted and kept for mallopt */
   size_t arena_max;         /* 0: 8 x CPUs + 1 */
   size_t arena_test;
+  bool arena_share;         /* threads share arenas until they contend (0: one each, as glibc) */
   size_t tcache_count;      /* entries per thread-cache bin */
   size_t tcache_max_bytes;  /* largest request the thread cache serves */
   long purge_decay_ms;      /* free pages older than this go back; <0: never */

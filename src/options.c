@@ -56,6 +56,7 @@ struct tide_options opt = {
     .purge_decay_ms = DEFAULT_DECAY_MS,
     .debug_check = DEFAULT_DEBUG_CHECK,
     .purge_thread = 1,
+    .arena_share = true,
 };
 
 /* Values kept only to be shown again (opt holds them in another form, or
@@ -152,6 +153,10 @@ static bool set_purge_lazy(size_t v) {
   opt.purge_lazy = v != 0;
   return true;
 }
+static bool set_arena_share(size_t v) {
+  opt.arena_share = v != 0;
+  return true;
+}
 static bool set_stats(size_t v) {
   opt.stats_at_exit = v != 0;
   return true;
@@ -190,6 +195,7 @@ static long long get_hugetlb(void) { return opt.huge_pages; }
 static long long get_decay_ms(void) { return opt.purge_decay_ms; }
 static long long get_background_thread(void) { return opt.purge_thread; }
 static long long get_purge_lazy(void) { return opt.purge_lazy; }
+static long long get_arena_share(void) { return opt.arena_share; }
 static long long get_stats(void) { return opt.stats_at_exit; }
 static long long get_verbose(void) { return opt.verbose; }
 static long long get_debug(void) { return opt.debug; }
@@ -290,6 +296,9 @@ static const struct setting settings[] = {
      "a thread gives back the memory of idle processes: 0 never, 1 once the program makes a thread, 2 from start-up"},
     {"purge_lazy", false, NULL, "TIDEMALLOC_PURGE_LAZY", TIDE_M_PURGE_LAZY, KIND_BOOL, 0, 0, 1, false,
      set_purge_lazy, get_purge_lazy, "give pages back with MADV_FREE (cheaper; RSS drops only under pressure)"},
+    {"arena_share", false, NULL, NULL, TIDE_M_ARENA_SHARE, KIND_BOOL, 1, 0, 1, false,
+     set_arena_share, get_arena_share,
+     "threads share arenas until one takes its arena lock often while another does (0: an arena per thread, as glibc)"},
     {"stats", false, NULL, "TIDEMALLOC_STATS", 0, KIND_BOOL, 0, 0, 1, false, set_stats, get_stats,
      "print one line of statistics to stderr at exit"},
     {"verbose", false, NULL, NULL, 0, KIND_BOOL, 0, 0, 1, false, set_verbose, get_verbose,

@@ -181,7 +181,7 @@ static struct run *adopt_orphan(struct arena *a, size_t idx, struct tcache *owne
     if (r->state == RUN_ORPHAN && run_has_room(r)) {
       orphan_unlink(a, r);
       r->state = RUN_OWNED;
-      r->owner = owner;
+      __atomic_store_n(&r->owner, owner, __ATOMIC_RELAXED); /* free's fast path reads it */
       run_unlock(r);
       return r;
     }
@@ -488,7 +488,7 @@ void run_thread_exit(struct tcache *tc) {
    * while they are OWNED (it only tries the lock, so the arena locks
    * taken below cannot deadlock with it). */
   lists_lock(tc);
-  for (size_t idx = 0; idx < TCACHE_BINS; idx++) {
+  for (size_t idx = 0; idx < TCACHE_RUN_BINS; idx++) {
     struct run *r = tc->runs[idx];
     tc->runs[idx] = NULL;
     tc->look_from[idx] = NULL;
@@ -503,7 +503,7 @@ void run_thread_exit(struct tcache *tc) {
       bool empty = r->nfree == r->carved;
       if (!empty) {
         r->state = RUN_ORPHAN;
-        r->owner = NULL;
+        __atomic_store_n(&r->owner, NULL, __ATOMIC_RELAXED);
         orphan_push(a, r);
       }
       run_unlock(r);
@@ -781,7 +781,7 @@ size_t run_free_by_bin(struct arena *a, size_t blocks[TCACHE_BINS]) {
 static void check_run(struct arena *a, struct run *r) {
   REQUIRE(r->check == run_check_word(r), "run header overwritten");
   REQUIRE(r->arena == a, "run on another arena's list");
-  REQUIRE(r->idx < TCACHE_BINS && block_size(r) == tcache_bin_size(r->idx), "run of a size it cannot have");
+  REQUIRE(r->idx < TCACHE_RUN_BINS && block_size(r) == tcache_bin_size(r->idx), "run of a size it cannot have");
   REQUIRE(r->size == RUN_SIZE && block_size(r) <= RUN_MAX_BLOCK && ((uintptr_t)run_base(r) & (r->size - 1)) == 0,
           "run of the wrong size, or misaligned");
   REQUIRE((r->block_sf & (IN_RUN | PREV_INUSE | IS_MMAPPED)) == (IN_RUN | PREV_INUSE), "run blocks' flags wrong");

@@ -103,7 +103,7 @@ struct run {
   uint8_t state;             /* enum run_state (changes under its arena's lock and its own) */
   bool listed;               /* on its owner's list (under the owner's runs_lock) */
   struct arena *arena;       /* where its memory came from */
-  struct tcache *owner;      /* RUN_OWNED: whose cache it fills */
+  struct tcache *owner;      /* RUN_OWNED: whose cache it fills (free's fast path reads it) */
   struct run *next, *prev;   /* the owner's runs of idx, or the arena's orphans of idx */
   struct run *anext, *aprev; /* all runs of the arena (its lock) */
   /* Under its lock. */
@@ -130,6 +130,16 @@ static inline struct run *run_of(const void *block) {
   return (struct run *)(((uintptr_t)block & ~(RUN_SIZE - 1)) + CHUNK_HDR);
 }
 static inline size_t run_block_size(const struct run *r) { return r->block_sf & ~CHUNK_FLAGS; }
+/* Is the run of block (a chunk with R set, whose run header is mapped)
+ * tc's?  Only its owner caches a run's blocks: another thread's, reused
+ * here, would put two threads' live blocks on one cache line (larson with
+ * its 2 threads on one arena: 8-14 % slower). */
+static inline bool run_owned_by(const void *block, const struct tcache *tc) {
+  /* A plain load (an atomic one costs free's fast path an instruction):
+   * it changes under the run's lock, from or to another thread's cache,
+   * never from or to tc's but by tc's own thread. */
+  return run_of(block)->owner == tc;
+}
 static inline struct chunk *run_block(struct run *r, size_t i) {
   return (struct chunk *)((char *)r - CHUNK_HDR + RUN_HDR + i * run_block_size(r));
 }

@@ -35,7 +35,9 @@ void tcache_refresh_own(struct tcache *tc) {
     tc->own_units = HEAP_MAX_SIZE / CHUNK_ALIGN;
     return;
   }
-  uintptr_t lo = (uintptr_t)__atomic_load_n(&main_arena.brk_lo, __ATOMIC_RELAXED) & ~CHUNK_ALIGN_MASK;
+  /* From the first run boundary: free's fast path reads the header of a
+   * block's run (below the break's start, it may not be mapped). */
+  uintptr_t lo = ((uintptr_t)__atomic_load_n(&main_arena.brk_lo, __ATOMIC_RELAXED) + RUN_SIZE - 1) & ~(RUN_SIZE - 1);
   uintptr_t hi = (uintptr_t)__atomic_load_n(&main_arena.brk_hi, __ATOMIC_RELAXED);
   bool ok = lo && hi > lo;
   tc->own_mem_lo = ok ? lo + CHUNK_HDR : 0;
@@ -117,9 +119,16 @@ static size_t thread_bytes(size_t count, unsigned level) {
   return sum;
 }
 
+static void copy_limits(struct tcache *tc) {
+  for (size_t i = 0; i < TCACHE_BINS; i++)
+    __atomic_store_n(&tc->limit[i], __atomic_load_n(&tcache_limit[i], __ATOMIC_RELAXED), __ATOMIC_RELAXED);
+}
+
 static void apply_limits(void) { /* budget_lock held */
   for (size_t i = 0; i < TCACHE_BINS; i++)
     __atomic_store_n(&tcache_limit[i], (uint16_t)bin_limit(i, budget_count, budget_level), __ATOMIC_RELAXED);
+  for (struct tcache *tc = all_caches; tc; tc = tc->all_next)
+    copy_limits(tc);
   __atomic_store_n(&tcache_big_bytes, big_bytes(budget_level), __ATOMIC_RELAXED);
 }
 
@@ -189,6 +198,7 @@ size_t tcache_cached_bytes(size_t *blocks) {
 
 static void caches_join(struct tcache *tc) {
   lock_acquire(&budget_lock);
+  copy_limits(tc);
   tc->all_prev = NULL;
   tc->all_next = all_caches;
   if (all_caches)
@@ -252,6 +262,7 @@ struct tcache *tcache_get_or_create(struct arena *a) {
 }
 
 void tcache_publish(struct tcache *tc, struct arena *a) {
+  tc->mallocs_published += tc->mallocs;
   a->count.malloc_calls += tc->mallocs;
   a->count.free_calls += tc->frees;
   a->count.realloc_calls += tc->reallocs;

@@ -56,6 +56,9 @@ struct tcache_entry {
 struct tcache {
   struct tcache_entry *head[TCACHE_BINS];
   uint16_t count[TCACHE_BINS];
+  /* tcache_limit's copy (apply_limits keeps every live cache's in step):
+   * the free fast path reads it beside count, with no global to address. */
+  uint16_t limit[TCACHE_BINS];
   /* Counted here, added to the arena's counters under its lock. */
   size_t mallocs, frees, reallocs;
   /* The malloc fast path's bytes, counted down: each request is taken
@@ -80,9 +83,11 @@ struct tcache {
    * kind own_kind (0: brk, IN_HEAP) whose memory lies in [own_mem_lo,
    * own_mem_lo + 16 own_units) are its arena's.  A heap thread: the first
    * heap of its arena, which holds the arena and is never unmapped.  A
-   * main-arena thread: its copy of the arena's brk range, which only
-   * grows, so a stale copy just sends some blocks the slow way until
-   * tcache_refresh_own.  No cache: 0 units.  own_mem_lo is 16-aligned, so
+   * main-arena thread: its copy of the arena's brk range from the first
+   * run boundary, which only grows, so a stale copy just sends some
+   * blocks the slow way until tcache_refresh_own.  Of the run blocks
+   * there, the thread's own are those of its runs (run_owned_by: other
+   * threads may share the arena).  No cache: 0 units.  own_mem_lo is 16-aligned, so
    * that one rotation tests the range and the alignment (src/api.c).
    * own_run_bits: a run block's flags in this range (own_kind, P and R),
    * which free's fast path xors out of the size field. */
@@ -103,16 +108,21 @@ struct tcache {
   /* The runs this thread cuts blocks from, per bin, the current one
    * first (src/run.h), under runs_lock: this thread changes them, and
    * the background thread takes empty runs off them (src/run.c). */
-  struct run *runs[TCACHE_BINS];
+  struct run *runs[TCACHE_RUN_BINS];
   int runs_lock;
   struct tcache *all_next, *all_prev; /* every live cache (tcache.c) */
   /* Per bin: a batch came back to one of this thread's runs since it last
    * looked (set by any thread under that run's lock, src/run.c). */
-  uint8_t given_back[TCACHE_BINS];
-  struct run *look_from[TCACHE_BINS]; /* where find_given_back looks next (runs_lock) */
-  uint32_t nruns[TCACHE_BINS];        /* runs on runs[i] (runs_lock) */
-  uint32_t round_left[TCACHE_BINS];   /* runs the current look round has still to visit */
+  uint8_t given_back[TCACHE_RUN_BINS];
+  struct run *look_from[TCACHE_RUN_BINS]; /* where find_given_back looks next (runs_lock) */
+  uint32_t nruns[TCACHE_RUN_BINS];      /* runs on runs[i] (runs_lock) */
+  uint32_t round_left[TCACHE_RUN_BINS]; /* runs the current look round has still to visit */
   uint8_t refills[TCACHE_BINS];       /* refills so far, up to 255 (tcache_refill_ramp) */
+  /* How this thread uses its arena's lock (src/arenas.c): takes, and how
+   * many found it taken, in the current window; mallocs published so
+   * far (tcache_publish), and their count, with mallocs, as it began. */
+  uint32_t lock_takes, lock_waits;
+  size_t mallocs_published, window_mallocs;
 };
 
 /* Never NULL: threads without a cache see an empty one that is always
@@ -212,7 +222,7 @@ static inline void *tcache_pop_checked(struct tcache *tc, size_t idx) {
 static inline bool tcache_push(struct tcache *tc, void *mem, size_t idx) {
   struct tcache_entry *e = mem;
   uintptr_t key = free_key(e);
-  if (unlikely(tc->count[idx] >= tcache_limit[idx] || e->key == key))
+  if (unlikely(tc->count[idx] >= tc->limit[idx] || e->key == key))
     return false;
   e->next = (struct tcache_entry *)link_protect(&e->next, (struct chunk *)tc->head[idx]);
   e->key = key;

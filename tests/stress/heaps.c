@@ -108,6 +108,8 @@ int main(void) {
   printf("# stress/heaps (%s)\n", FLAVOUR);
   fflush(stdout);
   CHECK(F(mallopt)(TIDE_M_MMAP_THRESHOLD, 1 << 20) == 1, "mmap threshold fixed at 1 MiB");
+  /* Threads would share the main arena: this tests heaps. */
+  CHECK(F(mallopt)(TIDE_M_ARENA_SHARE, 0) == 1, "an arena per thread (arena_share 0)");
   size_t base = os_bytes();
   pthread_t t;
 

@@ -448,6 +448,8 @@ static void test_table_overflow(void) {
 int main(void) {
   CHECK(tide_mallopt(TIDE_M_PURGE_THREAD, 0) == 1 && tide_mallopt(TIDE_M_PURGE_DECAY_MS, 600000) == 1,
         "background purge off, decay 10 min: nothing moves on its own");
+  /* The other thread on an arena of its own: its frees of ours are remote. */
+  CHECK(tide_mallopt(TIDE_M_ARENA_SHARE, 0) == 1, "an arena per thread (arena_share 0)");
   build_heap();
   CHECK(pipe(to_thread) == 0 && pipe(from_thread) == 0, "pipes");
   pthread_t t;

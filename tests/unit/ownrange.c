@@ -112,6 +112,8 @@ int main(void) {
   printf("# unit/ownrange\n");
   /* Blocks of 1-8 MiB from the heaps, not mappings of their own. */
   CHECK(tide_mallopt(TIDE_M_MMAP_THRESHOLD, 32 * MiB) == 1, "mallopt(M_MMAP_THRESHOLD, 32 MiB)");
+  /* A thread of its own arena, on heaps (threads would share the main one). */
+  CHECK(tide_mallopt(TIDE_M_ARENA_SHARE, 0) == 1, "mallopt(M_ARENA_SHARE, 0)");
   test_own_blocks_past_the_range();
   test_own_blocks_in_a_second_heap();
   TEST_MAIN_END("unit/ownrange");

@@ -214,7 +214,7 @@ check "  the freed 40 KiB block: its bin's colour, to scale" pixel_of "$W/patter
 check "  the cached 48 B blocks: this thread's cache, in the entries strip" pixel_of "$W/pattern.json" \
   "$W/pattern.layout" "$W/pattern.png" cell tcache 48
 
-TIDEMALLOC_CONF=tcache_max=1032 "$P/pattern-std" "$W/threads.json" threads 2>"$W/threads.err"
+TIDEMALLOC_CONF=tcache_max=1032,arena_share=0 "$P/pattern-std" "$W/threads.json" threads 2>"$W/threads.err"
 check "pattern-std threads: two arenas, another thread's cache, blocks given back to their run" \
   python3 -c "
 import json, sys
