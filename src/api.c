@@ -189,15 +189,12 @@ static inline enum chunk_class check_next_header(struct chunk *p, size_t size_fi
 /* x rotated right by 4 bits: below 2^60 only if x is a multiple of 16. */
 static inline uintptr_t rotate4(uintptr_t x) { return (x >> 4) | (x << 60); }
 
-static inline enum chunk_class classify_chunk(struct tcache *tc, struct chunk *p, size_t size_field) {
+/* classify_chunk past tc's own range: another arena's block, its own
+ * past a stale copy of the range, or not ours. */
+static TIDE_NOINLINE enum chunk_class classify_elsewhere(struct tcache *tc, struct chunk *p, size_t size_field) {
   size_t kind = size_field & (IS_MMAPPED | IN_HEAP);
   bool own;
-  if (likely(rotate4((uintptr_t)chunk2mem(p) - tc->own_mem_lo) < tc->own_units && kind == tc->own_kind)) {
-    /* Aligned, in the range where all blocks are its arena's (tcache.h);
-     * a run's block is its own only if the run is. */
-    own = !(size_field & IN_RUN) || run_owned_by(p, tc);
-    return check_next_header(p, size_field, kind, own ? OWN_BLOCK : OTHER_ARENAS_BLOCK);
-  } else if (unlikely(!aligned_ok(p))) {
+  if (unlikely(!aligned_ok(p))) {
     return NOT_CACHEABLE;
   } else if (kind == 0) {
     if (unlikely((char *)p < main_arena.brk_lo || (char *)p >= main_arena.brk_hi))
@@ -205,15 +202,28 @@ static inline enum chunk_class classify_chunk(struct tcache *tc, struct chunk *p
     own = tc->brk_local; /* past tc's copy of the range: the break grew since */
     if (own)
       tcache_refresh_own(tc);
-    /* (a run below the break's start is no run: run_checked says so) */
-    if (own && (size_field & IN_RUN))
-      own = (char *)run_of(p) >= main_arena.brk_lo && run_owned_by(p, tc);
   } else if (kind == IN_HEAP && heap_registered(p)) {
-    own = heap_of(p)->arena == tc->arena && (!(size_field & IN_RUN) || run_owned_by(p, tc));
+    own = heap_of(p)->arena == tc->arena;
   } else {
     return NOT_CACHEABLE;
   }
+  /* A run's block is its owner's, whatever arenas the two are on now (a
+   * thread that moved keeps its runs on the old one).  A "run" below the
+   * break's start is none: run_checked says so. */
+  if (size_field & IN_RUN)
+    own = (kind != 0 || (char *)run_of(p) >= main_arena.brk_lo) && run_owned_by(p, tc);
   return check_next_header(p, size_field, kind, own ? OWN_BLOCK : OTHER_ARENAS_BLOCK);
+}
+
+static inline enum chunk_class classify_chunk(struct tcache *tc, struct chunk *p, size_t size_field) {
+  size_t kind = size_field & (IS_MMAPPED | IN_HEAP);
+  if (likely(rotate4((uintptr_t)chunk2mem(p) - tc->own_mem_lo) < tc->own_units && kind == tc->own_kind)) {
+    /* Aligned, in the range where all blocks are its arena's (tcache.h);
+     * a run's block is its own only if the run is. */
+    bool own = !(size_field & IN_RUN) || run_owned_by(p, tc);
+    return check_next_header(p, size_field, kind, own ? OWN_BLOCK : OTHER_ARENAS_BLOCK);
+  }
+  return classify_elsewhere(tc, p, size_field);
 }
 
 /* An mmapped chunk's memory starts 16 bytes into a page.  Such a pointer

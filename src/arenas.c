@@ -11,10 +11,9 @@
  * 162 MB peak RSS with an arena each, 120 MB sharing one).  The thread
  * cache and the runs keep the arena lock rare, so sharing costs little;
  * a thread that takes it often while another does too (see crowded())
- * moves: to a new arena while under the limit (8 x usable CPUs + 1, or
- * M_ARENA_MAX), else
- * to any arena whose lock it can take at once; only when all are busy
- * does it wait.  Exiting threads detach; an arena with no thread left
+ * moves: to an arena no thread uses, else a new one while under the
+ * limit (8 x usable CPUs + 1, or M_ARENA_MAX), else to any arena whose
+ * lock it can take at once; only when all are busy does it wait.  Exiting threads detach; an arena with no thread left
  * goes on the free list for reuse.
  */
 #include "arenas.h"
@@ -120,17 +119,23 @@ static TIDE_NOINLINE struct arena *bind_thread(void) {
   return a;
 }
 
-/* The thread's arena was busy: find another (returned locked). */
+/* The thread's arena was busy: find another (returned locked): one no
+ * thread uses (its memory waits there), else a new one while under the
+ * limit, else any whose lock it can take at once. */
 static TIDE_NOINLINE struct arena *contended(struct arena *busy) {
   lock_acquire(&list_lock);
-  struct arena *a = NULL;
-  if (narenas < limit())
+  struct arena *a = free_list;
+  bool locked = false;
+  if (!a && narenas < limit()) {
     a = arena_create();
+    locked = a != NULL;
+  }
   if (!a) {
     for (struct arena *b = busy->next ? busy->next : &main_arena; b != busy;
          b = b->next ? b->next : &main_arena) {
       if (lock_try(&b->lock)) {
         a = b;
+        locked = true;
         break;
       }
     }
@@ -138,10 +143,10 @@ static TIDE_NOINLINE struct arena *contended(struct arena *busy) {
   if (a)
     attach(a);
   lock_release(&list_lock);
-  if (!a) {
+  if (!a)
     a = busy;
+  if (!locked)
     lock_acquire(&a->lock);
-  }
   return a;
 }
 

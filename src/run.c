@@ -192,6 +192,8 @@ static struct run *adopt_orphan(struct arena *a, size_t idx, struct tcache *owne
 
 /* A run of idx for tc: an orphan of its arena, else a new one. */
 static struct run *get_run(struct tcache *tc, size_t idx) {
+  if (unlikely(idx >= TCACHE_RUN_BINS)) /* (the arrays of struct tcache for runs end there) */
+    tide_fatal("malloc", "internal error: a run for a bin past TCACHE_RUN_BINS");
   struct arena *a = arenas_lock_mine();
   struct run *r = adopt_orphan(a, idx, tc);
   if (!r) {

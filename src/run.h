@@ -135,9 +135,10 @@ static inline size_t run_block_size(const struct run *r) { return r->block_sf & 
  * here, would put two threads' live blocks on one cache line (larson with
  * its 2 threads on one arena: 8-14 % slower). */
 static inline bool run_owned_by(const void *block, const struct tcache *tc) {
-  /* A plain load (an atomic one costs free's fast path an instruction):
-   * it changes under the run's lock, from or to another thread's cache,
-   * never from or to tc's but by tc's own thread. */
+  /* A plain load (an atomic one costs free's fast path an instruction;
+   * ThreadSanitizer would call it a race): only the owner's own thread
+   * sets it to its cache (make_run, adopt_orphan) or away from it (its
+   * exit), so tc's thread never sees its own cache there wrongly. */
   return run_of(block)->owner == tc;
 }
 static inline struct chunk *run_block(struct run *r, size_t i) {

@@ -14,9 +14,13 @@
  * blocks their caches and runs serve, so they seldom take an arena lock:
  * by default they share the one arena (what one frees, another reuses;
  * with an arena each, bench's bulk peaked at 162 MB of RSS, not 120);
- * with TIDEMALLOC_CONF=arena_share=0 they get one each, as in glibc.
+ * with TIDEMALLOC_CONF=arena_share=0 they get one each, as in glibc.  In
+ * mode "moderate" one block in 64 is a 70-120 KB one, so each thread
+ * takes the arena lock once per 64 mallocs: too seldom to move (a thread
+ * moves at once per 16 or more), they stay on one arena too.
  */
 #include <pthread.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "harness.h"
@@ -60,10 +64,25 @@ static void *light(void *arg) {
   return NULL;
 }
 
-static int light_mode(void) {
+/* One block in 64 past the caches: one arena-lock take per 64 mallocs. */
+static void *moderate(void *arg) {
+  struct th_rng r;
+  th_rng_seed(&r, (uint64_t)(uintptr_t)arg);
+  void *held[256] = {0};
+  for (int op = 0; op < OPS; op++) {
+    int i = (int)th_rng_range(&r, 0, 255);
+    tide_free(held[i]);
+    held[i] = tide_malloc(op % 64 == 0 ? th_rng_range(&r, 70000, 120000) : th_rng_range(&r, 16, 512));
+  }
+  for (int i = 0; i < 256; i++)
+    tide_free(held[i]);
+  return NULL;
+}
+
+static int light_mode(bool some_big) {
   pthread_t t[4];
   for (int i = 0; i < 4; i++)
-    pthread_create(&t[i], NULL, light, (void *)(uintptr_t)(i + 1));
+    pthread_create(&t[i], NULL, some_big ? moderate : light, (void *)(uintptr_t)(i + 1));
   for (int i = 0; i < 4; i++)
     pthread_join(t[i], NULL);
   tide_heap_check();
@@ -116,9 +135,11 @@ static void run_with(const char *env, const char *mode, int min, int max) {
   const char *a = strstr(c.err, "arenas=");
   int arenas = a ? atoi(a + 7) : -1;
   int blocks = count_arena_blocks(c.err);
-  const char *what = env ? env : strcmp(mode, "light") == 0 ? "default settings, light use" : "default settings";
+  char what[160];
+  snprintf(what, sizeof what, "%s%s%s", env ? env : "default settings", strcmp(mode, "busy") ? ", use " : "",
+           strcmp(mode, "busy") ? mode : "");
   CHECK(th_child_exited0(&c), "%s: %s threads ran, heap sound (%s)", what,
-        strcmp(mode, "light") == 0 ? "4 light" : "8 busy", th_status_str(c.status));
+        strcmp(mode, "busy") == 0 ? "8 busy" : "4", th_status_str(c.status));
   CHECK(arenas >= min && arenas <= max, "%s: %d arenas, want %d..%d", what, arenas, min, max);
   CHECK(blocks == arenas, "%s: malloc_stats shows one \"Arena N:\" block per arena (%d)", what,
         blocks);
@@ -127,12 +148,15 @@ static void run_with(const char *env, const char *mode, int min, int max) {
 int main(int argc, char **argv) {
   self = argv[0];
   if (argc > 1)
-    return strcmp(argv[1], "light") == 0 ? light_mode() : child_mode();
+    return strcmp(argv[1], "light") == 0 ? light_mode(false)
+           : strcmp(argv[1], "moderate") == 0 ? light_mode(true)
+                                                : child_mode();
   printf("# stress/arenas: %d threads on %ld cores\n", NTHREADS, sysconf(_SC_NPROCESSORS_ONLN));
   run_with("MALLOC_ARENA_MAX=2", "busy", 1, 2);
   run_with("GLIBC_TUNABLES=glibc.malloc.arena_max=1", "busy", 1, 1);
   run_with(NULL, "busy", 2, 8 * 64 + 1);
   run_with(NULL, "light", 1, 1);
+  run_with(NULL, "moderate", 1, 1);
   run_with("TIDEMALLOC_CONF=arena_share=0", "light", 2, 8 * 64 + 1);
   TEST_MAIN_END("stress/arenas");
 }

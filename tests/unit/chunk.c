@@ -123,7 +123,7 @@ static void test_sizes(void) {
   pthread_t t;
   pthread_create(&t, NULL, pow_thread, NULL);
   pthread_join(t, NULL);
-  tide_mallopt(TIDE_M_ARENA_SHARE, 1);
+  tide_mallopt(TIDE_M_ARENA_SHARE, 1); /* the default again */
   CHECK(pow_bad == 0, "malloc(2^k), 128 B..16 KiB, in a new thread: usable size 2^k + 8 (or a remainder too small "
         "to split more: under 2^k + 40; %zu differ, first %zu)", pow_bad, pow_first);
 
