@@ -261,12 +261,15 @@ static bool grow_brk(struct arena *a, size_t nb) {
   char *cur = os_sbrk(0);
   if (!cur)
     return false;
-  /* A new segment starts at a run boundary (RUN_SIZE): free's fast path
-   * reads the header of the run a block claims to be in, which must then
-   * lie in the segment (the padding before it is never touched). */
+  /* The first segment starts at a run boundary (RUN_SIZE), so that the
+   * own range of main-arena threads, which starts there, holds whole
+   * runs: free's fast path reads the header of the run a block claims to
+   * be in (the padding before it is never touched).  (Aligning every new
+   * segment so kept 30 MB more of bench's large resident.) */
+  size_t align = a->brk_lo ? CHUNK_ALIGN : RUN_SIZE;
   size_t size = (top_in_brk && cur == top_end)
                     ? os_page_up(want - tsz)
-                    : os_page_up((uintptr_t)cur + want + RUN_SIZE + 2 * FENCE_SIZE) - (uintptr_t)cur;
+                    : os_page_up((uintptr_t)cur + want + align + 2 * FENCE_SIZE) - (uintptr_t)cur;
   if (opt.huge_pages) /* end the break on a huge-page boundary */
     size += ((OS_HUGE_PAGE - ((uintptr_t)cur + size) % OS_HUGE_PAGE) % OS_HUGE_PAGE);
   if (size > PTRDIFF_MAX || size < want - tsz)
@@ -283,7 +286,7 @@ static bool grow_brk(struct arena *a, size_t nb) {
   } else {
     /* Not contiguous with our top (first call, or someone else moved the
      * break): a new segment. */
-    char *start = (char *)(((uintptr_t)old + RUN_SIZE - 1) & ~(uintptr_t)(RUN_SIZE - 1));
+    char *start = (char *)(((uintptr_t)old + align - 1) & ~(uintptr_t)(align - 1));
     size_t usable = (size_t)(old + size - start) & ~CHUNK_ALIGN_MASK;
     if (a->nsegs == MAX_BRK_SEGMENTS || usable < nb + MINSIZE) {
       if (os_sbrk(0) == old + size)
