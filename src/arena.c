@@ -264,8 +264,8 @@ static bool grow_brk(struct arena *a, size_t nb) {
   /* The first segment starts at a run boundary (RUN_SIZE), so that the
    * own range of main-arena threads, which starts there, holds whole
    * runs: free's fast path reads the header of the run a block claims to
-   * be in (the padding before it is never touched).  (Aligning every new
-   * segment so kept 30 MB more of bench's large resident.) */
+   * be in (the padding before it is never touched).  Later segments need
+   * not be: the range starts at brk_lo. */
   size_t align = a->brk_lo ? CHUNK_ALIGN : RUN_SIZE;
   size_t size = (top_in_brk && cur == top_end)
                     ? os_page_up(want - tsz)

@@ -37,7 +37,7 @@ void tcache_refresh_own(struct tcache *tc) {
   }
   /* From a run boundary: free's fast path reads the header of a block's
    * run, which below the break's start may not be mapped (grow_brk starts
-   * every segment at one, so this rounds nothing off). */
+   * the first segment at one, so this rounds nothing off). */
   uintptr_t lo = ((uintptr_t)__atomic_load_n(&main_arena.brk_lo, __ATOMIC_RELAXED) + RUN_SIZE - 1) & ~(RUN_SIZE - 1);
   uintptr_t hi = (uintptr_t)__atomic_load_n(&main_arena.brk_hi, __ATOMIC_RELAXED);
   bool ok = lo && hi > lo;

@@ -50,6 +50,11 @@ static void *busy(void *arg) {
   return NULL;
 }
 
+/* Light use: blocks of 16-512 B that caches and runs serve, and with
+ * big_every, one block in that many past the caches (an arena-lock take
+ * each). */
+static int big_every;
+
 static void *light(void *arg) {
   struct th_rng r;
   th_rng_seed(&r, (uint64_t)(uintptr_t)arg);
@@ -57,47 +62,20 @@ static void *light(void *arg) {
   for (int op = 0; op < OPS; op++) {
     int i = (int)th_rng_range(&r, 0, 255);
     tide_free(held[i]);
-    held[i] = tide_malloc(th_rng_range(&r, 16, 512));
+    bool big = big_every && op % big_every == 0;
+    held[i] = tide_malloc(big ? th_rng_range(&r, 70000, 120000) : th_rng_range(&r, 16, 512));
   }
   for (int i = 0; i < 256; i++)
     tide_free(held[i]);
   return NULL;
 }
 
-/* One block in 64 past the caches: one arena-lock take per 64 mallocs. */
-static void *moderate(void *arg) {
-  struct th_rng r;
-  th_rng_seed(&r, (uint64_t)(uintptr_t)arg);
-  void *held[256] = {0};
-  for (int op = 0; op < OPS; op++) {
-    int i = (int)th_rng_range(&r, 0, 255);
-    tide_free(held[i]);
-    held[i] = tide_malloc(op % 64 == 0 ? th_rng_range(&r, 70000, 120000) : th_rng_range(&r, 16, 512));
-  }
-  for (int i = 0; i < 256; i++)
-    tide_free(held[i]);
-  return NULL;
-}
-
-static int light_mode(bool some_big) {
-  pthread_t t[4];
-  for (int i = 0; i < 4; i++)
-    pthread_create(&t[i], NULL, some_big ? moderate : light, (void *)(uintptr_t)(i + 1));
-  for (int i = 0; i < 4; i++)
-    pthread_join(t[i], NULL);
-  tide_heap_check();
-  struct tide_stats s;
-  tide_stats_get(&s);
-  tide_malloc_stats();
-  fprintf(stderr, "arenas=%zu\n", s.arenas);
-  return 0;
-}
-
-static int child_mode(void) {
+/* Run n threads of fn, then report: heap checked, malloc_stats, "arenas=N". */
+static int child_mode(void *(*fn)(void *), int n) {
   pthread_t t[NTHREADS];
-  for (int i = 0; i < NTHREADS; i++)
-    pthread_create(&t[i], NULL, busy, (void *)(uintptr_t)(i + 1));
-  for (int i = 0; i < NTHREADS; i++)
+  for (int i = 0; i < n; i++)
+    pthread_create(&t[i], NULL, fn, (void *)(uintptr_t)(i + 1));
+  for (int i = 0; i < n; i++)
     pthread_join(t[i], NULL);
   tide_heap_check();
   struct tide_stats s;
@@ -147,10 +125,10 @@ static void run_with(const char *env, const char *mode, int min, int max) {
 
 int main(int argc, char **argv) {
   self = argv[0];
-  if (argc > 1)
-    return strcmp(argv[1], "light") == 0 ? light_mode(false)
-           : strcmp(argv[1], "moderate") == 0 ? light_mode(true)
-                                                : child_mode();
+  if (argc > 1) {
+    big_every = strcmp(argv[1], "moderate") == 0 ? 64 : 0;
+    return strcmp(argv[1], "busy") == 0 ? child_mode(busy, NTHREADS) : child_mode(light, 4);
+  }
   printf("# stress/arenas: %d threads on %ld cores\n", NTHREADS, sysconf(_SC_NPROCESSORS_ONLN));
   run_with("MALLOC_ARENA_MAX=2", "busy", 1, 2);
   run_with("GLIBC_TUNABLES=glibc.malloc.arena_max=1", "busy", 1, 1);
