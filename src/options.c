@@ -276,7 +276,7 @@ static const struct setting settings[] = {
     {"arena_test", true, "MALLOC_ARENA_TEST", NULL, TIDE_M_ARENA_TEST, KIND_INT, 0, 1, INT_MAX_LL, true,
      set_arena_test, get_arena_test, "accepted for compatibility; no effect"},
     {"tcache_count", true, NULL, NULL, TIDE_M_TCACHE_COUNT, KIND_INT, DEFAULT_TCACHE_COUNT, 0, UINT16_MAX, false,
-     set_tcache_count, get_tcache_count, "entries per thread-cache bin (fewer past 1 KiB and past 35 threads)"},
+     set_tcache_count, get_tcache_count, "entries per thread-cache bin (fewer past 1 KiB and past 28 threads)"},
     {"tcache_max", true, NULL, NULL, TIDE_M_TCACHE_MAX, KIND_SIZE, (long long)DEFAULT_TCACHE_MAX, 0,
      (long long)DEFAULT_TCACHE_MAX, false, set_tcache_max, get_tcache_max,
      "largest request a thread cache keeps (size-class bins to 1032, a few medium blocks above)"},

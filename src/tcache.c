@@ -49,8 +49,7 @@ uint16_t tcache_nbins = TCACHE_SMALL_BINS;
 
 /* Usable sizes 1280 B .. 16 KiB, four a doubling: a request of a power
  * of two gets a block of its size, not the next class (the header's 8
- * bytes and the rounding to 16 are in the chunk size).  The classes past
- * 4 KiB cache nothing (bin_limit): those requests get their own size. */
+ * bytes and the rounding to 16 are in the chunk size). */
 const uint16_t tcache_medium_size[TCACHE_MEDIUM_BINS] = {1296, 1552, 1808, 2064, 2576,  3088,  3600,  4112,
                                                          5136, 6160, 7184, 8208, 10256, 12304, 14352, 16400};
 /* The small classes (chunk sizes): 32..144 by 16, then four a doubling
@@ -93,13 +92,6 @@ static size_t bin_limit(size_t i, size_t count, unsigned level) {
   size_t chunk = tcache_bin_size(i);
   /* Off (tcache_max): every push fails. */
   if (i < TCACHE_SMALL_BINS ? i >= tcache_nbins || tcache_class_index(chunk) != i : chunk > tcache_big_max_chunk)
-    return 0;
-  /* Past the runs' sizes, the classes cache nothing: such a request gets
-   * a chunk of its own size from the arena, cached among the medium
-   * blocks (tcache_big_*).  Rounded up to a class, sqlite3's 4.2 KiB
-   * pages took 5 KiB chunks: 94 MB peak RSS on make demo's job against
-   * 82 MB exact (glibc 79). */
-  if (chunk > RUN_MAX_BLOCK)
     return 0;
   /* A small class holds TCACHE_BIN_BYTES for each 16-byte size it
    * serves (with its own for each, larson ran 8 % slower). */

@@ -11,8 +11,8 @@
  *   entry (the chunk's user memory):  [next, safe-linked][key]
  *
  * A miss refills a bin from the thread's runs (src/run.h), a batch under
- * the run's lock (medium blocks past 4 KiB, of their own size: the medium
- * cache, then the arena, a chunk at a time); a full bin hands its newest half back (run blocks to
+ * the run's lock (medium classes past 4 KiB: the medium cache, then the
+ * arena, a chunk at a time); a full bin hands its newest half back (run blocks to
  * their runs, other chunks to their arenas, a lock or a push per group),
  * which is also how frees of other threads' blocks go back in bulk.
  */
@@ -29,14 +29,12 @@
 #define TCACHE_MAX_BATCH 64
 /* Most bytes one bin holds for each 16-byte size it serves: small classes
  * keep tcache_count entries, medium ones fewer (25 of 1.25 KiB), so a
- * thread's small bins hold at most 420 KiB, its medium ones (to 4 KiB)
- * 246 KiB.
+ * thread's small bins hold at most 420 KiB, its medium ones 472 KiB.
  * 16 KiB cost larson 6 % more instructions (refills and flushes). */
 #define TCACHE_BIN_BYTES ((size_t)32 * 1024)
 
 /* The medium cache: medium chunks of no class size (made by the arena
- * path: realloc, memalign; every chunk past 4 KiB, which gets its own
- * size) up to 64 KiB.  The
+ * path: realloc, memalign) and those past the classes up to 64 KiB.  The
  * cache keeps the few most recently freed of them, whatever their size,
  * and a request takes one that fits with at most 1/4 to spare.  Bounded
  * in count and bytes, so an idle thread holds little. */
@@ -44,7 +42,7 @@
 #define TCACHE_BIG_MAX_CHUNK ((size_t)64 * 1024)
 #define TCACHE_BIG_BYTES ((size_t)256 * 1024)
 /* What all threads' caches together hold at most, about: with more than
- * 35 threads (0.9 MiB each) every thread's bins hold less, in
+ * 28 threads (1.1 MiB each) every thread's bins hold less, in
  * TCACHE_LEVELS halvings, down to 8 entries a small bin and 2 a medium
  * one (about 0.3 MiB a thread).  See "the budget" in tcache.c. */
 #define TCACHE_TOTAL_BYTES ((size_t)32 * 1024 * 1024)
@@ -145,7 +143,7 @@ void tcache_resume(struct tcache *tc);
  * TCACHE_BIN_BYTES, so an idle thread keeps little (src/tcache.c). */
 extern TIDE_HIDDEN uint16_t tcache_limit[TCACHE_BINS];
 void tcache_set_count(size_t count);
-/* The medium cache's byte bound (cut with the bins past 35 threads). */
+/* The medium cache's byte bound (cut with the bins past 28 threads). */
 extern TIDE_HIDDEN size_t tcache_big_bytes;
 /* fork: the budget's lock is held across it; in the child only the
  * forking thread's cache is live. */

@@ -58,24 +58,8 @@ static size_t small_class(size_t nb) {
 /* In a thread of its own: its medium cache is empty (a cached chunk of
  * another size may serve a request with up to a quarter to spare). */
 static size_t pow_bad, pow_first;
-static size_t own_bad, own_first;
-
 static void *pow_thread(void *x) {
   (void)x;
-  /* Past 4 KiB a request gets its own size, not its class's (sqlite3's
-   * 4.2 KiB pages took 5 KiB chunks).  Held until the end, and made
-   * before anything is freed here, so that no cached chunk of another
-   * size serves any request below. */
-  static const size_t odd[] = {4200, 4300, 5000, 6500, 9000, 12500, 16000};
-  void *held[sizeof odd / sizeof odd[0]];
-  for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
-    held[i] = tide_malloc(odd[i]);
-    size_t u = held[i] ? tide_malloc_usable_size(held[i]) : 0;
-    if (u < odd[i] || u >= odd[i] + 40) {
-      if (!own_bad++)
-        own_first = odd[i];
-    }
-  }
   for (size_t n = 128; n <= 16384; n *= 2) {
     void *q = tide_malloc(n);
     size_t u = q ? tide_malloc_usable_size(q) : 0;
@@ -85,8 +69,6 @@ static void *pow_thread(void *x) {
     }
     tide_free(q);
   }
-  for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++)
-    tide_free(held[i]);
   return NULL;
 }
 
@@ -144,8 +126,6 @@ static void test_sizes(void) {
   tide_mallopt(TIDE_M_ARENA_SHARE, 1); /* the default again */
   CHECK(pow_bad == 0, "malloc(2^k), 128 B..16 KiB, in a new thread: usable size 2^k + 8 (or a remainder too small "
         "to split more: under 2^k + 40; %zu differ, first %zu)", pow_bad, pow_first);
-  CHECK(own_bad == 0, "malloc(n), 4200 B..16000 B, in that thread: usable size n .. n + 39, no class rounding past "
-        "4 KiB (%zu differ, first %zu)", own_bad, own_first);
 
   void *m = tide_malloc(1 << 20);
   long pg = sysconf(_SC_PAGESIZE);

@@ -436,23 +436,24 @@ static void c_double_free_run_block(void *arg) {
   tide_free(p[N / 2]);
 }
 
-/* A medium block past 4 KiB (an arena chunk of its own size) whose size
- * is enlarged while it waits in the medium cache: the flush that gives
- * it back to its arena must not coalesce it over its live neighbour (it
- * did, from the class bin such blocks once waited in, and malloc(16000)
- * then returned a block over it). */
+/* A block of a medium class past 4 KiB (an arena chunk of the class's
+ * size) whose size is enlarged while it waits in its bin: the flush
+ * that gives it back to its arena must not coalesce it over its live
+ * neighbour (it did, and malloc(16000) then returned a block over it). */
 static void c_medium_flushed_size_overwritten(void *arg) {
   (void)arg;
-  char *x[10];
+  char *x[8];
   char *a = tide_malloc(8000), *b = tide_malloc(8000), *c = tide_malloc(8000), *d = tide_malloc(8000);
-  for (int i = 0; i < 10; i++)
+  for (int i = 0; i < 8; i++)
     x[i] = tide_malloc(8000);
   memset(b, 0x42, 8000);
+  for (int i = 0; i < 4; i++)
+    tide_free(x[i]);
   tide_free(a);
   size_t *sf = (size_t *)(void *)a - 1;
   *sf = 16384 | (*sf & 15); /* the overflow into a's header: a now covers b */
-  for (int i = 0; i < 10; i++)
-    tide_free(x[i]); /* the medium cache is full: a, the oldest, goes back to the arena */
+  tide_free(x[4]);
+  tide_free(x[5]); /* the bin is full again: a goes back to the arena */
   char *e = tide_malloc(16000);
   if (e == a)
     fprintf(stderr, "EXPLOITED: a block over a live one was handed out\n");
@@ -533,7 +534,7 @@ static const struct wcase cases[] = {
      "malloc"},
     {"free of a fake run block inside a real one, then its cache is flushed", c_fake_run_block, "free"},
     {"double free of a block given back to its run", c_double_free_run_block, "free"},
-    {"size field of an 8000 B block in the medium cache overwritten, then the cache flushed",
+    {"size field of an 8000 B block in the thread cache overwritten, then its bin flushed",
      c_medium_flushed_size_overwritten, "free"},
     {"size field of a 30000 B block in the medium cache overwritten, then malloc", c_big_cached_size_overwritten,
      "malloc"},
