@@ -208,10 +208,11 @@ static TIDE_NOINLINE enum chunk_class classify_elsewhere(struct tcache *tc, stru
     return NOT_CACHEABLE;
   }
   /* A run's block is its owner's, whatever arenas the two are on now (a
-   * thread that moved keeps its runs on the old one).  A "run" below the
-   * break's start is none: run_checked says so. */
+   * thread that moved keeps its runs on the old one).  Its run header is
+   * mapped: in a heap, below p; in the break, at or above brk_lo, a run
+   * boundary (grow_brk). */
   if (size_field & IN_RUN)
-    own = (kind != 0 || (char *)run_of(p) >= main_arena.brk_lo) && run_owned_by(p, tc);
+    own = run_owned_by(p, tc);
   return check_next_header(p, size_field, kind, own ? OWN_BLOCK : OTHER_ARENAS_BLOCK);
 }
 

@@ -14,8 +14,8 @@
  * moves: to an arena no thread uses, else a new one while under the
  * limit (8 x usable CPUs + 1, or M_ARENA_MAX), else to any arena whose
  * lock it can take at once; only when all are busy does it wait (on its
- * own; a free-listed one it takes whatever holds it).  Exiting threads detach; an arena with no thread left
- * goes on the free list for reuse.
+ * own; a free-listed one it takes whoever holds it).  Exiting threads
+ * detach; an arena with no thread left goes on the free list for reuse.
  */
 #include "arenas.h"
 

@@ -35,10 +35,9 @@ void tcache_refresh_own(struct tcache *tc) {
     tc->own_units = HEAP_MAX_SIZE / CHUNK_ALIGN;
     return;
   }
-  /* From a run boundary: free's fast path reads the header of a block's
-   * run, which below the break's start may not be mapped (grow_brk starts
-   * the first segment at one, so this rounds nothing off). */
-  uintptr_t lo = ((uintptr_t)__atomic_load_n(&main_arena.brk_lo, __ATOMIC_RELAXED) + RUN_SIZE - 1) & ~(RUN_SIZE - 1);
+  /* brk_lo is a run boundary (grow_brk), so the header of the run of any
+   * block in the range, which free's fast path reads, lies in it. */
+  uintptr_t lo = (uintptr_t)__atomic_load_n(&main_arena.brk_lo, __ATOMIC_RELAXED);
   uintptr_t hi = (uintptr_t)__atomic_load_n(&main_arena.brk_hi, __ATOMIC_RELAXED);
   bool ok = lo && hi > lo;
   tc->own_mem_lo = ok ? lo + CHUNK_HDR : 0;
