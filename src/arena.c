@@ -267,9 +267,13 @@ static bool grow_brk(struct arena *a, size_t nb) {
    * be in (the padding before it is never touched).  Later segments need
    * not be: the range starts at brk_lo. */
   size_t align = a->brk_lo ? CHUNK_ALIGN : RUN_SIZE;
+  /* The padding up to that boundary is address space, not part of top:
+   * top gets what was asked for, as glibc's does (a fresh process's
+   * first top is not 64 KiB bigger by the luck of where the break lies). */
+  uintptr_t first = ((uintptr_t)cur + align - 1) & ~(uintptr_t)(align - 1);
   size_t size = (top_in_brk && cur == top_end)
                     ? os_page_up(want - tsz)
-                    : os_page_up((uintptr_t)cur + want + align + 2 * FENCE_SIZE) - (uintptr_t)cur;
+                    : os_page_up(first + want + 2 * FENCE_SIZE) - (uintptr_t)cur;
   if (opt.huge_pages) /* end the break on a huge-page boundary */
     size += ((OS_HUGE_PAGE - ((uintptr_t)cur + size) % OS_HUGE_PAGE) % OS_HUGE_PAGE);
   if (size > PTRDIFF_MAX || size < want - tsz)

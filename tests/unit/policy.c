@@ -44,6 +44,14 @@ static void test_dynamic_threshold(void) {
         "fresh process: malloc(200000) is mmapped (default threshold 128 KiB)");
   tide_free(p);
   CHECK(mmapped_now() == base, "free unmaps it");
+  /* The break grew once, for the thread's cache: by that plus M_TOP_PAD
+   * (128 KiB) and page rounding, as glibc's.  (It once grew by 64 KiB
+   * more, the padding to a run boundary, and then malloc(200000) came
+   * from top in one process of 16, by where the break lay.) */
+  struct tide_mallinfo2 mi = tide_mallinfo2();
+  CHECK(mi.arena <= mi.uordblks + 128 * 1024 + 2 * 4096,
+        "the first top is the request plus 128 KiB of pad, no more (break %zu bytes, %zu in use)",
+        mi.arena, mi.uordblks);
   p = tide_malloc(200000);
   CHECK(p && !is_mmapped(p) && mmapped_now() == base,
         "after that free the threshold rose: malloc(200000) comes from the heap");
