@@ -11,7 +11,7 @@
 
 BENCH_BIN := $(BUILD)/bench/bin
 BENCH_WORKLOADS := churn symbolic larson xmalloc falseshare realloc large rotation fastpath spin \
-	bulk sliding prodcons espresso barnes randsmall
+	bulk sliding prodcons espresso barnes randsmall aligned
 BENCH_PROGS := $(BENCH_WORKLOADS:%=$(BENCH_BIN)/%) $(BENCH_BIN)/runner
 BENCH_CFLAGS := -std=gnu11 -O2 -g -pthread -Wall -Wextra -Werror -fno-builtin-malloc \
 	-fno-builtin-free -fno-builtin-calloc -fno-builtin-realloc

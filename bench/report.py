@@ -19,7 +19,7 @@ OUT = sys.argv[1] if len(sys.argv) > 1 else "build/bench"
 ALLOC_ORDER = ["tidemalloc", "tidemalloc-nohard", "glibc", "jemalloc", "tcmalloc", "mimalloc"]
 WORKLOAD_ORDER = ["churn", "symbolic", "larson-1t", "larson-2t", "xmalloc", "cache-thrash",
                   "cache-scratch", "realloc", "large", "rotation", "bulk", "bulk-xthread", "sliding",
-                  "prodcons", "larson-sized", "espresso", "barnes", "randsmall"]
+                  "prodcons", "larson-sized", "espresso", "barnes", "randsmall", "aligned"]
 # The shapes issue 12 asked for (live sets larger than a thread cache, cross-thread
 # frees in bursts, single-threaded programs of many small objects): their own table.
 ISSUE12 = ["bulk", "bulk-xthread", "sliding", "prodcons", "larson-sized", "espresso", "barnes", "randsmall"]
@@ -48,6 +48,8 @@ DESCRIPTION = {
     "barnes": "Barnes-Hut n-body, 4000 bodies: an octree of 64 B leaves and 152 B cells built and "
               "freed every step",
     "randsmall": "1 thread, random malloc(1-128 B) or free on a table of 5000 entries",
+    "aligned": "2 threads, 64-512 B blocks aligned to 32-128 B (posix_memalign, aligned_alloc) "
+               "replaced at random in 20,000 slots, and bursts of 256",
 }
 
 

@@ -34,7 +34,7 @@ say() { printf '%s\n' "$*"; }
 die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
 
 for p in runner churn symbolic larson xmalloc falseshare realloc large rotation fastpath spin \
-  bulk sliding prodcons espresso barnes randsmall; do
+  bulk sliding prodcons espresso barnes randsmall aligned; do
   [ -x "$BIN/$p" ] || die "$BIN/$p missing: run 'make bench-build' (or 'make bench')"
 done
 
@@ -179,6 +179,7 @@ larson-sized|larson threads=2 ops=20000000 sized=1|larson threads=2 ops=5000000 
 espresso|espresso problems=5000|espresso problems=1500|120|40
 barnes|barnes bodies=4000 steps=150|barnes bodies=4000 steps=40|120|40
 randsmall|randsmall steps=30000000 slots=5000|randsmall steps=8000000 slots=5000|120|40
+aligned|aligned threads=2 steps=3000000 slots=20000 burst=256|aligned threads=2 steps=800000 slots=20000 burst=256|120|40
 tables-1t|spin threads=1 tables=5000 ops=60000000|spin threads=1 tables=5000 ops=15000000|120|40
 tables-2t|spin threads=2 tables=5000 ops=60000000|spin threads=2 tables=5000 ops=15000000|120|40"
 # tables-1t/2t are larson without its malloc and free (bench/workloads/spin.c),

@@ -126,8 +126,9 @@ extern void (*tide_test_hook)(const char *where);
 #define MAX_BRK_SEGMENTS 32
 
 /* Thread cache: 64 bins of one chunk size each, 32..1040 by 16 (requests
- * up to 1032; only the bins of the 20 small classes hold blocks, see
- * src/tcache.c), then medium bins: size classes, four a doubling, 1280 B to
+ * up to 1032; only the bins of the 20 small classes hold blocks, and a
+ * few of multiples of 64 for aligned requests, see src/tcache.c), then
+ * medium bins: size classes, four a doubling, 1280 B to
  * 16 KiB usable (a request is rounded up to its class).  See src/tcache.h. */
 #define TCACHE_SMALL_BINS 64
 #define TCACHE_MEDIUM_BINS 16

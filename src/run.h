@@ -122,8 +122,14 @@ struct run {
   uint32_t idle_rounds;      /* rounds seen untouched (UINT32_MAX: purged since) */
 };
 
-/* Where block 0 starts: after the run chunk's header and struct run. */
-#define RUN_HDR ((CHUNK_HDR + sizeof(struct run) + CHUNK_ALIGN_MASK) & ~CHUNK_ALIGN_MASK)
+/* Where block 0 starts: after the run chunk's header and struct run, so
+ * that block 0's memory lies on a RUN_BLOCK_ALIGN boundary.  Then every
+ * block of a run whose size is a multiple of an alignment up to that is
+ * aligned to it: small aligned requests are served from runs (src/api.c,
+ * memalign_cached).  (32 bytes of a run's 64 KiB go for it.) */
+#define RUN_BLOCK_ALIGN ((size_t)256)
+#define RUN_HDR                                                                                                \
+  (((CHUNK_HDR + sizeof(struct run) + CHUNK_HDR + RUN_BLOCK_ALIGN - 1) & ~(RUN_BLOCK_ALIGN - 1)) - CHUNK_HDR)
 
 /* The run a block would belong to (checked by run_checked before use). */
 static inline struct run *run_of(const void *block) {

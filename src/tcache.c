@@ -58,7 +58,8 @@ const uint16_t tcache_medium_size[TCACHE_MEDIUM_BINS] = {1296, 1552, 1808, 2064,
  * partly cut run and a bin of free blocks).  A power of two up to 1 KiB
  * is a class's usable size less 8.  Chunk size / 16 (2..65; 0 and 1 read
  * as 32 bytes) -> the bin of the smallest class that holds it; bins of
- * other sizes cache nothing. */
+ * other sizes cache nothing, but those of multiples of 64, a few blocks
+ * for aligned requests (aligned_bin_limit). */
 const uint8_t tcache_class_bin[66] = {
      0,  0,  0,  1,  2,  3,  4,  5,  6,  7,  9,  9, 11, 11, 13, 13, 15, 15, 19, 19, 19, 19, 23,
     23, 23, 23, 27, 27, 27, 27, 31, 31, 31, 31, 39, 39, 39, 39, 39, 39, 39, 39, 47, 47, 47, 47,
@@ -87,11 +88,29 @@ static long live_caches;
  * budget_lock: joined when made, left before its thread's exit flushes. */
 static struct tcache *all_caches;
 
+/* A small bin that is no class's holds blocks only for aligned requests
+ * (src/api.c, memalign_cached), and only if its size is a multiple of
+ * 64: about ALIGNED_BIN_BYTES, at least 4.  (The 14 such bins are left
+ * out of a thread's sum, thread_bytes: it bounds what every program's
+ * caches hold, and these hold at most 56 KiB more in one that asks for
+ * alignment.) */
+#define ALIGNED_BIN_BYTES ((size_t)4096)
+static size_t aligned_bin_limit(size_t chunk, size_t count, unsigned level) {
+  if (chunk % 64)
+    return 0;
+  size_t cap = (ALIGNED_BIN_BYTES >> level) / chunk;
+  if (cap < 4)
+    cap = 4;
+  return count < cap ? count : cap;
+}
+
 static size_t bin_limit(size_t i, size_t count, unsigned level) {
   size_t chunk = tcache_bin_size(i);
   /* Off (tcache_max): every push fails. */
-  if (i < TCACHE_SMALL_BINS ? i >= tcache_nbins || tcache_class_index(chunk) != i : chunk > tcache_big_max_chunk)
+  if (i < TCACHE_SMALL_BINS ? i >= tcache_nbins : chunk > tcache_big_max_chunk)
     return 0;
+  if (i < TCACHE_SMALL_BINS && tcache_class_index(chunk) != i)
+    return aligned_bin_limit(chunk, count, level);
   /* A small class holds TCACHE_BIN_BYTES for each 16-byte size it
    * serves (with its own for each, larson ran 8 % slower). */
   size_t width = 0;
@@ -115,7 +134,8 @@ static size_t big_bytes(unsigned level) {
 static size_t thread_bytes(size_t count, unsigned level) {
   size_t sum = big_bytes(level);
   for (size_t i = 0; i < TCACHE_BINS; i++)
-    sum += bin_limit(i, count, level) * tcache_bin_size(i);
+    if (i >= TCACHE_SMALL_BINS || tcache_class_index(tcache_bin_size(i)) == i) /* (not the aligned bins) */
+      sum += bin_limit(i, count, level) * tcache_bin_size(i);
   return sum;
 }
 
