@@ -48,7 +48,7 @@ DESCRIPTION = {
     "barnes": "Barnes-Hut n-body, 4000 bodies: an octree of 64 B leaves and 152 B cells built and "
               "freed every step",
     "randsmall": "1 thread, random malloc(1-128 B) or free on a table of 5000 entries",
-    "aligned": "2 threads, 64-512 B blocks aligned to 32-128 B (posix_memalign, aligned_alloc) "
+    "aligned": "2 threads, 40-512 B blocks aligned to 32-128 B (posix_memalign, aligned_alloc) "
                "replaced at random in 20,000 slots, and bursts of 256",
 }
 

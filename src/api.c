@@ -518,7 +518,10 @@ static void free_nodebug(void *mem, int class, size_t bin) {
     class = tc ? (int)classify_chunk(tc, p, p->size) : NOT_CACHEABLE;
   }
   size_t size = chunk_size(p);
-  bool binned = bin < TCACHE_BINS && tcache_limit[bin] > 0;
+  /* (The bins only aligned requests use keep runs' blocks alone: another
+   * chunk of their size would wait there for a memalign, kept from
+   * coalescing, and be misaligned as likely as not.) */
+  bool binned = bin < TCACHE_BINS && tcache_limit[bin] > 0 && (chunk_in_run(p) || !tcache_aligned_only(bin));
   if (tc && class == OWN_BLOCK) {
     /* The fast path's checks hold: no arena lock to cache it. */
     if (binned) {
@@ -659,6 +662,20 @@ static inline bool free_fast(struct tcache *tc, void *mem, size_t sf, size_t cla
  * misaligned pointer fails the range test). */
 static inline bool fast_candidate(const void *mem) { return ((uintptr_t)mem & 4095) > MMAPPED_MEM_OFFSET; }
 
+/* A block at offset 0 of a page, which fast_candidate kept out (NULL,
+ * a sample, a pointer whose header lies in another page that may not be
+ * mapped): inside this thread's own range the header is mapped, and a
+ * block of its own runs still takes the fast path (blocks of a size that
+ * is a multiple of 64 sit there one in 64 or more often: runs' first
+ * blocks are 256-aligned, src/run.h; samples are no run blocks). */
+static TIDE_NOINLINE void free_page_start(void *mem) {
+  struct tcache *tc = tcache_tls;
+  if (((uintptr_t)mem & 4095) == 0 && rotate4((uintptr_t)mem - tc->own_mem_lo) < tc->own_units &&
+      free_fast(tc, mem, mem2chunk(mem)->size, 0))
+    return;
+  free_block(mem, UNCLASSIFIED, TCACHE_BINS); /* (a jump: see free_block) */
+}
+
 TIDE_EXPORT void tide_free(void *mem) {
   if (likely(fast_candidate(mem))) {
     size_t sf = mem2chunk(mem)->size;
@@ -667,7 +684,7 @@ TIDE_EXPORT void tide_free(void *mem) {
     free_classify(mem, sf);
     return;
   }
-  free_block(mem, UNCLASSIFIED, TCACHE_BINS);
+  free_page_start(mem);
 }
 
 /* free past its fast path (which the caller tried). */
@@ -796,8 +813,8 @@ TIDE_EXPORT void *tide_reallocarray(void *mem, size_t nmemb, size_t size) {
  * that only such requests use (src/tcache.c) -- from the cache or the
  * runs, where every block of such a size is aligned to it (src/run.h).
  * NULL when the cache cannot serve it: the arena path cuts an aligned
- * chunk, with the arena lock and two splits (6 times the time of
- * glibc's, which does as much, before this path). */
+ * chunk, with the arena lock and two splits (posix_memalign(64, 100),
+ * 1000 at a time, took 3-4 times glibc's time that way). */
 static void *memalign_cached(size_t align, size_t n, size_t nb) {
   size_t size = (nb + align - 1) & ~(align - 1);
   if (size <= (TCACHE_SMALL_BINS + 1) * CHUNK_ALIGN && tcache_class_index(size) != tcache_index(size))
@@ -805,6 +822,8 @@ static void *memalign_cached(size_t align, size_t n, size_t nb) {
   if (size > (TCACHE_SMALL_BINS + 1) * CHUNK_ALIGN)
     return NULL;
   size_t idx = tcache_index(size);
+  if (tcache_limit[idx] == 0)
+    return NULL;
   struct tcache *tc = tcache_tls;
   if (unlikely(tc == tcache_none_ptr()))
     tc = tcache_mine_or_create();
@@ -815,8 +834,10 @@ static void *memalign_cached(size_t align, size_t n, size_t nb) {
   if (!mem && !(mem = refill_small(tc, mine, idx)))
     return NULL;
   if (unlikely((uintptr_t)mem & (align - 1))) {
-    /* A chunk of this size that is no run block (freed by the program
-     * from the arena path, and cached): to the arena, past the cache. */
+    /* A chunk of a class's size that is no run block (cut by the arena
+     * path, cached when freed): to the arena, past the cache (counted as
+     * a malloc too, as the free it gets is counted again). */
+    tc->mallocs++;
     struct tcache *held = tcache_suspend();
     tide_raw_free(mem);
     tcache_resume(held);
@@ -879,7 +900,9 @@ void *tide_raw_sampled(size_t n, size_t align, bool zero) {
   }
   if (align <= CHUNK_ALIGN && nb >= opt.mmap_threshold) {
     void *mem = zero ? tide_raw_calloc(n) : tide_raw_malloc(n);
-    if (!mem || prof_placed(mem))
+    /* (A run's block at offset 0 of a page is no sample: its free may
+     * take the fast path, free_page_start, past the profiler.) */
+    if (!mem || (prof_placed(mem) && !(mem2chunk(mem)->size & IN_RUN)))
       return mem;
     tide_raw_free(mem); /* the arena served it after all */
   }

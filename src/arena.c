@@ -261,6 +261,7 @@ static bool grow_brk(struct arena *a, size_t nb) {
   char *cur = os_sbrk(0);
   if (!cur)
     return false;
+  TIDE_TEST_POINT("grow_brk: break read");
   /* The first segment starts at a run boundary (RUN_SIZE), so that the
    * own range of main-arena threads, which starts there, holds whole
    * runs: free's fast path reads the header of the run a block claims to
@@ -289,9 +290,21 @@ static bool grow_brk(struct arena *a, size_t nb) {
     note_system_mem(a, size);
   } else {
     /* Not contiguous with our top (first call, or someone else moved the
-     * break): a new segment. */
+     * break): a new segment.  If someone moved it between our two calls,
+     * the padding to the boundary may be more than was reckoned (up to
+     * 64 KiB) or the growth was reckoned for our top: the rest is asked
+     * for right after it (a break moved again meanwhile ends that). */
     char *start = (char *)(((uintptr_t)old + align - 1) & ~(uintptr_t)(align - 1));
-    size_t usable = (size_t)(old + size - start) & ~CHUNK_ALIGN_MASK;
+    size_t need = (size_t)(start - old) + want + 2 * FENCE_SIZE;
+    if (size < need && need - size <= PTRDIFF_MAX / 2) {
+      size_t more = os_page_up(need - size);
+      char *got = os_sbrk((intptr_t)more);
+      if (got == old + size)
+        size += more;
+      else if (got && os_sbrk(0) == got + more)
+        os_sbrk(-(intptr_t)more);
+    }
+    size_t usable = start < old + size ? (size_t)(old + size - start) & ~CHUNK_ALIGN_MASK : 0;
     if (a->nsegs == MAX_BRK_SEGMENTS || usable < nb + MINSIZE) {
       if (os_sbrk(0) == old + size)
         os_sbrk(-(intptr_t)size);

@@ -6,7 +6,8 @@
  * 144, then four a doubling; a request is rounded up to its class), then
  * one per medium size class (1280 B to 16 KiB usable, four a doubling; a
  * request is rounded up to its class) -- each a LIFO list of free chunks, which
- * stay "in use" as far as their arena knows.
+ * stay "in use" as far as their arena knows.  The small bins of multiples
+ * of 64 that are no class's hold a few run blocks for aligned requests.
  *
  *   entry (the chunk's user memory):  [next, safe-linked][key]
  *
@@ -44,7 +45,8 @@
 /* What all threads' caches together hold at most, about: with more than
  * 28 threads (1.1 MiB each) every thread's bins hold less, in
  * TCACHE_LEVELS halvings, down to 8 entries a small bin and 2 a medium
- * one (about 0.3 MiB a thread).  See "the budget" in tcache.c. */
+ * one (about 0.3 MiB a thread).  (Not counted: the bins for aligned
+ * requests, at most 56 KiB a thread.)  See "the budget" in tcache.c. */
 #define TCACHE_TOTAL_BYTES ((size_t)32 * 1024 * 1024)
 #define TCACHE_LEVELS 5
 
@@ -181,6 +183,9 @@ static inline size_t tcache_bin_of(size_t size) {
  * (src/tcache.c: bins of sizes between classes hold nothing). */
 extern TIDE_HIDDEN const uint8_t tcache_class_bin[66];
 static inline size_t tcache_class_index(size_t chunk_size) { return tcache_class_bin[chunk_size >> 4]; }
+/* A small bin that is no class's: only aligned requests use it (the
+ * multiples of 64, src/tcache.c, aligned_bin_limit). */
+static inline bool tcache_aligned_only(size_t idx) { return idx < TCACHE_SMALL_BINS && tcache_class_bin[idx + 2] != idx; }
 /* Request bytes (at most 1032) -> the small bin of its class: one load
  * from the same table instead of rounding and clamping.  Requests
  * 16k - 7 .. 16k + 8 need a chunk of 16k + 16 (k + 1 in the table's

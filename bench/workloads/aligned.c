@@ -4,8 +4,9 @@
  * get them for alignas(64) types (operator new with std::align_val_t is
  * memalign) and concurrent code for its per-thread counters and queue
  * nodes.  T threads, each with a table of `slots` entries: every step
- * replaces a random entry with a block of 64-512 B (mostly 64-192)
- * aligned to 64 B (posix_memalign), one in four aligned to 32 or 128 B
+ * replaces a random entry with a block of 40-512 B (mostly 40-192: each
+ * size of 64, 128, ... 512 B or 24 B short of it) aligned to 64 B
+ * (posix_memalign), one in four aligned to 32 or 128 B
  * (aligned_alloc), written with its pattern; the block it replaces is
  * checked and freed.  Every `burst` steps the thread also takes `burst`
  * aligned blocks at once and frees them again, as a batch of tasks would.
@@ -20,20 +21,21 @@ static long steps, slots, burst;
 
 static size_t draw_size(rng_t *r) {
   static const size_t sizes[8] = {64, 64, 128, 128, 192, 256, 384, 512};
-  return sizes[rng_next(r) & 7] - (rng_next(r) & 1) * 24; /* some a little short of it */
+  uint64_t x = rng_next(r);
+  return sizes[x & 7] - ((x >> 3) & 1) * 24;
 }
 
 static void *take(rng_t *r, size_t n) {
   uint64_t x = rng_next(r);
   void *p = NULL;
-  if ((x & 3) != 0) {
+  size_t align = (x & 3) != 0 ? 64 : (x & 4) ? 32 : 128;
+  if (align == 64) {
     if (posix_memalign(&p, 64, n) != 0)
       p = NULL;
   } else {
-    size_t align = (x & 4) ? 32 : 128;
     p = aligned_alloc(align, (n + align - 1) / align * align);
   }
-  if (!p || ((uintptr_t)p & 31)) {
+  if (!p || ((uintptr_t)p & (align - 1))) {
     fprintf(stderr, "aligned: no aligned block of %zu bytes\n", n);
     exit(3);
   }

@@ -7,7 +7,12 @@
  *     allocating without assuming its memory is contiguous, and trimming
  *     its top never gives back memory that is not its own;
  *  2. the break cannot grow at all (a mapping sits right above it):
- *     tidemalloc goes on with mmap'd regions.
+ *     tidemalloc goes on with mmap'd regions;
+ *  0. (first, in a fresh process) someone moves the break between
+ *     tidemalloc's reading it and growing it, past the 64 KiB boundary its
+ *     first segment starts at, with M_TOP_PAD 0: the segment still holds
+ *     what was asked for (it came up 60 KiB short: the main arena gave up
+ *     the break for good, or took a top larger than its memory).
  *
  * Linked with the debug library (tide_* names).
  */
@@ -147,8 +152,50 @@ static void test_blocked_brk(void) {
   munmap(wall, 1 << 20);
 }
 
+extern void (*tide_test_hook)(const char *where);
+static unsigned char *moved_lo, *moved_hi;
+
+/* Just after tidemalloc read the break: take from there to 4 KiB past
+ * the next 64 KiB boundary. */
+static void move_break(const char *where) {
+  if (strcmp(where, "grow_brk: break read") != 0 || moved_lo)
+    return;
+  uintptr_t cur = (uintptr_t)sbrk(0), boundary = (cur + 0xffff) & ~(uintptr_t)0xffff;
+  moved_lo = sbrk((intptr_t)(boundary - cur + 4096));
+  if (moved_lo == (void *)-1) {
+    moved_lo = NULL;
+    return;
+  }
+  moved_hi = (unsigned char *)boundary + 4096;
+  memset(moved_lo, 0x5A, (size_t)(moved_hi - moved_lo));
+}
+
+static void test_moved_between(void) {
+  tide_mallopt(TIDE_M_TOP_PAD, 0);
+  tide_test_hook = move_break;
+  unsigned char *p = tide_malloc(100);
+  tide_test_hook = NULL;
+  CHECK(moved_lo != NULL, "the test moved the break while tidemalloc was growing it (to %p)", (void *)moved_hi);
+  unsigned char *q = tide_malloc(20000);
+  unsigned char *end = sbrk(0);
+  CHECK(p && q && p >= moved_hi && p < end && q >= moved_hi && q < end && !(((size_t *)q)[-1] & 4),
+        "the first blocks come from the break above the test's region (%p, %p; break at %p)", (void *)p,
+        (void *)q, (void *)end);
+  if (q)
+    memset(q, 0x11, 20000);
+  size_t intact_bytes = 0;
+  for (unsigned char *b = moved_lo; moved_lo && b < moved_hi; b++)
+    intact_bytes += *b == 0x5A;
+  CHECK(moved_lo && intact_bytes == (size_t)(moved_hi - moved_lo), "the test's region is untouched");
+  CHECK(tide_heap_check() == 0, "heap sound after the break moved under tidemalloc");
+  tide_free(p);
+  tide_free(q);
+  tide_mallopt(TIDE_M_TOP_PAD, 128 * 1024);
+}
+
 int main(void) {
   printf("# stress/brk\n");
+  test_moved_between();
   test_foreign_sbrk();
   test_blocked_brk();
   TEST_MAIN_END("stress/brk");

@@ -1098,11 +1098,11 @@ static void test_aligned(void) {
 
 int main(void) {
   printf("# stress/runs (%s)\n", FLAVOUR);
-  th_isolated("small aligned requests come from runs", test_aligned, 60);
   /* First, in a child of a process that has done nothing yet: its RSS
    * figures are its own (what earlier tests leave -- dirty memory, a
    * dirty cap they raised -- made them pass or fail by chance). */
   th_isolated("purge of idle runs", test_purge, 60);
+  th_isolated("small aligned requests come from runs", test_aligned, 60);
   th_isolated("a few blocks of a size bring few more", test_few, 60);
   th_isolated("sizes 16 B apart share a few classes' runs", test_classes, 60);
   th_isolated("blocks given back are reused before new ones are cut", test_reuse, 60);

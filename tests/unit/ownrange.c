@@ -22,7 +22,8 @@
  * into its cache (not on its way back to "another" arena), so the next
  * malloc of its size hands it out again. */
 
-/* memalign(64, 48) (the arena path: no refill) until a block lies outside
+/* memalign(512, 48) (the arena path: no refill; alignments up to 256
+ * come from runs) until a block lies outside
  * [lo, hi); the others stay allocated in probe[] until probe_free(). */
 #define PROBES 65536
 static void *probe[PROBES];
@@ -30,7 +31,7 @@ static int nprobe;
 static void *small_outside(uintptr_t lo, uintptr_t hi) {
   nprobe = 0;
   while (nprobe < PROBES) {
-    void *q = tide_memalign(64, 48);
+    void *q = tide_memalign(512, 48);
     if ((uintptr_t)q < lo || (uintptr_t)q >= hi)
       return q;
     probe[nprobe++] = q;
