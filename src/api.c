@@ -615,7 +615,9 @@ static TIDE_NOINLINE void free_foreign(void *mem, size_t idx) {
 static TIDE_NOINLINE void free_classify(void *mem, size_t sf) {
   struct tcache *tc = tcache_tls;
   size_t bin = tcache_bin_of(sf & ~CHUNK_FLAGS);
-  if (bin >= TCACHE_BINS) {
+  /* (The bins only aligned requests use take runs' blocks alone: see
+   * free_nodebug.) */
+  if (bin >= TCACHE_BINS || (!(sf & IN_RUN) && tcache_aligned_only(bin))) {
     free_block(mem, UNCLASSIFIED, TCACHE_BINS);
     return;
   }
@@ -692,7 +694,7 @@ static void free_not_fast(void *mem) {
   if (fast_candidate(mem))
     free_classify(mem, mem2chunk(mem)->size);
   else
-    free_block(mem, UNCLASSIFIED, TCACHE_BINS);
+    free_page_start(mem);
 }
 
 /* What a sized free may say the block holds: its usable size (in debug

@@ -1093,6 +1093,16 @@ static void test_aligned(void) {
   CHECK(r1 == 0 && r2 == 0 && p == q && ((uintptr_t)q & 63) == 0,
         "aligned: a freed 64-aligned block of 200 B serves the next such request (%p, %p)", p, q);
   F(free)(q);
+  /* An arena chunk of a size only aligned requests' bins take (192: a
+   * realloc shrank it) goes back to the arena, where it coalesces, not
+   * into such a bin. */
+  char *a = F(malloc)(20000), *b = F(realloc)(a, 184);
+  F(free)(b);
+  char *c = F(malloc)(20000);
+  CHECK(a && b == a && c == a,
+        "aligned: a 20000-byte block shrunk to 184 and freed coalesces again (%p, %p, %p)", (void *)a, (void *)b,
+        (void *)c);
+  F(free)(c);
   CHECK(HEAP_CHECK() == 0, "aligned: heap sound");
 }
 
