@@ -615,9 +615,12 @@ static TIDE_NOINLINE void free_foreign(void *mem, size_t idx) {
 static TIDE_NOINLINE void free_classify(void *mem, size_t sf) {
   struct tcache *tc = tcache_tls;
   size_t bin = tcache_bin_of(sf & ~CHUNK_FLAGS);
-  /* (The bins only aligned requests use take runs' blocks alone: see
-   * free_nodebug.) */
-  if (bin >= TCACHE_BINS || (!(sf & IN_RUN) && tcache_aligned_only(bin))) {
+  /* Of the chunks that are no run's blocks, the slow way in full: those
+   * of the bins only aligned requests use (they take runs' blocks alone:
+   * see free_nodebug), and any at offset 0 of a page, which may be a
+   * sample of the heap profiler (prof_placed; the caller kept the others
+   * that may be, and mmapped chunks, away). */
+  if (bin >= TCACHE_BINS || (!(sf & IN_RUN) && (tcache_aligned_only(bin) || ((uintptr_t)mem & 4095) == 0))) {
     free_block(mem, UNCLASSIFIED, TCACHE_BINS);
     return;
   }
@@ -632,24 +635,32 @@ static TIDE_NOINLINE void free_classify(void *mem, size_t sf) {
     free_block(mem, (int)class, bin);
 }
 
-/* The fast path: a block of one of this thread's runs, cached.  The
- * size field with the flags such a block has (P, R and the thread's
- * kind) xored out is the block's size exactly when those are its flags;
- * one rotation of it less MINSIZE then is the bin, and for any other
- * flags, or a size out of the bins' range or not a multiple of 16, a
- * number past every bin.  In its arena's range the block's run header is
- * mapped, and names its owner (other threads' runs share the arena).
- * The next header as check_next_header reads it
- * for a run's block: its own size field.  Everything else -- arena
- * chunks of small sizes among them, which only a thread without runs
- * gets -- goes the slow way.  claimed: what a sized free says the block
- * holds (0: plain free), at most its usable size. */
+/* Is mem in tc's own range (tcache.h), and 16-aligned?  One rotation
+ * tests both.  There the header before mem is mapped (the range starts
+ * 16 bytes into its region, which only grows), and so is the run header
+ * of a run's block.  NULL, and every pointer of a thread without a
+ * cache, fails it. */
+static inline bool in_own_range(const struct tcache *tc, const void *mem) {
+  return rotate4((uintptr_t)mem - tc->own_mem_lo) < tc->own_units;
+}
+
+/* The fast path, for mem in_own_range: a block of one of this thread's
+ * runs, cached.  The size field with the flags such a block has (P, R
+ * and the thread's kind) xored out is the block's size exactly when
+ * those are its flags; one rotation of it less MINSIZE then is the bin,
+ * and for any other flags, or a size out of the bins' range or not a
+ * multiple of 16, a number past every bin.  The run header names its
+ * owner (other threads' runs share the arena).  The next header as
+ * check_next_header reads it for a run's block: its own size field.
+ * Everything else -- arena chunks of small sizes among them, which only
+ * a thread without runs gets, and the heap profiler's samples -- goes
+ * the slow way.  claimed: what a sized free says the block holds (0:
+ * plain free), at most its usable size. */
 static inline bool free_fast(struct tcache *tc, void *mem, size_t sf, size_t claimed) {
   struct chunk *p = mem2chunk(mem);
   size_t size = sf ^ tc->own_run_bits;
   size_t idx = rotate4(size - MINSIZE);
-  if (likely(idx < TCACHE_SMALL_BINS && rotate4((uintptr_t)mem - tc->own_mem_lo) < tc->own_units &&
-             run_owned_by(mem, tc))) {
+  if (likely(idx < TCACHE_SMALL_BINS && run_owned_by(mem, tc))) {
     if (likely(claimed <= size - SIZE_SZ && (!TIDE_HARDEN || chunk_at(p, size)->size == sf) &&
                tcache_push(tc, mem, idx))) {
       tc->frees++;
@@ -659,42 +670,32 @@ static inline bool free_fast(struct tcache *tc, void *mem, size_t sf, size_t cla
   return false;
 }
 
-/* One test keeps NULL, an mmapped chunk's memory (16 bytes into a page)
- * and the rare block at offset 0 of a page out of the fast path (a
- * misaligned pointer fails the range test). */
+/* One test keeps NULL, an mmapped chunk's memory (16 bytes into a page),
+ * the heap profiler's samples (prof_placed) and any block at offset 0
+ * of a page, whose header lies in another page that may not be mapped,
+ * away from the classify step (they go the slow way in full). */
 static inline bool fast_candidate(const void *mem) { return ((uintptr_t)mem & 4095) > MMAPPED_MEM_OFFSET; }
 
-/* A block at offset 0 of a page, which fast_candidate kept out (NULL,
- * a sample, a pointer whose header lies in another page that may not be
- * mapped): inside this thread's own range the header is mapped, and a
- * block of its own runs still takes the fast path (blocks of a size that
- * is a multiple of 64 sit there one in 64 or more often: runs' first
- * blocks are 256-aligned, src/run.h; samples are no run blocks). */
-static TIDE_NOINLINE void free_page_start(void *mem) {
-  struct tcache *tc = tcache_tls;
-  if (((uintptr_t)mem & 4095) == 0 && rotate4((uintptr_t)mem - tc->own_mem_lo) < tc->own_units &&
-      free_fast(tc, mem, mem2chunk(mem)->size, 0))
-    return;
-  free_block(mem, UNCLASSIFIED, TCACHE_BINS); /* (a jump: see free_block) */
+/* free past its fast path (which the caller tried): classified once, in
+ * full.  Reached by a jump, and jumps on, so free_block sees the
+ * program's return address. */
+static TIDE_NOINLINE void free_not_fast(void *mem) {
+  if (fast_candidate(mem))
+    free_classify(mem, mem2chunk(mem)->size);
+  else
+    free_block(mem, UNCLASSIFIED, TCACHE_BINS);
 }
 
 TIDE_EXPORT void tide_free(void *mem) {
-  if (likely(fast_candidate(mem))) {
+  struct tcache *tc = tcache_tls;
+  if (likely(in_own_range(tc, mem))) {
     size_t sf = mem2chunk(mem)->size;
-    if (likely(free_fast(tcache_tls, mem, sf, 0)))
+    if (likely(free_fast(tc, mem, sf, 0)))
       return;
     free_classify(mem, sf);
     return;
   }
-  free_page_start(mem);
-}
-
-/* free past its fast path (which the caller tried). */
-static void free_not_fast(void *mem) {
-  if (fast_candidate(mem))
-    free_classify(mem, mem2chunk(mem)->size);
-  else
-    free_page_start(mem);
+  free_not_fast(mem);
 }
 
 /* What a sized free may say the block holds: its usable size (in debug
@@ -705,7 +706,8 @@ static size_t sized_free_limit(void *mem, const char *fn) {
 
 TIDE_EXPORT void tide_free_sized(void *mem, size_t size) {
   /* A block of our runs that holds size bytes: as free's fast path. */
-  if (likely(fast_candidate(mem) && free_fast(tcache_tls, mem, mem2chunk(mem)->size, size)))
+  struct tcache *tc = tcache_tls;
+  if (likely(in_own_range(tc, mem) && free_fast(tc, mem, mem2chunk(mem)->size, size)))
     return;
   if (mem && unlikely(size > sized_free_limit(mem, "free_sized")))
     tide_fatal("free_sized", "size larger than the block");
@@ -903,7 +905,7 @@ void *tide_raw_sampled(size_t n, size_t align, bool zero) {
   if (align <= CHUNK_ALIGN && nb >= opt.mmap_threshold) {
     void *mem = zero ? tide_raw_calloc(n) : tide_raw_malloc(n);
     /* (A run's block at offset 0 of a page is no sample: its free may
-     * take the fast path, free_page_start, past the profiler.) */
+     * take the fast path, past the profiler.) */
     if (!mem || (prof_placed(mem) && !(mem2chunk(mem)->size & IN_RUN)))
       return mem;
     tide_raw_free(mem); /* the arena served it after all */
