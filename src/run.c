@@ -225,14 +225,16 @@ static void bin_splice(struct tcache *tc, size_t idx, struct tcache_entry *head,
 }
 
 /* Owner, r locked: up to room blocks into tc's bin idx, in whole batches
- * where they fit (a batch too long for the bin, alone, is cut), then --
- * with fresh -- blocks whose pages went back and uncarved blocks, which
- * both cost page faults; returns how many. */
+ * where they fit -- a first batch longer than room too, if the bin has
+ * space for it (cutting one walks its entries, which waited in the run
+ * and are cold: one cache miss after another) -- then, with fresh, blocks
+ * whose pages went back and uncarved blocks, which both cost page
+ * faults; returns how many. */
 static uint32_t take_blocks(struct tcache *tc, struct run *r, size_t idx, uint32_t room, bool fresh) {
-  uint32_t got = 0;
+  uint32_t got = 0, space = tc->limit[idx] > tc->count[idx] ? (uint32_t)(tc->limit[idx] - tc->count[idx]) : 0;
   while (r->nbatch > 0 && got < room) {
     struct run_batch *b = &r->batch[r->nbatch - 1];
-    if (b->n <= room - got) {
+    if (b->n <= room - got || (got == 0 && b->n <= space)) {
       bin_splice(tc, idx, b->head, b->tail, b->n);
       got += b->n;
       r->nfree -= b->n;
@@ -440,9 +442,16 @@ void run_give_back(struct run *r, struct tcache_entry *first, struct tcache_entr
     return;
   }
   /* A batch joins the newest if both fit a refill together (so each is
-   * taken whole), or when every slot is in use. */
+   * taken whole), or when every slot is in use, the shortest (batches of
+   * a few blocks, other threads' frees of blocks of many runs, fill the
+   * slots; one batch taking every later one would be cut at each take). */
   struct run_batch *b = r->nbatch ? &r->batch[r->nbatch - 1] : NULL;
-  if (b && (b->n + n <= tcache_limit[r->idx] / 2u + 1u || r->nbatch == RUN_BATCHES)) {
+  unsigned fit = tcache_limit[r->idx] / 2u + 1u;
+  if (b && b->n + n > fit && r->nbatch == RUN_BATCHES)
+    for (unsigned j = 0; j + 1 < RUN_BATCHES; j++)
+      if (r->batch[j].n < b->n)
+        b = &r->batch[j];
+  if (b && (b->n + n <= fit || r->nbatch == RUN_BATCHES)) {
     b->tail->next = (struct tcache_entry *)link_protect(&b->tail->next, (struct chunk *)first);
     b->tail = last;
     b->n += n;
