@@ -636,10 +636,10 @@ static TIDE_NOINLINE void free_classify(void *mem, size_t sf) {
 }
 
 /* Is mem in tc's own range (tcache.h), and 16-aligned?  One rotation
- * tests both.  There the header before mem is mapped (the range starts
- * 16 bytes into its region, which only grows), and so is the run header
- * of a run's block.  NULL, and every pointer of a thread without a
- * cache, fails it. */
+ * tests both.  There the header before mem lies in its arena's region
+ * too (the range starts 16 bytes into it), as does the run header of a
+ * run's block: both mapped for any block the arena handed out.  NULL,
+ * and every pointer of a thread without a cache, fails it. */
 static inline bool in_own_range(const struct tcache *tc, const void *mem) {
   return rotate4((uintptr_t)mem - tc->own_mem_lo) < tc->own_units;
 }
