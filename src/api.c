@@ -233,8 +233,10 @@ static inline enum chunk_class classify_chunk(struct tcache *tc, struct chunk *p
 #define MMAPPED_MEM_OFFSET CHUNK_HDR
 static inline bool maybe_mmapped_mem(const void *mem) { return ((uintptr_t)mem & 4095) == MMAPPED_MEM_OFFSET; }
 /* The heap profiler's samples are placed where free's fast path (below)
- * never takes them: prof_placed is its test turned round. */
-_Static_assert(MMAPPED_MEM_OFFSET == 16 && PROF_PAGE == 4096, "prof_placed() must match tide_free()'s test");
+ * never takes them (they are no run blocks), and where free_classify and
+ * free_not_fast send them the slow way in full (prof_placed, the page
+ * offset test of fast_candidate turned round). */
+_Static_assert(MMAPPED_MEM_OFFSET == 16 && PROF_PAGE == 4096, "prof_placed() must match fast_candidate()'s test");
 
 static void precheck_unreadable(void *mem, const char *fn) {
   struct chunk *p = mem2chunk(mem);
@@ -617,10 +619,9 @@ static TIDE_NOINLINE void free_classify(void *mem, size_t sf) {
   size_t bin = tcache_bin_of(sf & ~CHUNK_FLAGS);
   /* Of the chunks that are no run's blocks, the slow way in full: those
    * of the bins only aligned requests use (they take runs' blocks alone:
-   * see free_nodebug), and any at offset 0 of a page, which may be a
-   * sample of the heap profiler (prof_placed; the caller kept the others
-   * that may be, and mmapped chunks, away). */
-  if (bin >= TCACHE_BINS || (!(sf & IN_RUN) && (tcache_aligned_only(bin) || ((uintptr_t)mem & 4095) == 0))) {
+   * see free_nodebug), and any placed where the heap profiler places its
+   * samples (prof_placed: offset 0 or 16 of a page), which may be one. */
+  if (bin >= TCACHE_BINS || (!(sf & IN_RUN) && (tcache_aligned_only(bin) || prof_placed(mem)))) {
     free_block(mem, UNCLASSIFIED, TCACHE_BINS);
     return;
   }

@@ -39,18 +39,18 @@
  *
  * A sampled allocation (sample()): its call stack, by the frame-pointer
  * walk debug mode uses (src/stack.c), then a block placed where free's
- * fast path never takes it, its memory at page offset 0 or 16: a freed
- * sample of its size class from the pool (below), else tide_raw_sampled
- * in src/api.c (a page-aligned arena chunk, the whole of its class's
- * size, or, from the mmap threshold up, the mmapped chunk it gets anyway,
- * whose memory is at offset 16).  free() sends every pointer at those
- * offsets to its slow path already (mmapped chunks, and the rare arena
- * chunk starting a page), so recognising samples costs its fast path
- * nothing: the slow path looks such a pointer up (prof_forget) only when
- * profiling is on, and a sampled block it finds goes to the pool, or
- * back to its arena, never into a thread cache (where its page offset
- * would send every later free of that memory the slow way).  The block
- * itself is an ordinary chunk.
+ * fast path never takes it -- no run block, its memory at page offset 0
+ * or 16: a freed sample of its size class from the pool (below), else
+ * tide_raw_sampled in src/api.c (a page-aligned arena chunk, the whole
+ * of its class's size, or, from the mmap threshold up, the mmapped chunk
+ * it gets anyway, whose memory is at offset 16).  free() sends every
+ * such pointer that is no run block the slow way in full already
+ * (mmapped chunks, and the rare arena chunk at a page's start), so
+ * recognising samples costs its fast path nothing: the slow path looks
+ * such a pointer up (prof_forget) only when profiling is on, and a
+ * sampled block it finds goes to the pool, or back to its arena, never
+ * into a thread cache (where its page offset would send every later free
+ * of that memory the slow way).  The block itself is an ordinary chunk.
  *
  * The tables, under prof.lock, in memory of their own (os_map, mapped at
  * the first sample); nothing here calls malloc:
@@ -122,7 +122,8 @@ struct prof_live {
  * the class's size), kept for the next samples of that class: a sample
  * then costs no memalign, and the page-aligned chunk does not go back
  * to the arena, whose next blocks cut from it would have their memory
- * at page offset 0 or 16 too and so take free's slow path for nothing.
+ * at page offset 0 or 16 too and so take free's slow path in full for
+ * nothing.
  * At most PROF_POOL_PER_CLASS a class and PROF_POOL_BYTES in all; each
  * stays in the live table marked PROF_POOLED (a second free of it is
  * caught) and carries the free key in its second word, as a cached

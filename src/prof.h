@@ -19,9 +19,10 @@ struct tcache;
 /* Sampling is on: set once, at initialisation. */
 extern TIDE_HIDDEN bool prof_on;
 
-/* Sampled blocks have their memory at page offset 0 or 16 (16 is where
- * an mmapped chunk's memory is), which free's fast path sends to its
- * slow path: only such a pointer can be a sample. */
+/* Sampled blocks are no run blocks, and have their memory at page
+ * offset 0 or 16 (16 is where an mmapped chunk's memory is): free's fast
+ * path takes only run blocks, and sends every other pointer placed so
+ * the slow way in full.  Only such a pointer can be a sample. */
 #define PROF_PAGE ((size_t)4096)
 static inline bool prof_placed(const void *mem) { return ((uintptr_t)mem & (PROF_PAGE - 1)) <= 16; }
 

@@ -183,6 +183,19 @@ import re
 n = lambda f: int(re.search(r', ([0-9]+) samples', open(f).readline()).group(1))
 assert 12800 <= n('$W/reuse/r.alloc') <= 12810 and n('$W/reuse/r.heap') <= 2
 "
+# samples below a lowered mmap threshold are arena chunks at page offset
+# 0 or 16: freed, each leaves the live heap (at offset 16 they were once
+# cached past the profiler)
+(cd "$W/reuse" && timeout -k 5 60 env TIDEMALLOC_CONF=prof=1,prof_rate=8192,mmap_threshold=8192,trim_threshold=1000000000 \
+  LD_PRELOAD="$LIB" "$SITES" medium "$W/reuse/m") >"$W/medium.out" 2>&1
+rc=$?
+check "mmap_threshold=8192: 8,000 blocks of 10 KiB cut from the arena, all freed: no sample of the program's stays in the live heap ($rc)" \
+  python3 -c "
+import re
+n = lambda f: int(re.search(r', ([0-9]+) samples', open(f).readline()).group(1))
+live = [l for l in open('$W/reuse/m.heap') if not l.startswith('#') and 'sites+' in l]
+assert $rc == 0 and n('$W/reuse/m.alloc') >= 7000 and not live, (n('$W/reuse/m.alloc'), live)
+"
 # freed samples of chunk sizes between the classes: no later request
 # takes them, so they are not kept (they stayed, 220 KiB, 8 x 55 sizes)
 grew=$(cd "$W/reuse" && timeout -k 5 60 env TIDEMALLOC_CONF=prof=1,prof_rate=1 LD_PRELOAD="$LIB" "$SITES" pool \

@@ -24,6 +24,9 @@
  *   sites reuse        (prof_rate=1) many blocks of one size freed and
  *                      allocated again, their contents checked: freed
  *                      samples are reused for new ones
+ *   sites medium BASE  (mmap_threshold=8192) 10 KiB samples cut from a big
+ *                      top, some at offset 16 of a page, all freed;
+ *                      tide_prof_dump(BASE): none may be live
  *   sites pool         (prof_rate=1) aligned_alloc(64) blocks of chunk sizes
  *                      between the size classes, freed, then 100 rounds of
  *                      malloc/free of the same sizes; prints "pool grew N"
@@ -197,6 +200,27 @@ int main(int argc, char **argv) {
       for (int i = 0; i < N; i++)
         free(b[i]);
     }
+    return dump(prof_dump, "dump", argv[2]) == 0 ? 0 : 4;
+  }
+  if (strcmp(mode, "medium") == 0) {
+    /* (with mmap_threshold=8192, trim_threshold high) a big free top,
+     * then 10 KiB blocks, most of them samples cut from it -- some at
+     * offset 16 of a page -- each freed and one more taken, then all
+     * freed: none may stay in the live heap */
+    enum { TOP = 20000, N = 4000, SZ = 10248 };
+    static void *t[TOP], *b[N];
+    for (int i = 0; i < TOP; i++)
+      t[i] = malloc(4000);
+    for (int i = 0; i < TOP; i++)
+      free(t[i]);
+    for (int i = 0; i < N; i++)
+      b[i] = malloc(SZ);
+    for (int i = 0; i < N; i++) {
+      free(b[i]);
+      b[i] = malloc(SZ);
+    }
+    for (int i = 0; i < N; i++)
+      free(b[i]);
     return dump(prof_dump, "dump", argv[2]) == 0 ? 0 : 4;
   }
   if (strcmp(mode, "pool") == 0) {
