@@ -250,26 +250,12 @@ static void note_system_mem(struct arena *a, size_t added) {
 }
 
 /* Main arena: extend the break.  True when top now has nb + MINSIZE. */
-/* What a growth asks for past the request: top_pad, and in an arena
- * that holds GROWTH_FROM or more, an eighth of what it holds (up to
- * GROWTH_MOST) besides.  A heap growing by 120 MB then takes some 30
- * system calls instead of 900 -- each under the arena's lock, which the
- * arena's other threads wait for meanwhile.  Address space only: pages
- * not yet touched are not resident, and a top left unused for the decay
- * goes back (purge.c). */
-#define GROWTH_FROM ((size_t)4 * 1024 * 1024)
-#define GROWTH_MOST ((size_t)32 * 1024 * 1024)
-static size_t growth_pad(const struct arena *a) {
-  size_t extra = a->system_mem >= GROWTH_FROM ? a->system_mem / 8 : 0;
-  return opt.top_pad + (extra < GROWTH_MOST ? extra : GROWTH_MOST);
-}
-
 static bool grow_brk(struct arena *a, size_t nb) {
   struct chunk *top = a->top;
   bool top_in_brk = top && !chunk_in_heap(top);
   size_t tsz = top_in_brk ? chunk_size(top) : 0;
   char *top_end = top_in_brk ? (char *)top + tsz : NULL;
-  size_t want = nb + growth_pad(a) + MINSIZE;
+  size_t want = nb + opt.top_pad + MINSIZE;
   if (want < nb)
     return false;
   char *cur = os_sbrk(0);
@@ -347,7 +333,7 @@ static bool grow_heaps(struct arena *a, size_t nb) {
   if (top && chunk_in_heap(top)) {
     struct heap_info *h = heap_of(top);
     size_t tsz = chunk_size(top), old = h->size;
-    size_t want = nb + MINSIZE + growth_pad(a);
+    size_t want = nb + MINSIZE + opt.top_pad;
     if (heap_grow(h, want - tsz) || heap_grow(h, nb + MINSIZE - tsz)) {
       chunk_set_head(top, (tsz + h->size - old) | PREV_INUSE | IN_HEAP);
       note_system_mem(a, h->size - old);
