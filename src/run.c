@@ -225,16 +225,17 @@ static void bin_splice(struct tcache *tc, size_t idx, struct tcache_entry *head,
 }
 
 /* Owner, r locked: up to room blocks into tc's bin idx, in whole batches
- * where they fit -- a first batch longer than room too, if the bin has
+ * where they fit -- a first batch up to twice room too, if the bin has
  * space for it (cutting one walks its entries, which waited in the run
- * and are cold: one cache miss after another) -- then, with fresh, blocks
+ * and are cold: one cache miss after another; past that, the refill
+ * ramp's small first refills win) -- then, with fresh, blocks
  * whose pages went back and uncarved blocks, which both cost page
  * faults; returns how many. */
 static uint32_t take_blocks(struct tcache *tc, struct run *r, size_t idx, uint32_t room, bool fresh) {
   uint32_t got = 0, space = tc->limit[idx] > tc->count[idx] ? (uint32_t)(tc->limit[idx] - tc->count[idx]) : 0;
   while (r->nbatch > 0 && got < room) {
     struct run_batch *b = &r->batch[r->nbatch - 1];
-    if (b->n <= room - got || (got == 0 && b->n <= space)) {
+    if (b->n <= room - got || (got == 0 && b->n <= space && b->n <= 2 * room)) {
       bin_splice(tc, idx, b->head, b->tail, b->n);
       got += b->n;
       r->nfree -= b->n;
