@@ -233,9 +233,9 @@ static inline enum chunk_class classify_chunk(struct tcache *tc, struct chunk *p
 #define MMAPPED_MEM_OFFSET CHUNK_HDR
 static inline bool maybe_mmapped_mem(const void *mem) { return ((uintptr_t)mem & 4095) == MMAPPED_MEM_OFFSET; }
 /* The heap profiler's samples are placed where free's fast path (below)
- * never takes them (they are no run blocks), and where free_classify and
- * free_not_fast send them the slow way in full (prof_placed, the page
- * offset test of fast_candidate turned round). */
+ * never takes them (they are no run blocks), and where free_not_fast
+ * sends them the slow way in full (prof_placed is the page-offset test
+ * of fast_candidate turned round). */
 _Static_assert(MMAPPED_MEM_OFFSET == 16 && PROF_PAGE == 4096, "prof_placed() must match fast_candidate()'s test");
 
 static void precheck_unreadable(void *mem, const char *fn) {
@@ -617,11 +617,9 @@ static TIDE_NOINLINE void free_foreign(void *mem, size_t idx) {
 static TIDE_NOINLINE void free_classify(void *mem, size_t sf) {
   struct tcache *tc = tcache_tls;
   size_t bin = tcache_bin_of(sf & ~CHUNK_FLAGS);
-  /* Of the chunks that are no run's blocks, the slow way in full: those
-   * of the bins only aligned requests use (they take runs' blocks alone:
-   * see free_nodebug), and any placed where the heap profiler places its
-   * samples (prof_placed: offset 0 or 16 of a page), which may be one. */
-  if (bin >= TCACHE_BINS || (!(sf & IN_RUN) && (tcache_aligned_only(bin) || prof_placed(mem)))) {
+  /* (The bins only aligned requests use take runs' blocks alone: see
+   * free_nodebug.) */
+  if (bin >= TCACHE_BINS || (!(sf & IN_RUN) && tcache_aligned_only(bin))) {
     free_block(mem, UNCLASSIFIED, TCACHE_BINS);
     return;
   }
@@ -673,8 +671,8 @@ static inline bool free_fast(struct tcache *tc, void *mem, size_t sf, size_t cla
 
 /* One test keeps NULL, an mmapped chunk's memory (16 bytes into a page),
  * the heap profiler's samples (prof_placed) and any block at offset 0
- * of a page, whose header lies in another page that may not be mapped,
- * away from the classify step (they go the slow way in full). */
+ * of a page (whose header may lie in a page not mapped) away from the
+ * classify step: they go the slow way in full. */
 static inline bool fast_candidate(const void *mem) { return ((uintptr_t)mem & 4095) > MMAPPED_MEM_OFFSET; }
 
 /* free past its fast path (which the caller tried): classified once, in
@@ -689,13 +687,8 @@ static TIDE_NOINLINE void free_not_fast(void *mem) {
 
 TIDE_EXPORT void tide_free(void *mem) {
   struct tcache *tc = tcache_tls;
-  if (likely(in_own_range(tc, mem))) {
-    size_t sf = mem2chunk(mem)->size;
-    if (likely(free_fast(tc, mem, sf, 0)))
-      return;
-    free_classify(mem, sf);
+  if (likely(in_own_range(tc, mem) && free_fast(tc, mem, mem2chunk(mem)->size, 0)))
     return;
-  }
   free_not_fast(mem);
 }
 
